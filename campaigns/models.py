@@ -1,0 +1,348 @@
+"""Tenants, campaigns and tasks: the source of truth for who calls whom, and when.
+
+Organisation → Workspace → (Agent, CallingNumber, ApiKey, Campaign → Task).
+Calls live in `telephony`; when and whether to call is decided in `dialer`.
+"""
+import secrets
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class SlotMode(models.TextChoices):
+    HARD = "hard", "Hard"
+    SOFT = "soft", "Soft"
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    total_slots = models.PositiveIntegerField(help_text="Concurrent calls across the whole organisation (always hard).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class OrganisationMember(models.Model):
+    """A staff user who belongs to one organisation sees only its data in the admin."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="members")
+
+    def __str__(self):
+        return f"{self.user} @ {self.organisation}"
+
+
+def new_webhook_secret():
+    return secrets.token_urlsafe(32)
+
+
+class Workspace(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="workspaces")
+    name = models.CharField(max_length=200)
+    slots = models.PositiveIntegerField(help_text="Allocation of the organisation's slots.")
+    slot_mode = models.CharField(max_length=4, choices=SlotMode.choices, default=SlotMode.HARD)
+    webhook_url = models.URLField(blank=True, default="", help_text="Receives call.ended and task.finished events.")
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organisation_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="workspace_name_unique_in_org")]
+
+    def __str__(self):
+        return f"{self.organisation.name} / {self.name}"
+
+
+class Outcome(models.TextChoices):
+    """The built-in outcomes; agents may add custom ones (see DESIGN section 1)."""
+
+    CONNECTED = "connected", "Connected"
+    NO_ANSWER = "no-answer", "No answer"
+    BUSY = "busy", "Busy"
+    FAILED = "failed", "Failed"
+    CALLBACK = "callback", "Callback"
+    VOICEMAIL = "voicemail", "Voicemail"
+    SILENT = "silent", "Silent"
+    OPT_OUT = "opt-out", "Opt-out"
+
+
+class Agent(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    prompt = models.TextField(blank=True, default="", help_text="Prompt template; ${var} placeholders come from task context.")
+    outcomes = ArrayField(
+        models.CharField(max_length=64), default=list, blank=True,
+        help_text="Custom outcomes this agent's call analysis may produce, beyond the built-in ones.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace_id", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Carrier(models.TextChoices):
+    SIMULATED = "simulated", "Simulated"
+    TWILIO = "twilio", "Twilio"
+
+
+class CallingNumber(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="numbers")
+    number = models.CharField(max_length=16, help_text="E.164, e.g. +14155550100")
+    carrier = models.CharField(max_length=32, choices=Carrier.choices, default=Carrier.SIMULATED)
+    calls_per_second = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "number"], name="calling_number_unique_in_workspace"),
+            models.CheckConstraint(condition=Q(number__regex=r"^\+[1-9][0-9]{6,14}$"), name="calling_number_e164"),
+        ]
+
+    def __str__(self):
+        return self.number
+
+
+class ApiKey(models.Model):
+    """A workspace's API key. Only a SHA-256 hash is stored; the key is shown once at creation."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200, blank=True, default="")
+    prefix = models.CharField(max_length=12, help_text="First characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.workspace})"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class CampaignType(models.TextChoices):
+    BATCH = "batch", "Batch"
+    REALTIME = "realtime", "Realtime"
+
+
+class Priority(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+
+
+class CampaignStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    ARCHIVED = "archived", "Archived"
+
+
+ALL_WEEKDAYS = [0, 1, 2, 3, 4, 5, 6]
+
+
+def all_weekdays():
+    return list(ALL_WEEKDAYS)
+
+
+class Campaign(models.Model):
+    """A set of call tasks. For realtime campaigns the settings are the defaults of each task."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
+    type = models.CharField(max_length=8, choices=CampaignType.choices)
+    name = models.CharField(max_length=200)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="campaigns")
+    calling_number = models.ForeignKey(CallingNumber, on_delete=models.PROTECT, related_name="campaigns", null=True, blank=True)
+    priority = models.CharField(max_length=6, choices=Priority.choices, default=Priority.NORMAL)
+    timezone = models.CharField(max_length=64, default="UTC")
+    start_at = models.DateTimeField(help_text="First attempts are placed no earlier than this.")
+    end_at = models.DateTimeField(null=True, blank=True, help_text="Campaign stops; pending tasks are archived.")
+    calling_start = models.TimeField(help_text="Daily calling window start, local to the timezone.")
+    calling_end = models.TimeField(help_text="Daily calling window end; may be earlier than start (crosses midnight).")
+    calling_days = ArrayField(models.PositiveSmallIntegerField(), default=all_weekdays, blank=True,
+                              help_text="Weekdays allowed, 0 = Monday … 6 = Sunday.")
+    max_retries = models.PositiveIntegerField(default=0, help_text="0 = single attempt; n = n additional attempts.")
+    retry_interval_ms = models.PositiveBigIntegerField(default=3_600_000)
+    retry_outcomes = ArrayField(models.CharField(max_length=64), default=list, blank=True,
+                                help_text="Opt-in retried outcomes (voicemail, silent, custom).")
+    slots = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    slot_mode = models.CharField(max_length=4, choices=SlotMode.choices, default=SlotMode.HARD)
+    status = models.CharField(max_length=9, choices=CampaignStatus.choices, default=CampaignStatus.SCHEDULED)
+    contacts_uploaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["workspace", "status"], name="campaign_workspace_status"),
+            models.Index(fields=["status", "start_at"], name="campaign_status_start"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(end_at__isnull=True) | Q(end_at__gt=models.F("start_at")), name="campaign_end_after_start"),
+            models.CheckConstraint(condition=Q(slots__gte=1), name="campaign_slots_positive"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def max_attempts(self):
+        return self.max_retries + 1
+
+
+class TaskStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class CompletionReason(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    NOT_RETRIED = "outcome", "Outcome not retried"
+    EXHAUSTED = "exhausted", "Attempts used up"
+    ARCHIVED = "archived", "Archived"
+    ENDED = "ended", "End time reached"
+    DNC = "dnc", "Do-not-call"
+    OPT_OUT = "opt-out", "Opted out"
+
+
+def random_tie_break():
+    return secrets.randbelow(2**31)
+
+
+class Task(models.Model):
+    """One phone number to call. Config fields left null inherit the campaign's setting.
+
+    `dispatch_rank` is the within-campaign attempt layer of DESIGN's ordering, kept in a column
+    so the candidate index serves it: batch → attempts made (first attempts before seconds);
+    realtime → minus the next attempt's priority (higher priority first).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
+    phone = models.CharField(max_length=16)
+    context = models.JSONField(default=dict, blank=True)
+    submitted_config = models.JSONField(default=dict, blank=True, help_text="The request body as submitted (realtime).")
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    calling_number = models.ForeignKey(CallingNumber, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    calling_start = models.TimeField(null=True, blank=True)
+    calling_end = models.TimeField(null=True, blank=True)
+    start_after = models.DateTimeField(null=True, blank=True)
+    end_after = models.DateTimeField(null=True, blank=True)
+    max_attempts = models.PositiveIntegerField(null=True, blank=True)
+    intervals_ms = ArrayField(models.PositiveBigIntegerField(), null=True, blank=True)
+    priorities = ArrayField(models.IntegerField(), null=True, blank=True)
+    retry_outcomes = ArrayField(models.CharField(max_length=64), null=True, blank=True)
+
+    status = models.CharField(max_length=11, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
+    attempts_made = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True)
+    dispatch_rank = models.IntegerField(default=0)
+    tie_break = models.IntegerField(default=random_tie_break)
+    last_outcome = models.CharField(max_length=64, blank=True, default="")
+    final_outcome = models.CharField(max_length=64, blank=True, default="")
+    completion_reason = models.CharField(max_length=16, choices=CompletionReason.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The dispatcher's candidate scan: per campaign, in attempt-layer order.
+            models.Index(fields=["campaign", "dispatch_rank", "next_attempt_at", "tie_break"],
+                         name="task_dispatch_candidates", condition=Q(status="queued")),
+            # Due callbacks outrank everything (DESIGN section 1, ordering).
+            models.Index(fields=["callback_at"], name="task_due_callbacks",
+                         condition=Q(status="queued", callback_at__isnull=False)),
+            models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
+            models.Index(fields=["phone"], name="task_phone"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="task_phone_e164"),
+            models.CheckConstraint(
+                condition=Q(end_after__isnull=True) | Q(start_after__isnull=True) | Q(end_after__gt=models.F("start_after")),
+                name="task_end_after_start"),
+            models.CheckConstraint(
+                condition=~Q(status__in=["completed", "archived"]) | ~Q(completion_reason=""),
+                name="task_terminal_has_reason"),
+        ]
+
+    def __str__(self):
+        return f"{self.phone} ({self.status})"
+
+
+class DoNotCall(models.Model):
+    """The organisation's do-not-call list, checked right before every dial."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="do_not_call")
+    phone = models.CharField(max_length=16)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "do-not-call entry"
+        verbose_name_plural = "do-not-call list"
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "phone"], name="dnc_unique_in_org"),
+            models.CheckConstraint(condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="dnc_phone_e164"),
+        ]
+
+    def __str__(self):
+        return self.phone
+
+
+class ContactImport(models.Model):
+    """One CSV upload: what was imported and every problem found, for the error report."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="imports")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{row, column, reason}], complete.")
+    skip_invalid = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request carrying an Idempotency-Key, replayed on retries."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]

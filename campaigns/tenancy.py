@@ -1,0 +1,71 @@
+"""Tenant actions: organisations, workspaces and API keys."""
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from campaigns.api_keys import generate_key, hash_key
+from campaigns.models import ApiKey, Organisation, SlotMode, Workspace
+
+
+def validate_workspace_allocation(organisation, slots, exclude_workspace_id=None):
+    """Raise ValidationError when `slots` for one workspace would push the sum past the org total."""
+    others = Workspace.objects.filter(organisation=organisation)
+    if exclude_workspace_id is not None:
+        others = others.exclude(id=exclude_workspace_id)
+    allocated = others.aggregate(total=Sum("slots"))["total"] or 0
+    if allocated + slots > organisation.total_slots:
+        raise ValidationError({
+            "slots": f"Workspace allocations would total {allocated + slots}, past the organisation "
+                     f"total of {organisation.total_slots} ({allocated} already allocated to other workspaces)."
+        })
+
+
+@transaction.atomic
+def do_upsert_organisation(name, total_slots):
+    organisation, created = Organisation.objects.select_for_update().get_or_create(
+        name=name, defaults={"total_slots": total_slots})
+    if not created and organisation.total_slots != total_slots:
+        allocated = organisation.workspaces.aggregate(total=Sum("slots"))["total"] or 0
+        if total_slots < allocated:
+            raise ValidationError({"total_slots": f"Organisation total {total_slots} is below the {allocated} slots "
+                                                  "already allocated to its workspaces."})
+        organisation.total_slots = total_slots
+        organisation.save(update_fields=["total_slots"])
+    return organisation
+
+
+@transaction.atomic
+def do_upsert_workspace(organisation, name, slots, slot_mode=SlotMode.HARD):
+    # The organisation row lock serialises concurrent allocation changes in one organisation.
+    organisation = Organisation.objects.select_for_update().get(id=organisation.id)
+    workspace = Workspace.objects.filter(organisation=organisation, name=name).first()
+    validate_workspace_allocation(organisation, slots, exclude_workspace_id=workspace.id if workspace else None)
+    if workspace is None:
+        return Workspace.objects.create(organisation=organisation, name=name, slots=slots, slot_mode=slot_mode)
+    workspace.slots = slots
+    workspace.slot_mode = slot_mode
+    workspace.save(update_fields=["slots", "slot_mode"])
+    return workspace
+
+
+def do_create_api_key(workspace, name=""):
+    """Create a key; returns (ApiKey, raw key). The raw key exists only in this return value."""
+    raw = generate_key()
+    api_key = ApiKey.objects.create(workspace=workspace, name=name, prefix=raw[:10], key_hash=hash_key(raw))
+    return api_key, raw
+
+
+def do_revoke_api_key(api_key):
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def authenticate_api_key(raw_key):
+    """The active ApiKey for a raw key, or None. Lookup is by hash: the raw key is never stored."""
+    if not raw_key:
+        return None
+    return (ApiKey.objects.select_related("workspace__organisation")
+            .filter(key_hash=hash_key(raw_key), revoked_at__isnull=True).first())

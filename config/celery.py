@@ -1,0 +1,23 @@
+"""The Celery app: Redis broker, late acks, prefetch 1, dial queues consumed in priority order."""
+import os
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from config.queues import ALL_QUEUES, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("dialer")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [KombuQueue(str(q), routing_key=str(q)) for q in ALL_QUEUES]
+app.conf.task_default_queue = str(Queue.EVENTS)
+# "priority" makes the Redis transport BRPOP the queues in the order the worker lists them
+# (`-Q dial.callback,dial.high,dial.normal,dial.low,events`), so a callback is never starved.
+app.conf.broker_transport_options = {
+    "queue_order_strategy": "priority",
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+}
+app.conf.worker_prefetch_multiplier = 1
+app.conf.task_acks_late = True
+app.autodiscover_tasks()

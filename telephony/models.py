@@ -1,0 +1,124 @@
+"""Calls (one per attempt), the raw carrier events behind them, and outbound webhook deliveries."""
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class CallStatus(models.TextChoices):
+    """A call's life. The first four are live: the call holds a slot lease."""
+
+    ADMITTED = "admitted", "Admitted"  # slot leased, attempt recorded, dial job published
+    DIALING = "dialing", "Dialing"  # the carrier accepted the call
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered"
+    ENDED = "ended", "Ended"
+
+
+LIVE_CALL_STATUSES = [CallStatus.ADMITTED, CallStatus.DIALING, CallStatus.RINGING, CallStatus.ANSWERED]
+
+
+class Call(models.Model):
+    """One attempt of a task. Its id is the idempotency key sent to the carrier."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey("campaigns.Task", on_delete=models.CASCADE, related_name="calls")
+    # Denormalised so live-call constraints and dashboard counts need no join.
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="calls")
+    organisation = models.ForeignKey("campaigns.Organisation", on_delete=models.CASCADE, related_name="+")
+    attempt = models.PositiveIntegerField()
+    agent = models.ForeignKey("campaigns.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    carrier = models.CharField(max_length=32)
+    carrier_call_id = models.CharField(max_length=128, null=True, blank=True)
+    from_number = models.CharField(max_length=16)
+    to_number = models.CharField(max_length=16)
+    status = models.CharField(max_length=8, choices=CallStatus.choices, default=CallStatus.ADMITTED)
+    carrier_status = models.CharField(max_length=32, blank=True, default="")
+    outcome = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.BigIntegerField(null=True, blank=True, help_text="Fencing token of the slot lease.")
+    is_callback = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the attempt was admitted.")
+    placed_at = models.DateTimeField(null=True, blank=True)
+    ringing_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    recording_url = models.URLField(max_length=500, blank=True, default="")
+    transcript = models.TextField(blank=True, default="")
+    analysis = models.JSONField(default=dict, blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True, help_text="Callback time the person asked for.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["task", "attempt"], name="call_task_attempt"),
+            models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome"),
+            models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),
+            models.Index(fields=["organisation", "status"], name="call_live",
+                         condition=Q(status__in=LIVE_CALL_STATUSES)),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "attempt"], name="call_attempt_unique_per_task"),
+            # Invariant 4: a task never has two live attempts …
+            models.UniqueConstraint(fields=["task"], condition=Q(status__in=LIVE_CALL_STATUSES),
+                                    name="call_one_live_per_task"),
+            # … and one organisation never has two live calls to the same number.
+            models.UniqueConstraint(fields=["organisation", "to_number"], condition=Q(status__in=LIVE_CALL_STATUSES),
+                                    name="call_one_live_per_number_in_org"),
+            models.UniqueConstraint(fields=["carrier", "carrier_call_id"], condition=Q(carrier_call_id__isnull=False),
+                                    name="call_carrier_id_unique"),
+            models.CheckConstraint(condition=Q(attempt__gte=1), name="call_attempt_positive"),
+            models.CheckConstraint(condition=~Q(status="ended") | ~Q(outcome=""), name="call_ended_has_outcome"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} → {self.to_number} #{self.attempt} ({self.status})"
+
+    @property
+    def is_live(self):
+        return self.status in LIVE_CALL_STATUSES
+
+
+class CallEvent(models.Model):
+    """Every carrier or agent event as received, for audit; `kind` is the normalised event."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events", null=True, blank=True)
+    carrier = models.CharField(max_length=32)
+    carrier_call_id = models.CharField(max_length=128, blank=True, default="")
+    kind = models.CharField(max_length=32)
+    payload = models.JSONField(default=dict)
+    applied = models.BooleanField(default=False, help_text="False when a duplicate or late event changed nothing.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [models.Index(fields=["call", "received_at"], name="call_event_call")]
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class WebhookDelivery(models.Model):
+    """An outbound webhook to the customer, retried with backoff from the database."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("campaigns.Workspace", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=32)
+    url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    status = models.CharField(max_length=9, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["next_attempt_at"], name="webhook_due", condition=Q(status="pending"))]
