@@ -20,4 +20,11 @@ app.conf.broker_transport_options = {
 }
 app.conf.worker_prefetch_multiplier = 1
 app.conf.task_acks_late = True
+# django-celery-beat's DatabaseScheduler copies these into its tables at start-up.
+# `expires` drops ticks a busy worker could not take in time instead of letting them pile up.
+app.conf.beat_schedule = {
+    "dialer-tick": {"task": "dialer.tick", "schedule": 1.0, "options": {"queue": str(Queue.EVENTS), "expires": 5}},
+    "dialer-maintain": {"task": "dialer.maintain", "schedule": 5.0,
+                        "options": {"queue": str(Queue.EVENTS), "expires": 30}},
+}
 app.autodiscover_tasks()

@@ -1,0 +1,65 @@
+"""Single-flight dispatch per organisation: a Redis lock with a token, and debounced nudges.
+
+A nudge marks the organisation as wanting a run and publishes at most one dispatch job while a
+mark is pending; the job clears the mark as it starts, so events arriving during a run cause
+exactly one more run. A crashed lock holder's lock expires on its own.
+"""
+import secrets
+
+from config.redis_client import get_redis
+
+LOCK_SECONDS = 30
+NUDGE_PENDING_SECONDS = 5
+
+_RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_EXTEND_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+def lock_key(organisation_id):
+    return f"{{org:{organisation_id}}}:dispatch:lock"
+
+
+def nudge_key(organisation_id):
+    return f"{{org:{organisation_id}}}:dispatch:nudged"
+
+
+class DispatchLock:
+    """`with DispatchLock(org_id) as held:` — `held` is False when another dispatcher runs."""
+
+    def __init__(self, organisation_id, seconds=LOCK_SECONDS):
+        self.key = lock_key(organisation_id)
+        self.seconds = seconds
+        self.token = secrets.token_hex(16)
+        self.held = False
+
+    def __enter__(self):
+        self.held = bool(get_redis().set(self.key, self.token, nx=True, ex=self.seconds))
+        return self.held
+
+    def extend(self):
+        """Keep the lock through a long run; False if it expired and someone else took it."""
+        return bool(get_redis().eval(_EXTEND_IF_OWNER, 1, self.key, self.token, self.seconds * 1000))
+
+    def __exit__(self, *exc):
+        if self.held:
+            get_redis().eval(_RELEASE_IF_OWNER, 1, self.key, self.token)
+        return False
+
+
+def claim_nudge(organisation_id):
+    """True when this nudge should publish a dispatch job (none is pending yet)."""
+    return bool(get_redis().set(nudge_key(organisation_id), 1, nx=True, ex=NUDGE_PENDING_SECONDS))
+
+
+def clear_nudge(organisation_id):
+    get_redis().delete(nudge_key(organisation_id))

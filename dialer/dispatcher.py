@@ -1,0 +1,283 @@
+"""The dispatcher: turns eligible tasks into admitted calls and dial jobs, one organisation at a time.
+
+One pass, inside one transaction (DESIGN section 2, Flow 2):
+1. Lock the organisation's dialable campaigns FOR SHARE, so a pause/archive/update (which locks the
+   campaign FOR UPDATE) waits for the pass and then sees its result: a task being admitted is
+   either admitted or paused, never both.
+2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
+   attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
+   a pass costs what it can admit, not what is queued.
+3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
+   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases.
+4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
+Passes repeat while they admit something.
+"""
+import logging
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignStatus, CompletionReason, DoNotCall, Priority, Task, TaskStatus
+from config.queues import Queue
+from config.redis_client import get_redis
+from dialer import slots
+from dialer.dispatch_lock import DispatchLock, clear_nudge
+from dialer.ordering import Candidate, order_candidates
+from dialer.scheduling import resolve_config
+from dialer.windows import is_open, next_opening
+from telephony.models import LIVE_CALL_STATUSES, Call
+
+logger = logging.getLogger(__name__)
+
+MAX_CANDIDATES_PER_PASS = getattr(settings, "DISPATCH_MAX_CANDIDATES_PER_PASS", 1000)
+MAX_PASSES_PER_RUN = 50
+DIAL_JOB_SIZE = getattr(settings, "DIAL_JOB_SIZE", 20)
+
+DIALABLE_CAMPAIGNS_SQL = """
+SELECT c.id
+FROM campaigns_campaign c
+JOIN campaigns_workspace w ON w.id = c.workspace_id
+WHERE w.organisation_id = %s
+  AND c.status IN ('scheduled', 'running')
+  AND c.start_at <= %s
+  AND (c.end_at IS NULL OR c.end_at > %s)
+ORDER BY c.id
+FOR SHARE OF c
+"""
+
+# One index range scan per campaign (task_dispatch_candidates: campaign, dispatch_rank,
+# next_attempt_at, tie_break WHERE status = 'queued'); SKIP LOCKED leaves rows that a control or
+# another dispatcher holds to them.
+CANDIDATES_SQL = """
+SELECT t.*
+FROM unnest(%s::bigint[], %s::int[]) AS c(id, lim)
+CROSS JOIN LATERAL (
+    SELECT *
+    FROM campaigns_task t
+    WHERE t.campaign_id = c.id AND t.status = 'queued' AND t.next_attempt_at <= %s
+    ORDER BY t.dispatch_rank, t.next_attempt_at, t.tie_break
+    LIMIT c.lim
+    FOR UPDATE SKIP LOCKED
+) t
+"""
+
+RESCHEDULE_SQL = """
+UPDATE campaigns_task AS t
+SET next_attempt_at = v.next_attempt_at, updated_at = %s
+FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS next_attempt_at) AS v
+WHERE t.id = v.id AND t.status = 'queued'
+"""
+
+PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}
+
+
+@dataclass
+class Admission:
+    task: Task
+    campaign: Campaign
+    call_id: uuid.UUID
+    token: int
+    is_callback: bool
+
+
+def dispatch_organisation(organisation_id, now=None):
+    """Run the organisation's dispatcher until a pass admits nothing. Returns calls admitted.
+
+    Runs in a Celery worker (`dialer.dispatch`); single-flight per organisation. A run that finds
+    the lock taken leaves a rerun mark, so the holder makes one more pass for its events.
+    """
+    clear_nudge(organisation_id)
+    admitted = 0
+    with DispatchLock(organisation_id) as lock_held:
+        if not lock_held:
+            get_redis().set(_rerun_key(organisation_id), 1, ex=60)
+            return 0
+        for _ in range(MAX_PASSES_PER_RUN):
+            get_redis().delete(_rerun_key(organisation_id))
+            count = dispatch_pass(organisation_id, now or timezone.now())
+            admitted += count
+            if count == 0 and not get_redis().exists(_rerun_key(organisation_id)):
+                break
+            now = None
+    return admitted
+
+
+def _rerun_key(organisation_id):
+    return f"{{org:{organisation_id}}}:dispatch:rerun"
+
+
+def dispatch_pass(organisation_id, now):
+    """One pass of the dispatcher (see the module docstring). Returns calls admitted."""
+    started = time.perf_counter()
+    if slots.epoch_missing(organisation_id):
+        # Redis lost its data: re-create the live calls' leases before admitting anything.
+        slots.rebuild_leases(organisation_id)
+    slots.sync_allocations(organisation_id)
+    usage = slots.usage(organisation_id)
+    admissions = []
+    try:
+        with transaction.atomic():
+            campaigns = _lock_dialable_campaigns(organisation_id, now)
+            if not campaigns:
+                slots.set_waiting(organisation_id, {})
+                return 0
+            limits = _fetch_limits(campaigns, usage)
+            tasks = _claim_candidates(limits, now)
+            slots.set_waiting(organisation_id, dict(Counter(t.campaign_id for t in tasks)))
+            dialable = _recheck(organisation_id, tasks, campaigns, now)
+            admissions = _admit(organisation_id, dialable, campaigns, now)
+            if admissions:
+                _record_attempts(organisation_id, admissions, now)
+                transaction.on_commit(lambda: publish_dial_jobs(admissions))
+    except Exception:
+        for admission in admissions:
+            slots.release(organisation_id, str(admission.call_id), admission.token)
+        raise
+    if admissions:
+        logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
+                    len(tasks), (time.perf_counter() - started) * 1000)
+    return len(admissions)
+
+
+def _lock_dialable_campaigns(organisation_id, now):
+    with connection.cursor() as cursor:
+        cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, now, now])
+        ids = [row[0] for row in cursor.fetchall()]
+    return Campaign.objects.select_related("workspace", "agent", "calling_number").in_bulk(ids)
+
+
+def _fetch_limits(campaigns, usage):
+    """How many candidates to claim per campaign: its slot headroom, bounded per pass.
+
+    Hard campaigns can take at most allocation − used; soft ones may also borrow the
+    organisation's free capacity. Claiming only this many keeps the waiting-work figures exact
+    where the admission rule reads them (min(waiting, allocation − used)).
+    """
+    org_free = max(0, usage["organisation"]["allocation"] - usage["organisation"]["used"])
+    limits = {}
+    for campaign in campaigns.values():
+        used = usage["campaigns"].get(campaign.id, {}).get("used", 0)
+        headroom = max(0, campaign.slots - used)
+        if campaign.slot_mode == "soft":
+            headroom = max(headroom, org_free)
+        limit = min(headroom, org_free, MAX_CANDIDATES_PER_PASS)
+        if limit > 0:
+            limits[campaign.id] = limit
+    return limits
+
+
+def _claim_candidates(limits, now):
+    if not limits:
+        return []
+    ids, lims = zip(*limits.items())
+    return list(Task.objects.raw(CANDIDATES_SQL, [list(ids), list(lims), now]))
+
+
+def _recheck(organisation_id, tasks, campaigns, now):
+    """Drop candidates that may not be dialed now; fix their stored state in bulk.
+
+    Returns (task, campaign, config) triples still dialable.
+    """
+    if not tasks:
+        return []
+    phones = {t.phone for t in tasks}
+    do_not_call = set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=phones)
+                      .values_list("phone", flat=True))
+    live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
+                                           status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
+    dialable, reschedule = [], {}
+    finished = defaultdict(list)  # (status, reason) → task ids
+    for task in tasks:
+        campaign = campaigns[task.campaign_id]
+        config = resolve_config(task, campaign)
+        if config.end_at is not None and now >= config.end_at:
+            finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
+        elif task.attempts_made >= config.max_attempts:
+            finished[(TaskStatus.COMPLETED, CompletionReason.EXHAUSTED)].append(task.id)
+        elif task.phone in do_not_call:
+            finished[(TaskStatus.ARCHIVED, CompletionReason.DNC)].append(task.id)
+        elif not is_open(config.window, now):
+            opening = next_opening(config.window, now)
+            if config.end_at is not None and opening >= config.end_at:
+                finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
+            else:
+                reschedule[task.id] = opening
+        elif task.phone in live_numbers:
+            continue  # stays queued; taken on a later pass once the other call ends
+        else:
+            live_numbers.add(task.phone)
+            dialable.append((task, campaign, config))
+    for (status, reason), ids in finished.items():
+        Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(
+            status=status, completion_reason=reason, next_attempt_at=None, completed_at=now, updated_at=now)
+    if reschedule:
+        with connection.cursor() as cursor:
+            cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), list(reschedule.values())])
+    return dialable
+
+
+def _admit(organisation_id, dialable, campaigns, now):
+    """Admit candidates in DESIGN's order through the slot leases; returns the admissions."""
+    by_task = {task.id: (task, campaign) for task, campaign, _ in dialable}
+    ordered = order_candidates([
+        Candidate(task_id=task.id, campaign_id=campaign.id, campaign_priority=campaign.priority,
+                  dispatch_rank=task.dispatch_rank, next_attempt_at=task.next_attempt_at,
+                  callback_at=task.callback_at, tie_break=task.tie_break)
+        for task, campaign, _ in dialable
+    ], now)
+    requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in ordered]
+    results = slots.acquire_many(organisation_id, requests)
+    admissions = []
+    for candidate, (_, call_id), result in zip(ordered, requests, results):
+        if isinstance(result, slots.Lease):
+            task, campaign = by_task[candidate.task_id]
+            is_callback = task.callback_at is not None and task.callback_at <= now
+            admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
+    return admissions
+
+
+def _record_attempts(organisation_id, admissions, now):
+    calls = []
+    for admission in admissions:
+        task, campaign = admission.task, admission.campaign
+        number = task.calling_number or campaign.calling_number
+        calls.append(Call(
+            id=admission.call_id, task_id=task.id, campaign_id=campaign.id, organisation_id=organisation_id,
+            attempt=task.attempts_made + 1, agent_id=task.agent_id or campaign.agent_id,
+            carrier=number.carrier if number else settings.TELEPHONY_PROVIDER,
+            from_number=number.number if number else "", to_number=task.phone,
+            lease_token=admission.token, is_callback=admission.is_callback, created_at=now,
+        ))
+    Call.objects.bulk_create(calls)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE campaigns_task SET status = 'in_progress', attempts_made = attempts_made + 1, "
+            "next_attempt_at = NULL, callback_at = NULL, updated_at = %s WHERE id = ANY(%s)",
+            [now, [a.task.id for a in admissions]])
+    started = {a.campaign.id for a in admissions if a.campaign.status == CampaignStatus.SCHEDULED}
+    if started:
+        Campaign.objects.filter(id__in=started, status=CampaignStatus.SCHEDULED).update(
+            status=CampaignStatus.RUNNING, updated_at=now)
+
+
+def dial_queue(admission):
+    if admission.is_callback:
+        return Queue.DIAL_CALLBACK
+    return PRIORITY_QUEUES[admission.campaign.priority]
+
+
+def publish_dial_jobs(admissions):
+    """One dial job per queue per DIAL_JOB_SIZE calls: one message per call would cap dispatch."""
+    from dialer.tasks import dial_calls
+
+    by_queue = defaultdict(list)
+    for admission in admissions:
+        by_queue[dial_queue(admission)].append(str(admission.call_id))
+    for queue, call_ids in by_queue.items():
+        for start in range(0, len(call_ids), DIAL_JOB_SIZE):
+            dial_calls.apply_async(args=[call_ids[start:start + DIAL_JOB_SIZE]], queue=str(queue))

@@ -1,0 +1,98 @@
+"""Periodic upkeep run by beat: what keeps the dialer honest when messages or processes are lost.
+
+- Campaigns past their end are ended (pending tasks archived).
+- Expired slot leases are checked with the carrier before their slot is freed (DESIGN Flow 5).
+- Calls admitted whose dial job vanished (a Redis restart empties the broker) are dialed again;
+  placing is idempotent by call id, so a job that was only slow places no second call.
+- Calls live for suspiciously long are checked with the carrier, which ends the ones it lost.
+"""
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.controls import do_finish_ended_campaigns
+from campaigns.models import Campaign, CampaignStatus, Organisation
+from config.redis_client import get_redis
+from dialer import slots
+from telephony.calls import check_call_with_carrier, place_call
+from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
+
+logger = logging.getLogger(__name__)
+
+REDIAL_ADMITTED_AFTER = dt.timedelta(seconds=getattr(settings, "REDIAL_ADMITTED_AFTER_SECONDS", 30))
+STALE_CALL_AFTER = dt.timedelta(seconds=getattr(settings, "STALE_CALL_CHECK_SECONDS", 120))
+STALE_CHECK_EVERY_SECONDS = 60
+MAX_CHECKS_PER_RUN = 200
+
+
+def organisations_to_dispatch(now=None):
+    """Organisations with at least one campaign that may be dialing now."""
+    now = now or timezone.now()
+    return list(
+        Campaign.objects.filter(status__in=[CampaignStatus.SCHEDULED, CampaignStatus.RUNNING], start_at__lte=now)
+        .filter(Q(end_at__isnull=True) | Q(end_at__gt=now))
+        .values_list("workspace__organisation_id", flat=True).distinct()
+    )
+
+
+def place_admitted_calls(call_ids):
+    for call_id in call_ids:
+        try:
+            place_call(call_id)
+        except Exception:  # one call's failure must not strand the others in this job
+            logger.exception("placing call %s failed", call_id)
+
+
+def run_maintenance(now=None):
+    now = now or timezone.now()
+    do_finish_ended_campaigns(now)
+    for organisation_id in Organisation.objects.values_list("id", flat=True):
+        reap_leases(organisation_id)
+    redial_stranded_calls(now)
+    check_stale_calls(now)
+
+
+def lease_still_needed(call_id):
+    """Reaper's question for an expired lease: is the call still live (as far as the carrier knows)?"""
+    call = Call.objects.filter(id=call_id).only("status").first()
+    if call is None or not call.is_live:
+        return False
+    return check_call_with_carrier(call_id)
+
+
+def reap_leases(organisation_id):
+    if slots.epoch_missing(organisation_id):
+        slots.rebuild_leases(organisation_id)
+    slots.reap_expired(organisation_id, lease_still_needed)
+
+
+def redial_stranded_calls(now):
+    from dialer.tasks import dial_calls
+
+    stranded = list(Call.objects.filter(status=CallStatus.ADMITTED, created_at__lt=now - REDIAL_ADMITTED_AFTER)
+                    .values_list("id", flat=True)[:1000])
+    for start in range(0, len(stranded), 20):
+        dial_calls.delay([str(call_id) for call_id in stranded[start:start + 20]])
+    return len(stranded)
+
+
+def check_stale_calls(now):
+    """Ask the carrier about calls live longer than STALE_CALL_AFTER, each at most once a minute."""
+    redis = get_redis()
+    checked = 0
+    stale = (Call.objects.filter(status__in=LIVE_CALL_STATUSES, created_at__lt=now - STALE_CALL_AFTER)
+             .exclude(status=CallStatus.ADMITTED).order_by("created_at").values_list("id", flat=True)[:1000])
+    for call_id in stale:
+        if checked >= MAX_CHECKS_PER_RUN:
+            break
+        if not redis.set(f"stale-check:{call_id}", 1, nx=True, ex=STALE_CHECK_EVERY_SECONDS):
+            continue
+        checked += 1
+        try:
+            check_call_with_carrier(str(call_id))
+        except Exception:
+            logger.exception("carrier check of call %s failed", call_id)
+    return checked
