@@ -1,0 +1,81 @@
+"""The order in which eligible candidates are offered slots (DESIGN section 1, Ordering). Pure.
+
+The two layers do not share one sort key: within a campaign the attempt layer (`dispatch_rank`)
+decides, even against an earlier next-eligible time, while between campaigns of one priority the
+earliest next-eligible time decides. So `order_candidates` sorts each campaign's candidates into a
+stream by `within_campaign_key`, then merges the streams with a heap over their heads, keyed by
+`ordering_key`: a campaign's first attempts all go before its seconds, yet a second attempt in
+campaign A can still go before a first attempt in campaign B that became eligible later.
+
+Due callbacks (callback_at <= now) outrank everything in both keys, earliest requested first.
+`tie_break` is a random number fixed per task, so ties fall at random but the same way every pass.
+Ordering only arranges what it is given: eligibility and slots are the caller's.
+"""
+import datetime as dt
+import heapq
+from dataclasses import dataclass
+
+PRIORITY_LEVELS = {"high": 0, "normal": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: int
+    campaign_id: int
+    campaign_priority: str
+    dispatch_rank: int
+    next_attempt_at: dt.datetime
+    callback_at: dt.datetime | None
+    tie_break: int
+
+
+def _due_callback(candidate, now):
+    return candidate.callback_at is not None and candidate.callback_at <= now
+
+
+def within_campaign_key(candidate, now):
+    """Sort key inside one campaign: due callbacks, then attempt layer, time, tie-break.
+
+    E.g. batch: (rank 0, 12:05) goes before (rank 1, 09:00): all first attempts before any second.
+    """
+    if _due_callback(candidate, now):
+        return (0, candidate.callback_at, candidate.tie_break, candidate.task_id)
+    return (1, candidate.dispatch_rank, candidate.next_attempt_at, candidate.tie_break, candidate.task_id)
+
+
+def ordering_key(candidate, now):
+    """Sort key between campaign heads: due callbacks, then campaign priority, then earliest
+    next-eligible time, then tie-break.
+
+    E.g. a `normal` head eligible at 09:00 goes before a `normal` head eligible at 09:01, and both
+    after any `high` head; a callback due at 08:59 goes before all three.
+    """
+    if _due_callback(candidate, now):
+        return (0, candidate.callback_at, candidate.tie_break, candidate.task_id)
+    return (1, PRIORITY_LEVELS[candidate.campaign_priority], candidate.next_attempt_at, candidate.tie_break,
+            candidate.task_id)
+
+
+def order_candidates(candidates, now):
+    """The candidates in dispatch order, as a list: per-campaign streams merged by their heads.
+
+    E.g. campaign A (high) with first attempts a1, a2 and campaign B (normal) with b1 → a1, a2, b1;
+    100 equal tasks of one batch campaign → ordered by their random tie-breaks.
+    """
+    streams = {}
+    for candidate in candidates:
+        streams.setdefault(candidate.campaign_id, []).append(candidate)
+    heads = []
+    for campaign_id, stream in streams.items():
+        stream.sort(key=lambda c: within_campaign_key(c, now), reverse=True)  # pop() from the end
+        head = stream[-1]
+        heads.append((ordering_key(head, now), campaign_id))
+    heapq.heapify(heads)
+    ordered = []
+    while heads:
+        _, campaign_id = heapq.heappop(heads)
+        stream = streams[campaign_id]
+        ordered.append(stream.pop())
+        if stream:
+            heapq.heappush(heads, (ordering_key(stream[-1], now), campaign_id))
+    return ordered
