@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from telephony.models import Call, CallEvent, WebhookDelivery
+from telephony.webhooks_out import do_retry_webhook_deliveries
 
 
 @admin.register(Call)
@@ -24,6 +25,23 @@ class CallEventAdmin(OrganisationScopedAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(OrganisationScopedAdmin):
+    """The delivery log: every outbound webhook, its tries, the last response and when it goes next."""
+
     organisation_path = "workspace__organisation_id"
-    list_display = ["id", "workspace", "event", "status", "attempts", "last_response_status", "next_attempt_at"]
+    list_display = ["id", "workspace", "event", "status", "attempts", "last_response_status", "next_attempt_at",
+                    "delivered_at", "created_at"]
     list_filter = ["status", "event"]
+    search_fields = ["url", "last_error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["workspace__organisation"]
+    readonly_fields = ["id", "workspace", "event", "url", "payload", "status", "attempts", "next_attempt_at",
+                       "last_response_status", "last_error", "created_at", "delivered_at"]
+    actions = ["retry_now"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Retry the selected deliveries now")
+    def retry_now(self, request, queryset):
+        count = do_retry_webhook_deliveries(queryset.values_list("id", flat=True))
+        self.message_user(request, f"{count} deliveries will be retried on the next delivery run.")

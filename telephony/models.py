@@ -48,10 +48,21 @@ class Call(models.Model):
     transcript = models.TextField(blank=True, default="")
     analysis = models.JSONField(default=dict, blank=True)
     callback_at = models.DateTimeField(null=True, blank=True, help_text="Callback time the person asked for.")
+    prompt = models.TextField(blank=True, default="", help_text="The agent's prompt rendered with the task's context.")
+    answered_by = models.CharField(max_length=32, blank=True, default="",
+                                   help_text="Answering-machine detection result (human, machine_*, fax, unknown).")
+    carrier_ended_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the carrier reported an answered call completed; the call ends once the agent's analysis "
+                  "arrives or ANALYSIS_WAIT_SECONDS pass.")
+    analysis_received_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # finalise_overdue_calls: answered calls the carrier completed, still waiting for analysis.
+            models.Index(fields=["carrier_ended_at"], name="call_awaiting_analysis",
+                         condition=Q(carrier_ended_at__isnull=False, status="answered")),
             models.Index(fields=["task", "attempt"], name="call_task_attempt"),
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),

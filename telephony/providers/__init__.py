@@ -1,0 +1,1 @@
+"""Carrier providers behind one interface (`base.Provider`), selected by `registry`."""

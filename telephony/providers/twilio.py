@@ -1,0 +1,145 @@
+"""Twilio, through the official `twilio` SDK.
+
+Calls are created with status callbacks for every progress event and asynchronous answering-
+machine detection reporting to the same URL; the call's audio goes to the agent runtime's media
+stream (AGENT_MEDIA_STREAM_URL) with our call id and agent id as stream parameters. Every webhook
+is checked with the SDK's RequestValidator against PUBLIC_BASE_URL + the request path.
+"""
+import datetime as dt
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
+from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
+
+NAME = "twilio"
+PROGRESS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+DEFAULT_MEDIA_STREAM_URL = "wss://agent.invalid/media"
+
+# Twilio CallStatus → our normalised event kind; terminal statuses become `completed` events.
+STATUS_EVENTS = {
+    "queued": EventKind.INITIATED,
+    "initiated": EventKind.INITIATED,
+    "ringing": EventKind.RINGING,
+    "in-progress": EventKind.ANSWERED,
+    "answered": EventKind.ANSWERED,
+}
+TERMINAL_STATUSES = {status.value for status in CarrierStatus}
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _timestamp(value):
+    """Twilio sends RFC 2822 timestamps in callbacks; fetched calls give datetimes (kept as ISO)."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def normalise(params, call_id=None):
+    """A Twilio callback's form parameters (or a fetched call's fields) → a NormalizedEvent, or None.
+
+    >>> normalise({"CallSid": "CA1", "CallStatus": "busy"}).carrier_status
+    'busy'
+    >>> normalise({"CallSid": "CA1", "AnsweredBy": "machine_end_beep"}).kind
+    <EventKind.MACHINE_DETECTED: 'machine_detected'>
+    """
+    sid = params.get("CallSid", "")
+    status = params.get("CallStatus", "")
+    answered_by = params.get("AnsweredBy", "")
+    common = {"carrier": NAME, "carrier_call_id": sid, "call_id": call_id, "answered_by": answered_by,
+              "occurred_at": _timestamp(params.get("Timestamp")), "raw": dict(params)}
+    if status in TERMINAL_STATUSES:
+        return NormalizedEvent(
+            kind=EventKind.COMPLETED, carrier_status=status,
+            duration_seconds=_int(params.get("CallDuration") or params.get("Duration")),
+            cost=params.get("Price") or None, recording_url=params.get("RecordingUrl", ""), **common)
+    if status in STATUS_EVENTS:
+        return NormalizedEvent(kind=STATUS_EVENTS[status], carrier_status=status, **common)
+    if answered_by:  # the asynchronous AMD callback carries no CallStatus
+        return NormalizedEvent(kind=EventKind.MACHINE_DETECTED, **common)
+    return None
+
+
+def agent_twiml(request: PlaceCallRequest):
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=getattr(settings, "AGENT_MEDIA_STREAM_URL", DEFAULT_MEDIA_STREAM_URL))
+    stream.parameter(name="callId", value=request.idempotency_key)
+    stream.parameter(name="agentId", value=str(request.agent_id or ""))
+    response.append(connect)
+    return str(response)
+
+
+class TwilioProvider(Provider):
+    name = NAME
+
+    def __init__(self, http_client=None):
+        self.http_client = http_client
+
+    def client(self):
+        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=self.http_client)
+        if settings.TWILIO_API_BASE_URL:
+            client.api.base_url = settings.TWILIO_API_BASE_URL
+        return client
+
+    def place_call(self, request: PlaceCallRequest) -> str:
+        try:
+            call = self.client().calls.create(
+                to=request.to_number, from_=request.from_number, twiml=agent_twiml(request),
+                status_callback=request.status_callback_url, status_callback_method="POST",
+                status_callback_event=PROGRESS_EVENTS,
+                machine_detection="Enable", async_amd="true",
+                async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
+                record=True)
+        except TwilioRestException as exc:
+            raise CarrierRefused(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
+        return call.sid
+
+    def fetch_status(self, carrier_call_id, call_id=None):
+        try:
+            call = self.client().calls(carrier_call_id).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        status = call.status or ""
+        params = {"CallSid": call.sid, "CallStatus": status, "AnsweredBy": call.answered_by or "",
+                  "CallDuration": call.duration, "Price": call.price,
+                  "Timestamp": call.end_time.isoformat() if call.end_time and status in TERMINAL_STATUSES else None}
+        return normalise({k: v for k, v in params.items() if v not in (None, "")}, call_id=call_id)
+
+    def hang_up(self, carrier_call_id):
+        try:
+            self.client().calls(carrier_call_id).update(status="completed")
+        except TwilioRestException as exc:
+            if exc.status != 404:
+                raise
+
+    def verify_webhook(self, request):
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not settings.TWILIO_AUTH_TOKEN:
+            return False
+        url = settings.PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
+        return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST.dict(), signature)
+
+    def parse_webhook(self, request):
+        event = normalise(request.POST.dict(), call_id=request.GET.get("call"))
+        return [event] if event is not None else []
