@@ -1,0 +1,84 @@
+"""Every Redis key name the dialer uses, built in one place.
+
+All keys of one organisation carry the hash tag `{org:<id>}`, so they hash to one Redis Cluster
+slot and a Lua script may touch any of them atomically.
+
+Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{org:<id>}:`
+- `cfg` hash: `total` → org total; `version` → hash of the allocation tree;
+  `w:<workspace id>` → "<slots> <soft 0|1>"; `c:<campaign id>` → "<slots> <soft 0|1> <workspace id>".
+- `waiting` hash: `c:<campaign id>` → eligible waiting work; `w:<workspace id>` → the sum over
+  its campaigns.
+- `reserve` hash: `c:<id>` / `w:<id>` → that node's claim on its parent, min(waiting,
+  allocation − used) when positive; `W:<workspace id>` → sum of its campaigns' claims;
+  `O` → sum of the workspaces' claims.
+- `org`, `w:<workspace id>`, `c:<campaign id>` sorted sets: live call ids scored by lease expiry
+  (ms). The scripts build the per-node names from `node_prefix` (a script cannot know every
+  campaign's key in advance); `workspace_leases` and `campaign_leases` spell the same names.
+- `leases` hash: call id → "<token> <expiry ms> <campaign id> <workspace id>".
+- `expired` sorted set: leases pruned past expiry, kept (with their record) for the reaper.
+- `fence` string: last fencing token handed out. `epoch` string: present while the leases in
+  Redis are complete; missing after Redis lost its data, until they are rebuilt.
+"""
+
+
+def slots_namespace(organisation_id):
+    return f"dialer:slots:{{org:{organisation_id}}}"
+
+
+def node_prefix(organisation_id):
+    """The prefix scripts extend with `w:<id>` or `c:<id>` to name a node's lease set."""
+    return f"{slots_namespace(organisation_id)}:"
+
+
+def allocation_config(organisation_id):
+    return f"{slots_namespace(organisation_id)}:cfg"
+
+
+def waiting_work(organisation_id):
+    return f"{slots_namespace(organisation_id)}:waiting"
+
+
+def reservations(organisation_id):
+    return f"{slots_namespace(organisation_id)}:reserve"
+
+
+def lease_records(organisation_id):
+    return f"{slots_namespace(organisation_id)}:leases"
+
+
+def organisation_leases(organisation_id):
+    return f"{slots_namespace(organisation_id)}:org"
+
+
+def workspace_leases(organisation_id, workspace_id):
+    return f"{node_prefix(organisation_id)}w:{workspace_id}"
+
+
+def campaign_leases(organisation_id, campaign_id):
+    return f"{node_prefix(organisation_id)}c:{campaign_id}"
+
+
+def expired_leases(organisation_id):
+    return f"{slots_namespace(organisation_id)}:expired"
+
+
+def fence(organisation_id):
+    return f"{slots_namespace(organisation_id)}:fence"
+
+
+def epoch(organisation_id):
+    return f"{slots_namespace(organisation_id)}:epoch"
+
+
+def slot_script_keys(organisation_id):
+    """KEYS[1..8] of every slot script, in the order their contract headers name them."""
+    return [
+        allocation_config(organisation_id),
+        waiting_work(organisation_id),
+        reservations(organisation_id),
+        lease_records(organisation_id),
+        organisation_leases(organisation_id),
+        expired_leases(organisation_id),
+        fence(organisation_id),
+        epoch(organisation_id),
+    ]

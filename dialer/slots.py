@@ -1,0 +1,311 @@
+"""Slot leases in Redis: who may start one more call, and which live calls hold slots.
+
+The admission rule is `dialer.slot_model.admit` (DESIGN section 1, Slots); `lua/acquire.lua`
+applies it atomically and leases the call id at organisation, workspace and campaign level in
+sorted sets scored by expiry (occupancy is membership). Key layout: `dialer/keys.py`.
+
+How the dispatcher calls this module, for organisation `org_id`:
+
+1. At the start of every run: `sync_allocations(org_id)`. It reads the allocation tree from
+   PostgreSQL (3 small queries) and rewrites it in Redis only when it changed; when Redis lost
+   its data (no epoch) it first runs `rebuild_leases(org_id)`. Then
+   `set_waiting(org_id, {campaign_id: eligible waiting tasks})`: the complete figure for every
+   campaign (absent = nothing waiting). A count capped at the campaign's allocation is exact
+   enough: a campaign claims at most allocation − used from its parent.
+2. Admission: `acquire(org_id, campaign_id, call_id) -> Lease | Denied`, or in bulk
+   `acquire_many(org_id, [(campaign_id, call_id), ...]) -> [Lease | Denied, ...]` (one pipeline,
+   results in order). Each admission consumes one unit of its campaign's waiting work. Store
+   `lease.token` on the call row (`Call.lease_token`); the same call id acquired again returns
+   the existing lease (`reacquired=True`). `Denied.reason` is a `Denial`; on
+   `Denial.EPOCH_MISSING` run `rebuild_leases(org_id)` before admitting anything.
+3. When a call ends: `release(org_id, call_id, token) -> bool`; to extend a long call:
+   `renew(org_id, call_id, token, until_ms) -> bool`. Both are idempotent and fenced: a token
+   that is not the lease's own changes nothing and returns False.
+4. Reaper (beat): `reap_expired(org_id, decide)`, where `decide(call_id) -> bool` says whether
+   the call is still live (renewed for another lease period) or over (its lease freed).
+   `expired_leases(org_id)` lists the candidates without acting.
+5. Readout for GET /api/v1/slots and the dashboard: `usage(org_id) -> dict`.
+
+Cost: a sibling's claim on its parent, min(waiting, allocation − used), is kept per node with
+running sums per parent (the `reserve` hash); acquire and release update only their own
+campaign and workspace, so an admission costs the same with 1,000 campaigns as with one.
+`set_waiting` and a changed tree re-derive all claims in one script (linear in campaigns, once
+per dispatcher run). Config changes (allocation or total lowered below use, a mode switched)
+apply at the next admission: a node over a lowered cap admits nothing until calls end.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from config.redis_client import get_redis
+from dialer import keys
+from dialer.slot_model import Allocation, AllocationTree, CampaignAllocation, Denial
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+
+
+@dataclass(frozen=True)
+class Lease:
+    call_id: str
+    token: int
+    expires_at_ms: int
+    reacquired: bool = False
+    admitted = True
+
+
+@dataclass(frozen=True)
+class Denied:
+    reason: Denial
+    admitted = False
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    renewed: list
+    freed: list
+
+
+class _Scripts:
+    """The slot scripts, registered once per process (EVALSHA, reloaded on NOSCRIPT)."""
+
+    names = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage")
+
+    def __init__(self):
+        self._client = None
+        self._scripts = {}
+
+    def __getattr__(self, name):
+        client = get_redis()
+        if client is not self._client:
+            shared = (LUA_DIR / "_shared.lua").read_text()
+            self._scripts = {
+                script: client.register_script(shared + (LUA_DIR / f"{script}.lua").read_text())
+                for script in self.names
+            }
+            self._client = client
+        return self._scripts[name]
+
+
+_scripts = _Scripts()
+
+
+def _run(script, organisation_id, *args, now_ms=None, client=None):
+    argv = [keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms), *args]
+    return script(keys=keys.slot_script_keys(organisation_id), args=argv, client=client)
+
+
+def _lease_ms():
+    return settings.SLOT_LEASE_SECONDS * 1000
+
+
+def _acquire_result(call_id, reply):
+    if reply[0] == 1:
+        return Lease(call_id=call_id, token=reply[1], expires_at_ms=reply[2], reacquired=reply[3] == 1)
+    return Denied(Denial(reply[1]))
+
+
+def acquire(organisation_id, campaign_id, call_id, now_ms=None):
+    """Admit one call for `campaign_id` and lease its slots, or say why not. One EVALSHA."""
+    call_id = str(call_id)
+    reply = _run(_scripts.acquire, organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms)
+    return _acquire_result(call_id, reply)
+
+
+def acquire_many(organisation_id, candidates, now_ms=None):
+    """`acquire` for each (campaign_id, call_id) in order, in one pipeline; results in order."""
+    pipe = get_redis().pipeline(transaction=False)
+    call_ids = [str(call_id) for _, call_id in candidates]
+    for (campaign_id, _), call_id in zip(candidates, call_ids):
+        _run(_scripts.acquire, organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms, client=pipe)
+    return [_acquire_result(call_id, reply) for call_id, reply in zip(call_ids, pipe.execute())]
+
+
+def release(organisation_id, call_id, token):
+    """Free the call's lease if `token` is its own. True when this call freed it."""
+    return _run(_scripts.release, organisation_id, str(call_id), int(token)) == 1
+
+
+def release_many(organisation_id, leases):
+    """`release` for each (call_id, token), in one pipeline; a bool per lease, in order."""
+    pipe = get_redis().pipeline(transaction=False)
+    for call_id, token in leases:
+        _run(_scripts.release, organisation_id, str(call_id), int(token), client=pipe)
+    return [reply == 1 for reply in pipe.execute()]
+
+
+def renew(organisation_id, call_id, token, until_ms):
+    """Move the lease's expiry to `until_ms` if `token` is its own. True when renewed."""
+    return _run(_scripts.renew, organisation_id, str(call_id), int(token), int(until_ms)) == 1
+
+
+def tree_version(tree):
+    """A stable digest of an allocation tree, to skip rewriting an unchanged one."""
+    canonical = [
+        tree.total,
+        sorted((w, a.slots, a.soft) for w, a in tree.workspaces.items()),
+        sorted((c, a.workspace_id, a.slots, a.soft) for c, a in tree.campaigns.items()),
+    ]
+    return hashlib.sha1(json.dumps(canonical).encode()).hexdigest()
+
+
+def write_allocations(organisation_id, tree):
+    """Replace the organisation's allocation tree in Redis (one script, atomic)."""
+    fields = []
+    for workspace_id, allocation in tree.workspaces.items():
+        fields += [f"w:{workspace_id}", f"{allocation.slots} {int(allocation.soft)}"]
+    for campaign_id, allocation in tree.campaigns.items():
+        fields += [f"c:{campaign_id}", f"{allocation.slots} {int(allocation.soft)} {allocation.workspace_id}"]
+    _run(_scripts.configure, organisation_id, tree.total, tree_version(tree), *fields)
+
+
+def allocation_tree(organisation_id):
+    """The organisation's allocation tree as PostgreSQL holds it (campaigns not completed or archived)."""
+    from campaigns.models import Campaign, CampaignStatus, Organisation, SlotMode, Workspace
+
+    total = Organisation.objects.values_list("total_slots", flat=True).get(id=organisation_id)
+    workspaces = {
+        workspace_id: Allocation(slots, mode == SlotMode.SOFT)
+        for workspace_id, slots, mode in Workspace.objects.filter(organisation_id=organisation_id)
+        .values_list("id", "slots", "slot_mode")
+    }
+    campaigns = {
+        campaign_id: CampaignAllocation(workspace_id, slots, mode == SlotMode.SOFT)
+        for campaign_id, workspace_id, slots, mode in Campaign.objects
+        .filter(workspace__organisation_id=organisation_id)
+        .exclude(status__in=[CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])
+        .values_list("id", "workspace_id", "slots", "slot_mode")
+    }
+    return AllocationTree(total, workspaces, campaigns)
+
+
+def sync_allocations(organisation_id):
+    """Bring Redis's allocation tree up to PostgreSQL's; rebuild leases first if Redis lost them.
+
+    Returns True when Redis was written. Cheap when nothing changed: three queries and one
+    round trip.
+    """
+    tree = allocation_tree(organisation_id)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.exists(keys.epoch(organisation_id))
+    pipe.hget(keys.allocation_config(organisation_id), "version")
+    has_epoch, version = pipe.execute()
+    if not has_epoch:
+        rebuild_leases(organisation_id)
+        return True
+    if version == tree_version(tree):
+        return False
+    write_allocations(organisation_id, tree)
+    return True
+
+
+def set_waiting(organisation_id, campaign_waiting):
+    """Replace every campaign's eligible waiting work; campaigns not given have none."""
+    pairs = []
+    for campaign_id, waiting in campaign_waiting.items():
+        if waiting > 0:
+            pairs += [campaign_id, int(waiting)]
+    _run(_scripts.set_waiting, organisation_id, *pairs)
+
+
+def usage(organisation_id, now_ms=None):
+    """Live use per node: {"organisation": {...}, "workspaces": {id: {...}}, "campaigns": {id: {...}}}.
+
+    Each node: used, allocation, mode ("hard"/"soft"), borrowed = max(0, used − allocation);
+    campaigns also carry workspace_id. The organisation's allocation is its total (always hard).
+    """
+    total, used, workspace_rows, campaign_rows = _run(_scripts.usage, organisation_id, now_ms=now_ms)
+
+    def node(slots, soft, node_used):
+        mode = "soft" if soft else "hard"
+        return {"used": node_used, "allocation": slots, "mode": mode, "borrowed": max(0, node_used - slots)}
+
+    workspaces = {
+        int(workspace_rows[i]): node(*workspace_rows[i + 1:i + 4]) for i in range(0, len(workspace_rows), 4)
+    }
+    campaigns = {}
+    for i in range(0, len(campaign_rows), 5):
+        campaign_id, workspace_id, slots, soft, campaign_used = campaign_rows[i:i + 5]
+        campaigns[int(campaign_id)] = {**node(slots, soft, campaign_used), "workspace_id": int(workspace_id)}
+    return {"organisation": node(total, 0, used), "workspaces": workspaces, "campaigns": campaigns}
+
+
+def expired_leases(organisation_id, now_ms=None):
+    """Call ids whose lease is past expiry (pruned by an acquire or not yet), oldest first."""
+    client = get_redis()
+    if now_ms is None:
+        seconds, micros = client.time()
+        now_ms = seconds * 1000 + micros // 1000
+    pipe = client.pipeline(transaction=False)
+    pipe.zrangebyscore(keys.expired_leases(organisation_id), "-inf", "+inf", withscores=True)
+    pipe.zrangebyscore(keys.organisation_leases(organisation_id), "-inf", now_ms, withscores=True)
+    pruned, unpruned = pipe.execute()
+    return [call_id for call_id, _ in sorted(pruned + unpruned, key=lambda member: member[1])]
+
+
+def reap_expired(organisation_id, decide, now_ms=None):
+    """Hand each expired lease to `decide(call_id)`: True renews it for a lease period, False frees it.
+
+    Fenced like release and renew, so a lease re-acquired meanwhile is left alone.
+    """
+    client = get_redis()
+    if now_ms is None:
+        seconds, micros = client.time()
+        now_ms = seconds * 1000 + micros // 1000
+    call_ids = expired_leases(organisation_id, now_ms=now_ms)
+    if not call_ids:
+        return ReapReport(renewed=[], freed=[])
+    records = client.hmget(keys.lease_records(organisation_id), call_ids)
+    renewed, freed = [], []
+    for call_id, record in zip(call_ids, records):
+        if record is None:
+            continue
+        token = int(record.split(" ", 1)[0])
+        if decide(call_id):
+            if renew(organisation_id, call_id, token, now_ms + _lease_ms()):
+                renewed.append(call_id)
+        elif release(organisation_id, call_id, token):
+            freed.append(call_id)
+    return ReapReport(renewed=renewed, freed=freed)
+
+
+def restore_leases(organisation_id, leases, now_ms=None):
+    """Lease each (call_id, campaign_id, workspace_id, token or None) afresh and open the epoch.
+
+    Calls that already hold a lease keep it. Returns {call_id: token} for calls given no token.
+    """
+    args = []
+    for call_id, campaign_id, workspace_id, token in leases:
+        args += [str(call_id), campaign_id, workspace_id, "" if token is None else int(token)]
+    fresh = _run(_scripts.restore, organisation_id, _lease_ms(), *args, now_ms=now_ms)
+    return {fresh[i]: fresh[i + 1] for i in range(0, len(fresh), 2)}
+
+
+def rebuild_leases(organisation_id=None):
+    """Re-create the leases of live calls from PostgreSQL (one organisation, or all) and open the epoch.
+
+    Run after Redis lost its data (see `Denial.EPOCH_MISSING`); safe to repeat. Returns the
+    number of live calls per organisation.
+    """
+    from campaigns.models import Organisation
+    from telephony.models import LIVE_CALL_STATUSES, Call
+
+    if organisation_id is None:
+        organisation_ids = list(Organisation.objects.values_list("id", flat=True))
+    else:
+        organisation_ids = [organisation_id]
+    restored = {}
+    for org_id in organisation_ids:
+        write_allocations(org_id, allocation_tree(org_id))
+        live = list(
+            Call.objects.filter(organisation_id=org_id, status__in=LIVE_CALL_STATUSES)
+            .values_list("id", "campaign_id", "campaign__workspace_id", "lease_token")
+        )
+        fresh = restore_leases(org_id, live)
+        # A live call admitted without a stored token gets one now, so it can release its lease.
+        for call_id, token in fresh.items():
+            Call.objects.filter(id=call_id, lease_token__isnull=True).update(lease_token=token)
+        restored[org_id] = len(live)
+    return restored
