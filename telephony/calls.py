@@ -8,10 +8,10 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from telephony.events import end_waiting_call, finish_now, handle_event
+from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
 from telephony.models import Call, CallStatus
 from telephony.registry import get_provider, provider_name_for_number
-from telephony.rules import CarrierStatus, render_prompt
+from telephony.rules import CarrierStatus, analysis_overdue, render_prompt
 from telephony.providers.base import PlaceCallRequest
 
 logger = logging.getLogger(__name__)
@@ -79,39 +79,43 @@ def place_call(call_id) -> None:
 
 
 def check_call_with_carrier(call_id, now=None) -> bool:
-    """For the lease reaper: True while the call is live at its carrier, else settle it and return False.
+    """For the lease reaper: True while the call is live, else settle it and return False.
 
-    A call the carrier says ended gets that terminal event applied (the attempt finishes). A call
-    the carrier never heard of, or live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
+    A call the carrier says ended gets that terminal event applied, so the attempt finishes (an
+    answered call still inside its ANALYSIS_WAIT_SECONDS for the agent's analysis stays live a
+    little longer and is ended by `finalise_overdue_calls`). A call the carrier never heard of,
+    or live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
     """
     now = now or timezone.now()
     call = Call.objects.filter(id=call_id).first()
     if call is None or call.status == CallStatus.ENDED:
         return False
-    if call.carrier_ended_at is not None:
+    if call.carrier_ended_at is None:
+        if not call.carrier_call_id:
+            finish_now(call.id, CarrierStatus.FAILED, "carrier never reported this call", now=now)
+            return False
+        provider = get_provider(call.carrier)
+        event = provider.fetch_status(call.carrier_call_id, call_id=str(call.id))
+        if event is None:
+            _hang_up_quietly(provider, call.carrier_call_id)
+            finish_now(call.id, CarrierStatus.FAILED, "carrier does not know this call", now=now)
+            return False
+        handle_event(event, now=now)
+        if not event.is_terminal and now - (call.placed_at or call.created_at) > max_call_duration():
+            _hang_up_quietly(provider, call.carrier_call_id)
+            finish_now(call.id, CarrierStatus.FAILED, "live longer than MAX_CALL_SECONDS", now=now)
+            return False
+    call.refresh_from_db(fields=["status", "carrier_ended_at"])
+    waited_out = call.carrier_ended_at is not None and analysis_overdue(call.carrier_ended_at, now,
+                                                                         analysis_wait_seconds())
+    if call.status != CallStatus.ENDED and waited_out:
         end_waiting_call(call.id)
         return False
-    if not call.carrier_call_id:
-        finish_now(call.id, CarrierStatus.FAILED, "carrier never reported this call", now=now)
-        return False
-    provider = get_provider(call.carrier)
-    event = provider.fetch_status(call.carrier_call_id, call_id=str(call.id))
-    if event is None:
-        _hang_up_quietly(provider, call.carrier_call_id)
-        finish_now(call.id, CarrierStatus.FAILED, "carrier does not know this call", now=now)
-        return False
-    if event.is_terminal:
-        handle_event(event, now=now)
-        end_waiting_call(call.id)  # the reaper runs long after the end: no analysis is coming
-        return False
-    handle_event(event, now=now)
-    started = call.placed_at or call.created_at
-    if now - started > dt.timedelta(seconds=settings.MAX_CALL_SECONDS):
-        _hang_up_quietly(provider, call.carrier_call_id)
-        finish_now(call.id, CarrierStatus.FAILED, f"live longer than MAX_CALL_SECONDS={settings.MAX_CALL_SECONDS}",
-                   now=now)
-        return False
-    return True
+    return call.status != CallStatus.ENDED
+
+
+def max_call_duration():
+    return dt.timedelta(seconds=settings.MAX_CALL_SECONDS)
 
 
 def _hang_up_quietly(provider, carrier_call_id):
