@@ -1,0 +1,29 @@
+"""The base of every workspace endpoint: API-key auth, per-key throttle, JSON in and out."""
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from campaigns.api.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasWorkspaceKey
+from campaigns.api.errors import exception_handler
+
+
+class WorkspaceView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasWorkspaceKey]
+    throttle_classes = [ApiKeyRateThrottle]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    @property
+    def workspace(self):
+        return self.request.user.workspace
+
+    def json_object(self):
+        """The request body, which must be a JSON object."""
+        if not isinstance(self.request.data, dict):
+            raise ValidationError({"body": "must be a JSON object"})
+        return self.request.data

@@ -1,0 +1,92 @@
+"""Setting up a workspace over the API: agents and calling numbers (validation and create actions).
+
+Validation raises Django's `ValidationError` keyed by camelCase field, like campaign validation.
+"""
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from campaigns.dnc import InvalidPhone, parse_e164
+from campaigns.models import Agent, CallingNumber, Carrier, Outcome
+
+AGENT_FIELDS = ("name", "prompt", "outcomes")
+NUMBER_FIELDS = ("number", "carrier", "callsPerSecond")
+OUTCOME_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_NAME_LENGTH = 200
+MAX_PROMPT_LENGTH = 100_000
+MAX_CALLS_PER_SECOND = 1000
+
+
+def _unknown_fields(body, allowed, errors):
+    for field in body:
+        if field not in allowed:
+            errors.setdefault(field, []).append("Unknown field.")
+
+
+def validate_agent_body(body):
+    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required."""
+    errors, fields = {}, {}
+    _unknown_fields(body, AGENT_FIELDS, errors)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
+        errors.setdefault("name", []).append(f"Give the agent a name of 1 to {MAX_NAME_LENGTH} characters.")
+    else:
+        fields["name"] = name.strip()
+    prompt = body.get("prompt", "")
+    if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_LENGTH:
+        errors.setdefault("prompt", []).append(f"Must be text of at most {MAX_PROMPT_LENGTH} characters.")
+    else:
+        fields["prompt"] = prompt
+    outcomes = body.get("outcomes", [])
+    if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
+        errors.setdefault("outcomes", []).append("Give a list of outcome names.")
+    else:
+        for outcome in outcomes:
+            if outcome in Outcome.values:
+                errors.setdefault("outcomes", []).append(f"{outcome!r} is a built-in outcome already.")
+            elif not OUTCOME_NAME.match(outcome):
+                errors.setdefault("outcomes", []).append(
+                    f"{outcome!r}: use lowercase letters, digits, - and _ (at most 64 characters).")
+        fields["outcomes"] = list(dict.fromkeys(outcomes))
+    if errors:
+        raise ValidationError(errors)
+    return fields
+
+
+def validate_number_body(body):
+    """CallingNumber field values from `{"number", "carrier", "callsPerSecond"}`; `number` is required."""
+    errors, fields = {}, {}
+    _unknown_fields(body, NUMBER_FIELDS, errors)
+    try:
+        fields["number"] = parse_e164(body.get("number"))
+    except InvalidPhone as exc:
+        errors.setdefault("number", []).append(f"The number {exc}.")
+    carrier = body.get("carrier", Carrier.SIMULATED)
+    if carrier not in Carrier.values:
+        errors.setdefault("carrier", []).append(f"Must be one of {', '.join(Carrier.values)}.")
+    else:
+        fields["carrier"] = carrier
+    cps = body.get("callsPerSecond", 10)
+    if not isinstance(cps, int) or isinstance(cps, bool) or not 1 <= cps <= MAX_CALLS_PER_SECOND:
+        errors.setdefault("callsPerSecond", []).append(f"Must be an integer from 1 to {MAX_CALLS_PER_SECOND}.")
+    else:
+        fields["calls_per_second"] = cps
+    if errors:
+        raise ValidationError(errors)
+    return fields
+
+
+@transaction.atomic
+def do_create_agent(workspace, fields):
+    return Agent.objects.create(workspace=workspace, **fields)
+
+
+def do_create_calling_number(workspace, fields):
+    """Create a calling number; a number the workspace already has is a ValidationError on `number`."""
+    try:
+        with transaction.atomic():
+            return CallingNumber.objects.create(workspace=workspace, **fields)
+    except IntegrityError:
+        raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
+            from None

@@ -1,0 +1,166 @@
+"""Workspace setup (agents, calling numbers), slot use and the organisation's do-not-call list."""
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from django.db.models import Q
+
+from campaigns.access import organisation_dnc, workspace_agents, workspace_campaigns, workspace_numbers
+from campaigns.api import schemas
+from campaigns.api.base import WorkspaceView
+from campaigns.api.errors import error, error_response
+from campaigns.api.pagination import paginate
+from campaigns.api.representations import agent_json, dnc_json, number_json
+from campaigns.api.workspace_setup import (
+    do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
+)
+from campaigns.models import CampaignStatus
+from campaigns.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
+from campaigns.realtime import MAX_TASKS_PER_REQUEST
+from dialer import slots
+
+MAX_DNC_PER_REQUEST = MAX_TASKS_PER_REQUEST
+
+
+def _slot_node(node_id, allocation, mode, used):
+    return {"id": str(node_id), "used": used, "allocation": allocation, "mode": mode,
+            "borrowed": max(0, used - allocation)}
+
+
+def slot_use_json(workspace):
+    """Live use from Redis (`dialer.slots.usage`), allocations from PostgreSQL, the source of truth.
+
+    Lists the workspace's campaigns that can still call, and any other holding live calls; nodes
+    Redis does not hold yet have no live calls.
+    """
+    live = slots.usage(workspace.organisation_id)
+    organisation = workspace.organisation
+    campaigns = workspace_campaigns(workspace).filter(
+        ~Q(status__in=[CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED]) | Q(id__in=list(live["campaigns"])),
+    ).order_by("id")
+    workspace_live = live["workspaces"].get(workspace.id, {})
+    return {
+        "organisation": _slot_node(organisation.id, organisation.total_slots, "hard", live["organisation"]["used"]),
+        "workspace": _slot_node(workspace.id, workspace.slots, workspace.slot_mode, workspace_live.get("used", 0)),
+        "campaigns": [_slot_node(c.id, c.slots, c.slot_mode, live["campaigns"].get(c.id, {}).get("used", 0))
+                      for c in campaigns],
+    }
+
+
+class AgentListView(WorkspaceView):
+    @extend_schema(operation_id="agents_list", summary="The workspace's agents", parameters=schemas.PAGE_PARAMETERS,
+                   responses={200: OpenApiResponse(schemas.page_of(schemas.AGENT)), **schemas.BAD_REQUEST,
+                              **schemas.COMMON_ERRORS})
+    def get(self, request):
+        agents, next_cursor = paginate(workspace_agents(self.workspace), request)
+        return Response({"results": [agent_json(a) for a in agents], "nextCursor": next_cursor})
+
+    @extend_schema(operation_id="agents_create", summary="Create an agent",
+                   request={"application/json": schemas.AGENT_CREATE},
+                   responses={201: OpenApiResponse(schemas.AGENT), **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
+    def post(self, request):
+        agent = do_create_agent(self.workspace, validate_agent_body(self.json_object()))
+        return Response(agent_json(agent), status=201)
+
+
+class NumberListView(WorkspaceView):
+    @extend_schema(operation_id="numbers_list", summary="The workspace's calling numbers",
+                   parameters=schemas.PAGE_PARAMETERS,
+                   responses={200: OpenApiResponse(schemas.page_of(schemas.NUMBER)), **schemas.BAD_REQUEST,
+                              **schemas.COMMON_ERRORS})
+    def get(self, request):
+        numbers, next_cursor = paginate(workspace_numbers(self.workspace), request)
+        return Response({"results": [number_json(n) for n in numbers], "nextCursor": next_cursor})
+
+    @extend_schema(operation_id="numbers_create", summary="Add a calling number (caller ID)",
+                   request={"application/json": schemas.NUMBER_CREATE},
+                   responses={201: OpenApiResponse(schemas.NUMBER), **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
+    def post(self, request):
+        number = do_create_calling_number(self.workspace, validate_number_body(self.json_object()))
+        return Response(number_json(number), status=201)
+
+
+class DncListView(WorkspaceView):
+    @extend_schema(operation_id="dnc_list", summary="The organisation's do-not-call list, newest first",
+                   parameters=[OpenApiParameter("phone", str, description="Only this number (E.164)."),
+                               *schemas.PAGE_PARAMETERS],
+                   responses={200: OpenApiResponse(schemas.page_of(schemas.DNC_ENTRY)), **schemas.BAD_REQUEST,
+                              **schemas.COMMON_ERRORS})
+    def get(self, request):
+        entries = organisation_dnc(self.workspace.organisation_id)
+        if "phone" in request.query_params:
+            try:
+                entries = entries.filter(phone=parse_e164(request.query_params["phone"]))
+            except InvalidPhone as exc:
+                raise ValidationError({"phone": str(exc)}) from None
+        page, next_cursor = paginate(entries, request, newest_first=True)
+        return Response({"results": [dnc_json(e) for e in page], "nextCursor": next_cursor})
+
+    @extend_schema(operation_id="dnc_add", summary="Add one number, or many, to the do-not-call list",
+                   description=f"One `{{phone, reason}}` object or an array of up to {MAX_DNC_PER_REQUEST}; "
+                               "numbers already listed keep their entry. Listed numbers are never dialed.",
+                   request={"application/json": {"oneOf": [
+                       schemas.DNC_ENTRY_CREATE,
+                       {"type": "array", "items": schemas.DNC_ENTRY_CREATE, "minItems": 1,
+                        "maxItems": MAX_DNC_PER_REQUEST}]}},
+                   responses={201: OpenApiResponse(schemas.obj(
+                       {"entries": {"type": "array", "items": schemas.DNC_ENTRY}})),
+                       **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
+    def post(self, request):
+        data = request.data
+        if not isinstance(data, dict | list):
+            return error_response(400, [error("body", "must be a {phone, reason} object or an array of them")])
+        single = isinstance(data, dict)
+        items = [data] if single else data
+        if not 1 <= len(items) <= MAX_DNC_PER_REQUEST:
+            return error_response(400, [error("body", f"send between 1 and {MAX_DNC_PER_REQUEST} numbers")])
+        entries, errors = [], []
+        for index, item in enumerate(items):
+            item_errors = _dnc_item_errors(item, entries)
+            errors.extend(e if single else {**e, "index": index} for e in item_errors)
+        if errors:
+            return error_response(400, errors)
+        added = do_add_dnc_numbers(self.workspace.organisation_id, entries)
+        return Response({"entries": [dnc_json(e) for e in added]}, status=201)
+
+
+def _dnc_item_errors(item, entries):
+    """Errors of one {phone, reason} item; a valid one is appended to `entries` as (e164, reason)."""
+    if not isinstance(item, dict):
+        return [error(None, "must be a {phone, reason} object")]
+    errors = [error(key, "Unknown field.") for key in item if key not in ("phone", "reason")]
+    reason = item.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
+        errors.append(error("reason", f"must be text of at most {MAX_REASON_LENGTH} characters"))
+    try:
+        phone = parse_e164(item["phone"]) if "phone" in item else None
+    except InvalidPhone as exc:
+        errors.append(error("phone", str(exc)))
+    else:
+        if phone is None:
+            errors.append(error("phone", "is required"))
+    if not errors:
+        entries.append((phone, reason))
+    return errors
+
+
+class DncDetailView(WorkspaceView):
+    @extend_schema(operation_id="dnc_remove", summary="Remove a number from the do-not-call list",
+                   parameters=[OpenApiParameter("number", str, location=OpenApiParameter.PATH,
+                                                description="The number in E.164, e.g. +14155550100.")],
+                   responses={204: OpenApiResponse(description="Removed."), **schemas.NOT_FOUND,
+                              **schemas.COMMON_ERRORS})
+    def delete(self, request, number):
+        try:
+            phone = parse_e164(number)
+        except InvalidPhone:
+            return error_response(404, [error(None, "No such number on the do-not-call list.")])
+        do_remove_dnc_number(self.workspace.organisation_id, phone)
+        return Response(status=204)
+
+
+class SlotsView(WorkspaceView):
+    @extend_schema(operation_id="slots_retrieve", summary="Live slot use: organisation, workspace, campaigns",
+                   responses={200: OpenApiResponse(schemas.SLOTS), **schemas.COMMON_ERRORS})
+    def get(self, request):
+        return Response(slot_use_json(self.workspace))
