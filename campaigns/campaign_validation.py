@@ -249,7 +249,9 @@ def _clean_retry_outcomes(value, **_):
 
 
 def _clean_slots(value, *, workspace, **_):
-    return {"slots": _bounded_int(value, 1, workspace.slots, f" (the workspace has {workspace.slots} slots)")}
+    if _is_int(value) and value > workspace.slots:
+        raise ValidationError(f"Must be at most {workspace.slots}, the workspace's slots.")
+    return {"slots": _bounded_int(value, 1, workspace.slots)}
 
 
 def _clean_slot_mode(value, **_):
