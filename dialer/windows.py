@@ -124,12 +124,13 @@ def _occurrence(window, day, tz):
     """The [opens, closes) interval of the window opening on local `day`, or None if there is none."""
     if day.weekday() not in window.days:
         return None
+    next_day = day + dt.timedelta(days=1)
     if window.start == window.end:
-        opens, closes = _first_instant_at(day, MIDNIGHT, tz), _first_instant_at(day + dt.timedelta(days=1), MIDNIGHT, tz)
+        opens, closes = _first_instant_at(day, MIDNIGHT, tz), _first_instant_at(next_day, MIDNIGHT, tz)
     elif window.start < window.end:
         opens, closes = _first_instant_at(day, window.start, tz), _first_instant_at(day, window.end, tz)
     else:
-        opens, closes = _first_instant_at(day, window.start, tz), _first_instant_at(day + dt.timedelta(days=1), window.end, tz)
+        opens, closes = _first_instant_at(day, window.start, tz), _first_instant_at(next_day, window.end, tz)
     # A window lying wholly inside a skipped hour has no instant that day.
     return (opens, closes) if opens < closes else None
 
