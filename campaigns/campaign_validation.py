@@ -77,7 +77,7 @@ def validate_campaign_body(workspace, body, instance=None, *, now=None):
     if "type" in body and instance is not None and values["type"] != instance.type and "type" not in errors:
         fail("type", f"A campaign's type cannot change (this one is {instance.type}).")
     if values.get("type") == CampaignType.BATCH and values.get("calling_number") is None and "from" not in errors:
-        fail("from", "A batch campaign needs a calling number." if "from" in body else REQUIRED)
+        fail("from", REQUIRED)
     _check_cross_fields(body, values, now, errors)
 
     if errors:
@@ -148,7 +148,9 @@ def _clean_agent(value, *, workspace, **_):
 
 
 def _clean_from(value, *, workspace, values):
-    if value is None and values["type"] == CampaignType.REALTIME:
+    if value is None:
+        if values["type"] == CampaignType.BATCH:
+            raise ValidationError("A batch campaign needs a calling number.")
         return {"calling_number": None}
     if not isinstance(value, str) or not value.startswith("+"):
         raise ValidationError(f"Give the calling number in E.164, like +14155550100, not {value!r}.")

@@ -130,7 +130,7 @@ class TestCreate:
         ("agent", "abc", "No agent 'abc' in this workspace."),
         ("from", "4155550100", "Give the calling number in E.164, like +14155550100, not '4155550100'."),
         ("from", "+14155550199", "+14155550199 is not a calling number of this workspace."),
-        ("from", None, "Give the calling number in E.164, like +14155550100, not None."),
+        ("from", None, "A batch campaign needs a calling number."),
     ])
     def test_each_rule_names_its_field_and_reason(self, workspace, body, agent, field, value, message):
         body[field] = value

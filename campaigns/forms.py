@@ -1,0 +1,120 @@
+"""Admin forms for batch campaigns: the create form (validated by `validate_campaign_body`, the
+same layer as the REST API) and the contact upload form."""
+import datetime as dt
+
+from django import forms
+from django.contrib.admin import widgets as admin_widgets
+from django.core.exceptions import ValidationError
+
+from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
+from campaigns.models import CampaignType, Priority, SlotMode
+from dialer.windows import InvalidTimezone, zone
+
+WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"),
+            (6, "Sunday")]
+
+# Body field → the form field its errors are shown on.
+ERROR_FIELDS = {
+    "type": "type", "name": "name", "agent": "agent", "from": "calling_number", "priority": "priority",
+    "timezone": "timezone", "startAt": "start_at", "endAt": "end_at", "callingHours": "calling_start",
+    "callingDays": "calling_days", "maxRetries": "max_retries", "retryInterval": "retry_interval_minutes",
+    "retryOutcomes": "retry_outcomes", "slots": "slots", "slotMode": "slot_mode",
+}
+
+
+def _hhmm(value):
+    return value.hour * 100 + value.minute
+
+
+class CampaignCreateForm(forms.Form):
+    """Every batch setting. `workspaces`, `agents` and `numbers` are the querysets the staff user
+    may choose from; after `is_valid()`, `cleaned_fields` holds the values for `do_create_campaign`."""
+
+    workspace = forms.ModelChoiceField(queryset=None)
+    type = forms.ChoiceField(choices=CampaignType.choices, initial=CampaignType.BATCH,
+                             help_text="Batch: one CSV of contacts. Realtime: tasks arrive through the API.")
+    name = forms.CharField(max_length=200)
+    agent = forms.ModelChoiceField(queryset=None)
+    calling_number = forms.ModelChoiceField(queryset=None, required=False, label="Calling number (caller ID)")
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.NORMAL)
+    timezone = forms.CharField(initial="UTC", help_text="IANA name, e.g. Europe/London or Asia/Kolkata.")
+    start_at = forms.SplitDateTimeField(required=False, widget=admin_widgets.AdminSplitDateTime,
+                                        label="Start", help_text="In the campaign's timezone; leave empty to start now.")
+    end_at = forms.SplitDateTimeField(required=False, widget=admin_widgets.AdminSplitDateTime, label="End",
+                                      help_text="In the campaign's timezone; pending tasks are archived then.")
+    calling_start = forms.TimeField(required=False, widget=admin_widgets.AdminTimeWidget,
+                                    help_text="Daily calling hours; leave both empty to call all day.")
+    calling_end = forms.TimeField(required=False, widget=admin_widgets.AdminTimeWidget,
+                                  help_text="Earlier than the start crosses midnight (22:00–02:00); 00:00 is midnight.")
+    calling_days = forms.TypedMultipleChoiceField(choices=WEEKDAYS, coerce=int, widget=forms.CheckboxSelectMultiple,
+                                                  initial=[day for day, _ in WEEKDAYS])
+    max_retries = forms.IntegerField(min_value=0, initial=0, help_text="0 = a single attempt; n = n more attempts.")
+    retry_interval_minutes = forms.IntegerField(min_value=0, initial=60, label="Retry interval (minutes)",
+                                                help_text="From the end of one attempt to the next.")
+    retry_outcomes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                               help_text="Also retry these outcomes. Custom outcomes apply to the "
+                                                         "agent that defines them.")
+    slots = forms.IntegerField(min_value=1, initial=1, help_text="Concurrent calls for this campaign.")
+    slot_mode = forms.ChoiceField(choices=SlotMode.choices, initial=SlotMode.HARD,
+                                  help_text="Hard: a strict cap. Soft: may borrow idle slots of the workspace.")
+
+    always_retried = ALWAYS_RETRIED_OUTCOMES
+
+    def __init__(self, *args, workspaces, agents, numbers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].queryset = workspaces
+        self.fields["agent"].queryset = agents
+        self.fields["calling_number"].queryset = numbers
+        custom = {}
+        for agent in agents:
+            for outcome in agent.outcomes:
+                custom.setdefault(outcome, []).append(agent.name)
+        self.fields["retry_outcomes"].choices = [(outcome.value, outcome.label) for outcome in OPT_IN_OUTCOMES] + [
+            (outcome, f"{outcome} ({', '.join(names)})") for outcome, names in sorted(custom.items())]
+        self.cleaned_fields = None
+
+    def _local(self, value, timezone_name):
+        """The wall-clock time the operator typed, read in the campaign's timezone."""
+        try:
+            tz = zone(timezone_name)
+        except InvalidTimezone:
+            return value  # the timezone error is reported on its own field
+        return value.replace(tzinfo=None).replace(tzinfo=tz)
+
+    def to_body(self):
+        data = self.cleaned_data
+        body = {
+            "type": data["type"], "name": data["name"], "agent": data["agent"].id, "priority": data["priority"],
+            "timezone": data["timezone"], "callingDays": data["calling_days"], "maxRetries": data["max_retries"],
+            "retryInterval": data["retry_interval_minutes"] * 60_000, "retryOutcomes": data["retry_outcomes"],
+            "slots": data["slots"], "slotMode": data["slot_mode"],
+        }
+        if data["calling_number"] is not None or data["type"] == CampaignType.BATCH:
+            body["from"] = data["calling_number"].number if data["calling_number"] else None
+        for field, key in (("start_at", "startAt"), ("end_at", "endAt")):
+            if data[field] is not None:
+                body[key] = self._local(data[field], data["timezone"]).isoformat()
+        if data["calling_start"] is not None or data["calling_end"] is not None:
+            start, end = data["calling_start"] or dt.time(0), data["calling_end"] or dt.time(0)
+            body["callingHours"] = {"start": _hhmm(start), "end": _hhmm(end)}
+        return body
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.cleaned_fields = validate_campaign_body(data["workspace"], self.to_body())
+        except ValidationError as exc:
+            for key, reasons in exc.message_dict.items():
+                for reason in reasons:
+                    self.add_error(ERROR_FIELDS.get(key), reason)
+        return data
+
+
+class ContactUploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="UTF-8; comma, semicolon or tab separated; the first column "
+                                                       "is phone, with the country code.")
+    skip_invalid = forms.BooleanField(required=False, label="Skip invalid rows",
+                                      help_text="Import the valid rows and report the others. Otherwise a file "
+                                                "with any error imports nothing.")
