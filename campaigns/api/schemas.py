@@ -20,7 +20,10 @@ CONTEXT = {"type": "object", "additionalProperties": True, "description": "Promp
 
 
 def obj(properties, required=(), **extra):
-    return {"type": "object", "properties": properties, "required": list(required), **extra}
+    schema = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = list(required)
+    return schema
 
 
 ERROR = obj({
