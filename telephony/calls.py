@@ -26,7 +26,7 @@ def status_callback_url(provider_name, call_id):
 @transaction.atomic
 def _claim_for_placing(call_id, now):
     """Mark the call as being placed, once. None when it is not ours to place (any more)."""
-    call = (Call.objects.select_for_update().select_related("task", "campaign", "agent")
+    call = (Call.objects.select_for_update(of=("self",)).select_related("task", "campaign", "agent")
             .filter(id=call_id).first())
     if call is None or call.status != CallStatus.ADMITTED or call.carrier_call_id or call.placed_at:
         return None

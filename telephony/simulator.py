@@ -283,8 +283,13 @@ def process_due_events(now_ms=None, limit=500) -> int:
     return applied
 
 
-def run_forever(idle_sleep=0.01, limit=500, stop=lambda: False):
-    """Loop process_due_events; sleep briefly only when nothing was due. Used by `run_simulator`."""
+def run_forever(idle_sleep=0.01, limit=500, stop=lambda: False, until_idle=False):
+    """Loop process_due_events, sleeping briefly only when nothing was due. Used by `run_simulator`.
+
+    `until_idle` returns as soon as nothing is due (demos, scripts); otherwise runs until `stop()`.
+    """
     while not stop():
         if process_due_events(limit=limit) == 0:
+            if until_idle:
+                return
             time.sleep(idle_sleep)

@@ -12,11 +12,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--batch", type=int, default=500, help="Most events applied per pop.")
         parser.add_argument("--idle-sleep", type=float, default=0.01, help="Seconds to sleep when nothing is due.")
+        parser.add_argument("--until-idle", action="store_true", help="Stop as soon as no event is due.")
 
-    def handle(self, *args, batch, idle_sleep, **options):
+    def handle(self, *args, batch, idle_sleep, until_idle, **options):
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
         self.stdout.write(f"simulated carrier running (batch {batch}, idle sleep {idle_sleep}s)")
-        run_forever(idle_sleep=idle_sleep, limit=batch, stop=lambda: bool(stopping))
+        run_forever(idle_sleep=idle_sleep, limit=batch, stop=lambda: bool(stopping), until_idle=until_idle)
         self.stdout.write("simulated carrier stopped")
