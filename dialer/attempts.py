@@ -8,9 +8,9 @@ import logging
 
 from django.db import transaction
 
-from campaigns.models import CampaignType, CompletionReason, DoNotCall, Outcome, Task, TaskStatus
+from campaigns.models import CampaignType, DoNotCall, Outcome, Task, TaskStatus
 from dialer import slots
-from dialer.lifecycle import task_status_after_attempt
+from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
 from dialer.retry_policy import decide_after_attempt
 from dialer.scheduling import dispatch_rank, resolve_config
 from telephony.models import Call
@@ -52,8 +52,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
         task.next_attempt_at = None
         task.callback_at = None
         task.final_outcome = outcome
-        # A retry cut short by an archived campaign has no reason of its own.
-        task.completion_reason = decision.completion_reason or CompletionReason.ARCHIVED
+        task.completion_reason = completion_reason_after_attempt(campaign.status, decision)
         task.completed_at = ended_at
         transaction.on_commit(lambda: _task_finished(task, campaign))
     task.save(update_fields=fields)

@@ -114,9 +114,7 @@ def _rerun_key(organisation_id):
 def dispatch_pass(organisation_id, now):
     """One pass of the dispatcher (see the module docstring). Returns calls admitted."""
     started = time.perf_counter()
-    if slots.epoch_missing(organisation_id):
-        # Redis lost its data: re-create the live calls' leases before admitting anything.
-        slots.rebuild_leases(organisation_id)
+    # Also re-creates the live calls' leases first when Redis lost its data.
     slots.sync_allocations(organisation_id)
     usage = slots.usage(organisation_id)
     admissions = []

@@ -64,15 +64,15 @@ def lease_still_needed(call_id):
 
 
 def reap_leases(organisation_id):
-    if slots.epoch_missing(organisation_id):
-        slots.rebuild_leases(organisation_id)
+    slots.sync_allocations(organisation_id)
     slots.reap_expired(organisation_id, lease_still_needed)
 
 
 def redial_stranded_calls(now):
     from dialer.tasks import dial_calls
 
-    stranded = list(Call.objects.filter(status=CallStatus.ADMITTED, created_at__lt=now - REDIAL_ADMITTED_AFTER)
+    stranded = list(Call.objects.filter(status=CallStatus.ADMITTED, placed_at__isnull=True,
+                                        created_at__lt=now - REDIAL_ADMITTED_AFTER)
                     .values_list("id", flat=True)[:1000])
     for start in range(0, len(stranded), 20):
         dial_calls.delay([str(call_id) for call_id in stranded[start:start + 20]])
@@ -83,8 +83,10 @@ def check_stale_calls(now):
     """Ask the carrier about calls live longer than STALE_CALL_AFTER, each at most once a minute."""
     redis = get_redis()
     checked = 0
+    # An admitted call not yet claimed by a dial job is only waiting in its queue: not stale.
     stale = (Call.objects.filter(status__in=LIVE_CALL_STATUSES, created_at__lt=now - STALE_CALL_AFTER)
-             .exclude(status=CallStatus.ADMITTED).order_by("created_at").values_list("id", flat=True)[:1000])
+             .exclude(status=CallStatus.ADMITTED, placed_at__isnull=True)
+             .order_by("created_at").values_list("id", flat=True)[:1000])
     for call_id in stale:
         if checked >= MAX_CHECKS_PER_RUN:
             break
