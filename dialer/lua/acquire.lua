@@ -43,7 +43,7 @@ if redis.call('ZCARD', campaign_set(cid)) >= c_slots then
   local room = w_slots - w_used
   if w_soft then room = math.min(org_free, math.max(room, org_free - other_workspaces)) end
   local siblings = tonumber(sums[3] or '0') - tonumber(sums[4] or '0')
-  if room < siblings then return {0, 7} end
+  if room - 1 < siblings then return {0, 7} end
 end
 
 local token = redis.call('INCR', K_FENCE)
