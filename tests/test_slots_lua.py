@@ -197,3 +197,27 @@ def test_keyspace_usage_reports_each_node(tree):
         2: {"used": 0, "allocation": 4, "mode": "hard", "borrowed": 0},
     }
     assert readout["campaigns"][11] == {"used": 3, "allocation": 2, "mode": "soft", "borrowed": 1, "workspace_id": 1}
+
+
+@pytest.mark.parametrize("sibling_waiting, admitted", [(2, True), (3, False)])
+def test_keyspace_campaign_borrows_exactly_while_room_minus_one_covers_sibling_claims(
+        redis_client, sibling_waiting, admitted):
+    tree = AllocationTree(10, {1: Allocation(4, False)},
+                          {1: CampaignAllocation(1, 1, True), 2: CampaignAllocation(1, 3, False)})
+    slots.write_allocations(ORG, tree)
+    slots.restore_leases(ORG, [], now_ms=NOW)
+    slots.acquire(ORG, 1, "a-0", now_ms=NOW)
+    slots.set_waiting(ORG, {2: sibling_waiting})
+    assert slots.acquire(ORG, 1, "a-1", now_ms=NOW).admitted is admitted
+
+
+@pytest.mark.parametrize("sibling_waiting, admitted", [(2, True), (3, False)])
+def test_keyspace_workspace_borrows_exactly_while_free_minus_one_covers_sibling_claims(
+        redis_client, sibling_waiting, admitted):
+    tree = AllocationTree(4, {1: Allocation(1, True), 2: Allocation(3, True)},
+                          {1: CampaignAllocation(1, 4, True), 2: CampaignAllocation(2, 3, True)})
+    slots.write_allocations(ORG, tree)
+    slots.restore_leases(ORG, [], now_ms=NOW)
+    slots.acquire(ORG, 1, "a-0", now_ms=NOW)
+    slots.set_waiting(ORG, {2: sibling_waiting})
+    assert slots.acquire(ORG, 1, "a-1", now_ms=NOW).admitted is admitted
