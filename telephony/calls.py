@@ -42,16 +42,9 @@ def _claim_for_placing(call_id, now):
 
 @transaction.atomic
 def _record_placed(call_id, carrier_call_id):
-    call = Call.objects.select_for_update().get(id=call_id)
-    fields = []
-    if not call.carrier_call_id:
-        call.carrier_call_id = carrier_call_id
-        fields.append("carrier_call_id")
-    if call.status == CallStatus.ADMITTED:
-        call.status = CallStatus.DIALING
-        fields.append("status")
-    if fields:
-        call.save(update_fields=fields)
+    # Conditional updates: an event that overtook us may already have linked the id or moved on.
+    Call.objects.filter(id=call_id, carrier_call_id__isnull=True).update(carrier_call_id=carrier_call_id)
+    Call.objects.filter(id=call_id, status=CallStatus.ADMITTED).update(status=CallStatus.DIALING)
 
 
 def place_call(call_id) -> None:

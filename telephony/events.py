@@ -31,7 +31,8 @@ def analysis_wait_seconds():
 
 
 def _locked_call(event):
-    calls = Call.objects.select_for_update()
+    # Only the call row is locked; the workspace rides along for the call.ended webhook.
+    calls = Call.objects.select_for_update(of=("self",)).select_related("campaign__workspace")
     if event.call_id:
         return calls.filter(id=event.call_id).first()
     if event.carrier_call_id:
@@ -213,8 +214,8 @@ def finalise_overdue_calls(now=None, limit=500) -> int:
     while ended < limit:
         with transaction.atomic():
             # SKIP LOCKED: a call whose analysis is being applied right now is not ours to end.
-            call = (Call.objects.select_for_update(skip_locked=True)
-                    .filter(status=CallStatus.ANSWERED, carrier_ended_at__lte=cutoff)
+            call = (Call.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("campaign__workspace").filter(status=CallStatus.ANSWERED, carrier_ended_at__lte=cutoff)
                     .order_by("carrier_ended_at").first())
             if call is None:
                 break
@@ -226,7 +227,7 @@ def finalise_overdue_calls(now=None, limit=500) -> int:
 def end_waiting_call(call_id) -> bool:
     """End a call the carrier already completed without waiting any longer for its analysis."""
     with transaction.atomic():
-        call = (Call.objects.select_for_update()
+        call = (Call.objects.select_for_update(of=("self",)).select_related("campaign__workspace")
                 .filter(id=call_id, status=CallStatus.ANSWERED, carrier_ended_at__isnull=False).first())
         if call is None:
             return False

@@ -89,11 +89,8 @@ def call_ended_payload(call):
 
 
 def enqueue_call_ended(call):
-    from campaigns.models import Workspace
-
-    workspace = Workspace.objects.filter(campaigns__id=call.campaign_id).only("id", "webhook_url").first()
-    if workspace is not None:
-        enqueue_webhook(workspace, "call.ended", call_ended_payload(call))
+    """Queue call.ended for the call's workspace; `call.campaign.workspace` should be preloaded."""
+    enqueue_webhook(call.campaign.workspace, "call.ended", call_ended_payload(call))
 
 
 def _claim(now, batch):

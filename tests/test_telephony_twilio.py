@@ -9,7 +9,7 @@ from django.test.utils import override_settings
 from telephony.calls import check_call_with_carrier, place_call, status_callback_url
 from telephony.models import Call, CallEvent, CallStatus
 from telephony.providers.twilio import normalise
-from tests.factories import CallFactory, CallingNumberFactory, CampaignFactory, TaskFactory
+from tests.factories import CallFactory, CampaignFactory, TaskFactory
 from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, TwilioStub, signed_post, status_params
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,144 @@
+"""The contract every telephony provider keeps, run against each one (DESIGN section 2, Telephony)."""
+from email.utils import format_datetime
+
+import pytest
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from telephony import simulator
+from telephony.calls import place_call, status_callback_url
+from telephony.models import Call, CallStatus
+from telephony.registry import PROVIDERS, get_provider
+from telephony.signals import call_ended
+from tests.factories import CallFactory, CampaignFactory, TaskFactory
+from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, INVALID_NUMBER, TwilioStub, signed_post, status_params
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = "http://testserver.example"
+
+
+class SimulatedHarness:
+    carrier = "simulated"
+
+    def __init__(self, redis):
+        self.redis = redis
+
+    def new_call(self, outcome="busy", refuse=False):
+        script = [{"outcome": "refuse" if refuse else outcome, "ring_ms": 50, "talk_ms": 100}]
+        task = TaskFactory(campaign=CampaignFactory(calling_number__carrier=self.carrier), context={"_sim": script})
+        return CallFactory(task=task)
+
+    def placements(self):
+        return len(self.redis.keys(f"{simulator.CALL_KEY_PREFIX}*"))
+
+    def report_outcome(self, call, client):
+        simulator.process_due_events(now_ms=simulator.redis_now_ms(self.redis) + 60_000)
+
+    def settle_after_hang_up(self, call):
+        simulator.process_due_events(now_ms=simulator.redis_now_ms(self.redis) + 60_000)
+
+
+class TwilioHarness:
+    carrier = "twilio"
+
+    def __init__(self, stub):
+        self.stub = stub
+
+    def new_call(self, outcome="busy", refuse=False):
+        campaign = CampaignFactory(calling_number__carrier=self.carrier)
+        task = TaskFactory(campaign=campaign, **({"phone": INVALID_NUMBER} if refuse else {}))
+        call = CallFactory(task=task)
+        self.outcomes = {**getattr(self, "outcomes", {}), str(call.id): outcome}
+        return call
+
+    def placements(self):
+        return len(self.stub.created())
+
+    def report_outcome(self, call, client):
+        path = status_callback_url(self.carrier, call.id).removeprefix(PUBLIC)
+        status = self.outcomes[str(call.id)]
+        for fixture in ("status_ringing.json", f"status_{status.replace('-', '_')}.json"):
+            params = status_params(fixture, call.carrier_call_id)
+            params["Timestamp"] = format_datetime(timezone.now(), usegmt=True)
+            assert signed_post(client, path, params, base_url=PUBLIC).status_code == 204
+
+    def settle_after_hang_up(self, call):
+        pass
+
+
+@pytest.fixture(params=sorted(PROVIDERS))
+def harness(request, redis_client):
+    if request.param == "simulated":
+        yield SimulatedHarness(redis_client)
+        return
+    with TwilioStub(ACCOUNT_SID, AUTH_TOKEN) as stub:
+        with override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                               TWILIO_API_BASE_URL=stub.base_url, PUBLIC_BASE_URL=PUBLIC):
+            yield TwilioHarness(stub)
+
+
+def placed(harness, **kwargs):
+    call = harness.new_call(**kwargs)
+    place_call(call.id)
+    call.refresh_from_db()
+    return call
+
+
+def test_the_registry_serves_the_provider_under_its_own_name(harness):
+    assert get_provider(harness.carrier).name == harness.carrier
+
+
+def test_placing_records_the_carrier_call_and_moves_the_call_to_dialing(harness):
+    call = placed(harness)
+    assert (call.carrier, call.status) == (harness.carrier, CallStatus.DIALING)
+    assert call.carrier_call_id and call.placed_at is not None
+
+
+def test_a_redelivered_dial_job_places_no_second_call(harness):
+    call = placed(harness)
+    place_call(call.id)
+    place_call(call.id)
+    assert harness.placements() == 1
+
+
+@pytest.mark.parametrize("outcome", ["busy", "no-answer"])
+def test_an_unanswered_call_ends_with_the_carriers_outcome_exactly_once(harness, client, outcome):
+    call = placed(harness, outcome=outcome)
+    sent = []
+    call_ended.connect(lambda **kw: sent.append(kw["outcome"]), weak=False, dispatch_uid="contract")
+    try:
+        harness.report_outcome(call, client)
+        harness.report_outcome(call, client)
+    finally:
+        call_ended.disconnect(dispatch_uid="contract")
+    call.refresh_from_db()
+    assert (call.status, call.outcome, sent) == (CallStatus.ENDED, outcome, [outcome])
+
+
+def test_a_refusal_ends_the_call_failed(harness):
+    call = placed(harness, refuse=True)
+    assert (call.status, call.outcome) == (CallStatus.ENDED, "failed")
+
+
+def test_the_status_of_a_live_call_is_not_terminal_and_an_unknown_call_has_none(harness):
+    call = placed(harness)
+    provider = get_provider(harness.carrier)
+    assert not provider.fetch_status(call.carrier_call_id).is_terminal
+    assert provider.fetch_status("CA" + "f" * 32) is None
+
+
+def test_after_a_hang_up_the_carrier_reports_the_call_ended(harness):
+    call = placed(harness)
+    provider = get_provider(harness.carrier)
+    provider.hang_up(call.carrier_call_id)
+    harness.settle_after_hang_up(call)
+    assert provider.fetch_status(call.carrier_call_id).is_terminal
+
+
+def test_an_unsigned_status_webhook_is_refused(harness, client):
+    call = placed(harness)
+    path = status_callback_url(harness.carrier, call.id).removeprefix(PUBLIC)
+    response = client.post(path, status_params("status_busy.json", call.carrier_call_id))
+    assert response.status_code == 403
+    assert Call.objects.get(id=call.id).status == CallStatus.DIALING
