@@ -25,6 +25,7 @@ run: migrate
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
+	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest --create-db -q
 
 bench: migrate

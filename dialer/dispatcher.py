@@ -22,7 +22,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignStatus, CompletionReason, DoNotCall, Priority, Task, TaskStatus
+from campaigns.models import (
+    Campaign, CampaignStatus, CompletionReason, DoNotCall, Organisation, Priority, Task, TaskStatus,
+)
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import slots
@@ -92,6 +94,8 @@ def dispatch_organisation(organisation_id, now=None):
     the lock taken leaves a rerun mark, so the holder makes one more pass for its events.
     """
     clear_nudge(organisation_id)
+    if not Organisation.objects.filter(id=organisation_id).exists():
+        return 0  # deleted since it was nudged
     admitted = 0
     with DispatchLock(organisation_id) as lock_held:
         if not lock_held:
