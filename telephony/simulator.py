@@ -97,7 +97,7 @@ def draw_script(rng, mix):
 def plan_events(entry, carrier_call_id, call_id, placed_ms, scale, context):
     """The call's future as (due_ms, event dict) pairs. Pure: same entry and times, same events.
 
-    >>> [e["kind"] for _, e in plan_events({"outcome": "no-answer", "ring_ms": 800}, "S1", "c", 0, 1.0, {})]
+    >>> [str(e["kind"]) for _, e in plan_events({"outcome": "no-answer", "ring_ms": 800}, "S1", "c", 0, 1.0, {})]
     ['ringing', 'completed']
     """
     outcome = str(entry.get("outcome") or Outcome.CONNECTED)
