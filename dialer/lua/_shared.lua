@@ -60,30 +60,39 @@ local function claim(slots, used, waiting)
   return free
 end
 
--- Re-derive one node's claim after its use or waiting work changed, keeping its parent's sum
--- exact: the sums let acquire weigh every sibling without visiting them.
-local function refresh_claim(field, slots, lease_set, parent_field)
-  local new = 0
-  if slots then
-    local waiting = tonumber(redis.call('HGET', K_WAITING, field) or '0')
-    if waiting > 0 then new = claim(slots, redis.call('ZCARD', lease_set), waiting) end
+-- Re-derive the claims of a campaign and its workspace after their use or waiting work
+-- changed, keeping the parents' sums exact: the sums let acquire weigh every sibling without
+-- visiting them. With `consume`, one unit of the campaign's waiting work is taken first (an
+-- admitted call was waiting work). Costs two reads when neither node has work waiting.
+local function settle(cid, wid, consume)
+  local c_field, w_field = 'c:' .. cid, 'w:' .. wid
+  local waiting = redis.call('HMGET', K_WAITING, c_field, w_field)
+  local c_waiting, w_waiting = tonumber(waiting[1] or '0'), tonumber(waiting[2] or '0')
+  if consume and c_waiting > 0 then
+    c_waiting = redis.call('HINCRBY', K_WAITING, c_field, -1)
+    w_waiting = redis.call('HINCRBY', K_WAITING, w_field, -1)
   end
-  local old = tonumber(redis.call('HGET', K_RESERVE, field) or '0')
-  if new ~= old then
-    redis.call('HSET', K_RESERVE, field, new)
-    redis.call('HINCRBY', K_RESERVE, parent_field, new - old)
+  local old = redis.call('HMGET', K_RESERVE, c_field, w_field)
+  local c_old, w_old = tonumber(old[1] or '0'), tonumber(old[2] or '0')
+  if c_waiting == 0 and w_waiting == 0 and c_old == 0 and w_old == 0 then return end
+
+  local c_new, w_new = 0, 0
+  local c_slots, _, configured_wid = campaign_config(cid)
+  if c_slots and configured_wid == wid and c_waiting > 0 then
+    c_new = claim(c_slots, redis.call('ZCARD', campaign_set(cid)), c_waiting)
   end
-end
-
-local function refresh_campaign(cid, wid)
-  local slots, _, configured_wid = campaign_config(cid)
-  if configured_wid ~= wid then slots = nil end
-  refresh_claim('c:' .. cid, slots, campaign_set(cid), 'W:' .. wid)
-end
-
-local function refresh_workspace(wid)
-  local slots = workspace_config(wid)
-  refresh_claim('w:' .. wid, slots, workspace_set(wid), 'O')
+  local w_slots = workspace_config(wid)
+  if w_slots and w_waiting > 0 then
+    w_new = claim(w_slots, redis.call('ZCARD', workspace_set(wid)), w_waiting)
+  end
+  if c_new ~= c_old then
+    redis.call('HSET', K_RESERVE, c_field, c_new)
+    redis.call('HINCRBY', K_RESERVE, 'W:' .. wid, c_new - c_old)
+  end
+  if w_new ~= w_old then
+    redis.call('HSET', K_RESERVE, w_field, w_new)
+    redis.call('HINCRBY', K_RESERVE, 'O', w_new - w_old)
+  end
 end
 
 local function occupy(call, expiry, cid, wid)
@@ -92,10 +101,12 @@ local function occupy(call, expiry, cid, wid)
   redis.call('ZADD', campaign_set(cid), expiry, call)
 end
 
+-- Returns true when the call was in the occupancy sets (false: pruned, or never there).
 local function vacate(call, cid, wid)
-  redis.call('ZREM', K_ORG, call)
+  if redis.call('ZREM', K_ORG, call) == 0 then return false end
   redis.call('ZREM', workspace_set(wid), call)
   redis.call('ZREM', campaign_set(cid), call)
+  return true
 end
 
 -- Move leases past expiry out of the occupancy sets into the reaper's set (record kept).
@@ -107,8 +118,7 @@ local function prune(now)
       local _, expiry, cid, wid = parse_lease(record)
       vacate(call, cid, wid)
       redis.call('ZADD', K_EXPIRED, expiry, call)
-      refresh_campaign(cid, wid)
-      refresh_workspace(wid)
+      settle(cid, wid, false)
     else
       redis.call('ZREM', K_ORG, call)
     end

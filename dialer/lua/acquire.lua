@@ -21,11 +21,13 @@ end
 local now = now_ms()
 prune(now)
 
-local c_slots, c_soft, wid = campaign_config(cid)
-if not c_slots then return {0, 2} end
+local config = redis.call('HMGET', K_CFG, 'total', 'c:' .. cid)
+if not config[2] then return {0, 2} end
+local total = tonumber(config[1])
+local c_slots, c_soft, wid = string.match(config[2], '^(%S+) (%S+) (%S+)$')
+c_slots, c_soft = tonumber(c_slots), c_soft == '1'
 local w_slots, w_soft = workspace_config(wid)
 if not w_slots then return {0, 2} end
-local total = tonumber(redis.call('HGET', K_CFG, 'total') or '0')
 
 local org_free = total - redis.call('ZCARD', K_ORG)
 if org_free < 1 then return {0, 3} end
@@ -50,11 +52,5 @@ local token = redis.call('INCR', K_FENCE)
 local expiry = now + tonumber(ARGV[5])
 occupy(call, expiry, cid, wid)
 redis.call('HSET', K_LEASES, call, lease_record(token, expiry, cid, wid))
--- The admitted call was one unit of its campaign's waiting work.
-if tonumber(redis.call('HGET', K_WAITING, 'c:' .. cid) or '0') > 0 then
-  redis.call('HINCRBY', K_WAITING, 'c:' .. cid, -1)
-  redis.call('HINCRBY', K_WAITING, 'w:' .. wid, -1)
-end
-refresh_campaign(cid, wid)
-refresh_workspace(wid)
+settle(cid, wid, true)
 return {1, token, expiry, 0}

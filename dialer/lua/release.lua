@@ -10,9 +10,7 @@ if not record then return 0 end
 local token, _, cid, wid = parse_lease(record)
 if token ~= ARGV[4] then return -1 end
 
-vacate(call, cid, wid)
-redis.call('ZREM', K_EXPIRED, call)
+if not vacate(call, cid, wid) then redis.call('ZREM', K_EXPIRED, call) end
 redis.call('HDEL', K_LEASES, call)
-refresh_campaign(cid, wid)
-refresh_workspace(wid)
+settle(cid, wid, false)
 return 1

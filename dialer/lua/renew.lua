@@ -15,8 +15,5 @@ local expiry = tonumber(ARGV[5])
 local was_pruned = redis.call('ZREM', K_EXPIRED, call) == 1
 occupy(call, expiry, cid, wid)
 redis.call('HSET', K_LEASES, call, lease_record(tonumber(token), expiry, cid, wid))
-if was_pruned then
-  refresh_campaign(cid, wid)
-  refresh_workspace(wid)
-end
+if was_pruned then settle(cid, wid, false) end
 return 1
