@@ -1,10 +1,15 @@
-import os
+import pytest
+from django.conf import settings
 
-# Tests never touch a developer's Redis db: they get their own, flushed around every test.
-os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-os.environ.setdefault("DEBUG", "true")
+from config.celery import app as celery_app
 
-import pytest  # noqa: E402
+# Tests never touch a developer's Redis db: they get their own (TEST_REDIS_URL, default db 15),
+# flushed around every test. pytest-django has loaded the settings before this module runs, so
+# the URL is switched on the live settings and the Celery app rather than through the environment.
+TEST_REDIS_URL = __import__("os").environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+settings.REDIS_URL = TEST_REDIS_URL
+settings.CELERY_BROKER_URL = TEST_REDIS_URL
+celery_app.conf.broker_url = TEST_REDIS_URL
 
 
 @pytest.fixture(autouse=True)
@@ -12,6 +17,7 @@ def clean_redis():
     from config.redis_client import get_redis
 
     client = get_redis()
+    assert client.connection_pool.connection_kwargs["db"] == int(TEST_REDIS_URL.rsplit("/", 1)[1])
     client.flushdb()
     yield client
     client.flushdb()
