@@ -3,6 +3,8 @@
 The dispatcher checks the list right before every dial; task creation checks it too, so a listed
 number never becomes a dialable task (see `campaigns.realtime`).
 """
+from functools import lru_cache
+
 import phonenumbers
 from django.db import transaction
 
@@ -23,6 +25,12 @@ def parse_e164(value):
     """
     if not isinstance(value, str):
         raise InvalidPhone("must be a string in E.164 form, e.g. +14155550100")
+    return _parse_e164_string(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_e164_string(value):
+    """Cached: a bulk request repeats its caller ID on every body."""
     if not value.strip().startswith("+"):
         raise InvalidPhone("must start with + and the country code (E.164), e.g. +14155550100")
     try:

@@ -27,6 +27,7 @@ from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
 from campaigns.signals import tasks_changed
+from campaigns.task_store import insert_tasks
 from dialer.scheduling import dispatch_rank, first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, hhmm_to_time, time_to_hhmm, zone
 
@@ -299,12 +300,16 @@ class _BodyValidator:
             self.fields["context"] = self.body["context"]
 
 
-def _build_task(body, fields, listed, now):
+def _build_task(body, fields, listed, now, first_attempts):
+    """An unsaved task; `first_attempts` memoises first_attempt_at per config (a bulk request
+    usually repeats one config a thousand times)."""
     campaign = fields.pop("campaign")
     task = Task(campaign=campaign, submitted_config={k: body[k] for k in CONFIG_FIELDS if k in body}, **fields)
     config = resolve_config(task, campaign)
     task.dispatch_rank = dispatch_rank(campaign.type, 0, config.priorities)
-    task.next_attempt_at = None if task.phone in listed else first_attempt_at(config, now)
+    if config not in first_attempts:
+        first_attempts[config] = first_attempt_at(config, now)
+    task.next_attempt_at = None if task.phone in listed else first_attempts[config]
     if task.next_attempt_at is None:
         task.status = TaskStatus.ARCHIVED
         task.completion_reason = CompletionReason.DNC if task.phone in listed else CompletionReason.ENDED
@@ -336,10 +341,12 @@ def do_create_tasks(workspace, bodies):
     organisation_id = workspace.organisation_id
     listed = listed_numbers(organisation_id, {fields["phone"] for fields in validated})
     now = django_timezone.now()
-    tasks = [_build_task(body, fields, listed, now) for body, fields in zip(bodies, validated, strict=True)]
+    first_attempts = {}
+    tasks = [_build_task(body, fields, listed, now, first_attempts)
+             for body, fields in zip(bodies, validated, strict=True)]
 
     with transaction.atomic():
-        Task.objects.bulk_create(tasks)
+        insert_tasks(tasks)
         if any(task.status == TaskStatus.QUEUED for task in tasks):
             transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
     return tasks
