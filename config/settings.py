@@ -141,6 +141,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["campaigns.api.docs.drop_trailing_slash_aliases"],
 }
 
 LOGGING = {

@@ -57,3 +57,8 @@ def swagger_asset(request, name):
     response = FileResponse((SWAGGER_DIR / name).open("rb"), content_type=content_type)
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+def drop_trailing_slash_aliases(endpoints, **kwargs):
+    """drf-spectacular preprocessing hook: document each endpoint once, under its slash-less path."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].endswith("/")]

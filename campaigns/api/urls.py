@@ -30,3 +30,9 @@ urlpatterns = [
     path("docs/", docs.swagger_ui, name="api-docs"),
     path("docs/assets/<str:name>", docs.swagger_asset, name="api-docs-asset"),
 ]
+
+# Clients write both /api/v1/tasks and /api/v1/tasks/: serve both rather than redirect a POST.
+urlpatterns += [
+    path(f"{pattern.pattern}/", pattern.callback)
+    for pattern in list(urlpatterns) if not str(pattern.pattern).endswith("/")
+]
