@@ -26,13 +26,11 @@ def _hhmm(value):
     return value.hour * 100 + value.minute
 
 
-class CampaignCreateForm(forms.Form):
-    """Every batch setting. `workspaces`, `agents` and `numbers` are the querysets the staff user
-    may choose from; after `is_valid()`, `cleaned_fields` holds the values for `do_create_campaign`."""
+class CampaignSettingsForm(forms.Form):
+    """Every campaign setting, turned into the camelCase body that `validate_campaign_body` (the
+    REST API's validation) checks. `agents` and `numbers` are the querysets the staff user may
+    choose from; after `is_valid()`, `cleaned_fields` holds the validated model field values."""
 
-    workspace = forms.ModelChoiceField(queryset=None)
-    type = forms.ChoiceField(choices=CampaignType.choices, initial=CampaignType.BATCH,
-                             help_text="Batch: one CSV of contacts. Realtime: tasks arrive through the API.")
     name = forms.CharField(max_length=200)
     agent = forms.ModelChoiceField(queryset=None)
     calling_number = forms.ModelChoiceField(queryset=None, required=False, label="Calling number (caller ID)")
@@ -60,9 +58,8 @@ class CampaignCreateForm(forms.Form):
 
     always_retried = ALWAYS_RETRIED_OUTCOMES
 
-    def __init__(self, *args, workspaces, agents, numbers, **kwargs):
+    def __init__(self, *args, agents, numbers, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["workspace"].queryset = workspaces
         self.fields["agent"].queryset = agents
         self.fields["calling_number"].queryset = numbers
         custom = {}
@@ -81,35 +78,112 @@ class CampaignCreateForm(forms.Form):
             return value  # the timezone error is reported on its own field
         return value.replace(tzinfo=None).replace(tzinfo=tz)
 
+    def target(self):
+        """(workspace, campaign type, campaign or None) the settings are validated for."""
+        raise NotImplementedError
+
     def to_body(self):
         data = self.cleaned_data
         body = {
-            "type": data["type"], "name": data["name"], "agent": data["agent"].id, "priority": data["priority"],
+            "name": data["name"], "agent": data["agent"].id, "priority": data["priority"],
             "timezone": data["timezone"], "callingDays": data["calling_days"], "maxRetries": data["max_retries"],
             "retryInterval": data["retry_interval_minutes"] * 60_000, "retryOutcomes": data["retry_outcomes"],
             "slots": data["slots"], "slotMode": data["slot_mode"],
         }
-        if data["calling_number"] is not None or data["type"] == CampaignType.BATCH:
+        _, campaign_type, instance = self.target()
+        if data["calling_number"] is not None or campaign_type == CampaignType.BATCH or instance is not None:
             body["from"] = data["calling_number"].number if data["calling_number"] else None
-        for field, key in (("start_at", "startAt"), ("end_at", "endAt")):
-            if data[field] is not None:
-                body[key] = self._local(data[field], data["timezone"]).isoformat()
-        if data["calling_start"] is not None or data["calling_end"] is not None:
-            start, end = data["calling_start"] or dt.time(0), data["calling_end"] or dt.time(0)
-            body["callingHours"] = {"start": _hhmm(start), "end": _hhmm(end)}
+        start, end = data["calling_start"] or dt.time(0), data["calling_end"] or dt.time(0)
+        body["callingHours"] = {"start": _hhmm(start), "end": _hhmm(end)}
         return body
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
+        workspace, _, instance = self.target()
         try:
-            self.cleaned_fields = validate_campaign_body(data["workspace"], self.to_body())
+            self.cleaned_fields = validate_campaign_body(workspace, self.to_body(), instance=instance)
         except ValidationError as exc:
             for key, reasons in exc.message_dict.items():
                 for reason in reasons:
                     self.add_error(ERROR_FIELDS.get(key), reason)
         return data
+
+
+class CampaignCreateForm(CampaignSettingsForm):
+    """A new campaign: its workspace and type, then every setting; `workspaces` is the queryset
+    the staff user may choose from. `cleaned_fields` go to `do_create_campaign`."""
+
+    workspace = forms.ModelChoiceField(queryset=None)
+    type = forms.ChoiceField(choices=CampaignType.choices, initial=CampaignType.BATCH,
+                             help_text="Batch: one CSV of contacts. Realtime: tasks arrive through the API.")
+
+    field_order = ["workspace", "type"]
+
+    def __init__(self, *args, workspaces, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].queryset = workspaces
+
+    def target(self):
+        return self.cleaned_data["workspace"], self.cleaned_data["type"], None
+
+    def to_body(self):
+        data = self.cleaned_data
+        body = {"type": data["type"], **super().to_body()}
+        for field, key in (("start_at", "startAt"), ("end_at", "endAt")):
+            if data[field] is not None:
+                body[key] = self._local(data[field], data["timezone"]).isoformat()
+        if data["calling_start"] is None and data["calling_end"] is None:
+            del body["callingHours"]
+        return body
+
+
+class CampaignUpdateForm(CampaignSettingsForm):
+    """The settings of an existing campaign, shown as they are and validated as a PATCH of the
+    REST API. Start and end are sent only when the operator changed them (a start in the past
+    stays as it is); an emptied end removes the end. `cleaned_fields` go to `do_update_campaign`."""
+
+    def __init__(self, *args, campaign, **kwargs):
+        self.campaign = campaign
+        super().__init__(*args, initial=self.initial_from(campaign), **kwargs)
+
+    @staticmethod
+    def initial_from(campaign):
+        tz = zone(campaign.timezone)
+
+        def local(instant):
+            # Seconds precision, as the widget shows it, so an untouched field is not "changed".
+            return instant.astimezone(tz).replace(tzinfo=None, microsecond=0) if instant else None
+
+        return {
+            "name": campaign.name, "agent": campaign.agent_id, "calling_number": campaign.calling_number_id,
+            "priority": campaign.priority, "timezone": campaign.timezone, "start_at": local(campaign.start_at),
+            "end_at": local(campaign.end_at), "calling_start": campaign.calling_start,
+            "calling_end": campaign.calling_end, "calling_days": list(campaign.calling_days),
+            "max_retries": campaign.max_retries, "retry_interval_minutes": campaign.retry_interval_ms // 60_000,
+            "retry_outcomes": list(campaign.retry_outcomes), "slots": campaign.slots, "slot_mode": campaign.slot_mode,
+        }
+
+    def target(self):
+        return self.campaign.workspace, self.campaign.type, self.campaign
+
+    def to_body(self):
+        data = self.cleaned_data
+        body = super().to_body()
+        if self.initial["retry_interval_minutes"] == data["retry_interval_minutes"]:
+            # Whole minutes in the form; keep an API-set interval that is not a whole minute.
+            body["retryInterval"] = self.campaign.retry_interval_ms
+        if "start_at" in self.changed_data and data["start_at"] is not None:
+            body["startAt"] = self._local(data["start_at"], data["timezone"]).isoformat()
+        if "end_at" in self.changed_data:
+            body["endAt"] = None if data["end_at"] is None else self._local(data["end_at"], data["timezone"]).isoformat()
+        return body
+
+    def changed_fields(self):
+        """The validated field values that differ from the campaign's."""
+        return {name: value for name, value in self.cleaned_fields.items()
+                if name != "type" and getattr(self.campaign, name) != value}
 
 
 class ContactUploadForm(forms.Form):
