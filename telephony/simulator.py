@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
 from campaigns.models import Outcome
 from config.redis_client import get_redis
@@ -266,20 +267,25 @@ def pop_due_events(now_ms=None, limit=500, redis_client=None):
     return script(keys=[DUE_KEY, EVENTS_KEY], args=[now_ms, limit, CALL_KEY_PREFIX])
 
 
-def process_due_events(now_ms=None, limit=500) -> int:
+def process_due_events(now_ms=None, limit=500, per_transaction=50) -> int:
     """Apply every simulator event due at `now_ms` (Redis time by default), up to `limit`; returns the count.
 
+    Events are applied `per_transaction` to a database transaction, each in its own savepoint:
+    one commit per event would make the commit's fsync, not the work, the simulator's limit.
     Events are popped before they are applied: an event whose application fails is logged and
     dropped, and the lease reaper's status check later settles its call from the simulator's state.
     """
+    payloads = pop_due_events(now_ms, limit)
     applied = 0
-    for payload in pop_due_events(now_ms, limit):
-        try:
-            handle_event(_event_from_json(payload))
-        except Exception:  # one bad event must not stall every other call's events
-            logger.exception("simulated event could not be applied: %s", payload)
-            continue
-        applied += 1
+    for start in range(0, len(payloads), per_transaction):
+        with transaction.atomic():
+            for payload in payloads[start:start + per_transaction]:
+                try:
+                    handle_event(_event_from_json(payload))
+                except Exception:  # one bad event must not stall every other call's events
+                    logger.exception("simulated event could not be applied: %s", payload)
+                    continue
+                applied += 1
     return applied
 
 
