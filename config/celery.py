@@ -26,5 +26,9 @@ app.conf.beat_schedule = {
     "dialer-tick": {"task": "dialer.tick", "schedule": 1.0, "options": {"queue": str(Queue.EVENTS), "expires": 5}},
     "dialer-maintain": {"task": "dialer.maintain", "schedule": 5.0,
                         "options": {"queue": str(Queue.EVENTS), "expires": 30}},
+    "telephony-finalise-overdue-calls": {"task": "telephony.finalise_overdue_calls", "schedule": 5.0,
+                                         "options": {"queue": str(Queue.EVENTS), "expires": 30}},
+    "telephony-deliver-webhooks": {"task": "telephony.deliver_webhooks", "schedule": 2.0,
+                                   "options": {"queue": str(Queue.EVENTS), "expires": 10}},
 }
 app.autodiscover_tasks()
