@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
 from telephony.models import Call, CallStatus
-from telephony.registry import get_provider, provider_name_for_number
+from telephony import cps
+from telephony.registry import calling_number_settings, get_provider
 from telephony.rules import CarrierStatus, analysis_overdue, render_prompt
 from telephony.providers.base import PlaceCallRequest
 
@@ -31,7 +32,7 @@ def _claim_for_placing(call_id, now):
     if call is None or call.status != CallStatus.ADMITTED or call.carrier_call_id or call.placed_at:
         return None
     agent = call.agent or call.task.agent or call.campaign.agent
-    call.carrier = provider_name_for_number(call.campaign.workspace_id, call.from_number)
+    call.carrier, call.calls_per_second = calling_number_settings(call.campaign.workspace_id, call.from_number)
     call.prompt = render_prompt(agent.prompt if agent else "", call.task.context or {})
     # placed_at doubles as the claim: a dial job redelivered after a crash mid-request sees it and
     # places nothing (at most one call per attempt; the reaper settles a call that never took).
@@ -56,6 +57,10 @@ def place_call(call_id) -> None:
     """
     call = _claim_for_placing(call_id, timezone.now())
     if call is None:
+        return
+    if not cps.wait_for_turn(call.from_number, call.calls_per_second):
+        finish_now(call.id, CarrierStatus.FAILED, f"no calls-per-second turn for {call.from_number} "
+                                                  f"within {cps.MAX_WAIT_SECONDS} s")
         return
     provider = get_provider(call.carrier)
     request = PlaceCallRequest(

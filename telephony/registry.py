@@ -24,10 +24,15 @@ def get_provider(name=None):
         raise UnknownProvider(f"No telephony provider named {name!r}; known: {', '.join(PROVIDERS)}.") from None
 
 
-def provider_name_for_number(workspace_id, number):
-    """The carrier configured on a workspace's calling number, or the default provider."""
+DEFAULT_CALLS_PER_SECOND = 10
+
+
+def calling_number_settings(workspace_id, number):
+    """(carrier, calls per second) of a workspace's calling number; defaults when it has none."""
     from campaigns.models import CallingNumber
 
-    carrier = (CallingNumber.objects.filter(workspace_id=workspace_id, number=number)
-               .values_list("carrier", flat=True).first())
-    return carrier or settings.TELEPHONY_PROVIDER
+    found = (CallingNumber.objects.filter(workspace_id=workspace_id, number=number)
+             .values_list("carrier", "calls_per_second").first())
+    if found is None:
+        return settings.TELEPHONY_PROVIDER, DEFAULT_CALLS_PER_SECOND
+    return found[0] or settings.TELEPHONY_PROVIDER, found[1]
