@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from campaigns.controls import (
     do_resume_task, do_update_campaign,
 )
 from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
-from campaigns.forms import CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
+from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, Campaign, CampaignStatus, CampaignType, ContactImport, DoNotCall, Organisation,
     OrganisationMember, Task, TaskStatus, Workspace,
@@ -362,13 +363,12 @@ class CampaignAdmin(OrganisationScopedAdmin):
 
     @staticmethod
     def _settings_rows(campaign):
-        days = ", ".join(label for day, label in CampaignUpdateForm.base_fields["calling_days"].choices
-                         if day in campaign.calling_days)
+        days = ", ".join(label for day, label in WEEKDAYS if day in campaign.calling_days)
         return [
             ("Workspace", campaign.workspace.name), ("Type", campaign.get_type_display()),
             ("Agent", campaign.agent.name), ("Calling number", campaign.calling_number or "—"),
             ("Priority", campaign.get_priority_display()), ("Timezone", campaign.timezone),
-            ("Start", campaign.start_at), ("End", campaign.end_at or "—"),
+            ("Start", _instant(campaign.start_at)), ("End", _instant(campaign.end_at)),
             ("Calling hours", f"{time_to_hhmm(campaign.calling_start):04d}–{time_to_hhmm(campaign.calling_end):04d}"),
             ("Calling days", days), ("Max retries", campaign.max_retries),
             ("Retry interval", f"{campaign.retry_interval_ms // 60_000} min"),
@@ -540,13 +540,17 @@ class TaskAdmin(OrganisationScopedAdmin):
         return [
             ("Agent", agent.name if agent else "—"), ("Calling number", number or "—"),
             ("Calling window", hours), ("Timezone", window.timezone),
-            ("Calling days", ", ".join(str(day) for day in sorted(window.days)) + " (0 = Monday)"),
-            ("Start after", config.start_after), ("End at", config.end_at or "—"),
+            ("Calling days", ", ".join(label for day, label in WEEKDAYS if day in window.days)),
+            ("Start after", _instant(config.start_after)), ("End at", _instant(config.end_at)),
             ("Max attempts", config.max_attempts),
             ("Retry intervals", ", ".join(_duration(ms) for ms in config.intervals_ms) or "—"),
             ("Priorities", ", ".join(str(p) for p in config.priorities) if config.priorities else "—"),
             ("Retry outcomes", ", ".join(sorted(config.retry_outcomes)) or "—"),
         ]
+
+
+def _instant(value):
+    return f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if value else "—"
 
 
 def _duration(ms):

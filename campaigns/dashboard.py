@@ -19,6 +19,8 @@ FINISHED_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.ARCHIVED)
 TASK_PAGE_SIZE = 50
 # Calls over time: at most this many of the most recent buckets, at a unit chosen from the span.
 TIMELINE_BUCKETS = 60
+# A young campaign's first minutes are shown on a 30-minute axis, not as two full-width bars.
+TIMELINE_MIN_BUCKETS = 30
 TIMELINE_UNITS = (("minute", dt.timedelta(minutes=1)), ("hour", dt.timedelta(hours=1)), ("day", dt.timedelta(days=1)))
 
 
@@ -128,6 +130,7 @@ def calls_over_time(campaign):
                        if span["last"] - span["first"] <= step * TIMELINE_BUCKETS), TIMELINE_UNITS[-1])
     last = _truncate(span["last"], unit)
     first = max(_truncate(span["first"], unit), last - step * (TIMELINE_BUCKETS - 1))
+    first = min(first, last - step * (TIMELINE_MIN_BUCKETS - 1))
     counts = dict(calls.filter(created_at__gte=first).annotate(bucket=Trunc("created_at", unit))
                   .values_list("bucket").annotate(count=Count("id")).order_by())
     buckets = []
