@@ -30,3 +30,6 @@ test: services
 
 bench: migrate
 	$(PY) bench/run_all.py
+
+soak: migrate
+	$(PY) bench/soak.py --json test-artifacts/soak.json

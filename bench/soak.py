@@ -61,9 +61,9 @@ class SoakConfig:
     sample_interval: float = 0.05
 
 
-# Two cores shared with everything else: a third of the CI soak's tasks are dialable now, the rest
+# Two cores shared with everything else: a sixth of the CI soak's tasks are dialable now, the rest
 # wait behind shut calling windows (which the dispatcher must leave alone).
-SHORT = SoakConfig(tasks=1200, campaigns_per_workspace=6, shut_per_workspace=4, workers=3, fault_window=15.0,
+SHORT = SoakConfig(tasks=1200, campaigns_per_workspace=6, shut_per_workspace=5, workers=3, fault_window=15.0,
                    worker_kills=2, redis_wipes=1, postgres_faults=2, event_replays=3, pauses=1, archives=1,
                    timeout=45.0)
 
@@ -175,7 +175,8 @@ def build_world(config, rng):
                 window = (dt.time(0), dt.time(0), "UTC")
                 if index % 3 == 1:
                     window = _window_open_now(rng, now)
-                if index >= config.campaigns_per_workspace - config.shut_per_workspace:  # a window that opens hours from now: its tasks wait, legitimately
+                # The last campaigns of each workspace open hours from now: their tasks wait, legitimately.
+                if index >= config.campaigns_per_workspace - config.shut_per_workspace:
                     local_hour = (now + dt.timedelta(hours=6)).hour
                     window = (dt.time(local_hour), dt.time((local_hour + 1) % 24), "UTC")
                 campaign = Campaign.objects.create(
