@@ -151,7 +151,7 @@ class _BodyValidator:
         self._phone()
         campaign = self._campaign()
         agent = self._agent(campaign)
-        self._from()
+        self._from(campaign)
         self._window()
         self._instants()
         self._attempts(campaign)
@@ -193,8 +193,10 @@ class _BodyValidator:
         self.fields["agent"] = agent
         return agent
 
-    def _from(self):
+    def _from(self, campaign):
         if "from" not in self.body:
+            if campaign is not None and campaign.calling_number_id is None:
+                self.error("from", "is required: the campaign has no default calling number")
             return
         try:
             number = self.lookups.numbers.get(parse_e164(self.body["from"]))

@@ -302,3 +302,11 @@ def test_calling_number_from_is_normalised_to_e164(api, seed, workspace):
     CallingNumberFactory(workspace=workspace, number="+442071838750")
     response = post(api, {**seed, "from": "+44 20 7183 8750"})
     assert response.status_code == 201, response.json()
+
+
+def test_from_is_required_when_the_campaign_has_no_calling_number(api, realtime):
+    realtime.calling_number = None
+    realtime.save(update_fields=["calling_number"])
+    response = post(api, {"phone": "+442071838750", "campaign": realtime.id})
+    assert response.status_code == 400
+    assert fields_of(response) == {"from"}
