@@ -309,3 +309,15 @@ class TestSlotsPanel:
         names = {org["name"] for org in client.get(f"{LIST_URL}slots.json").json()["organisations"]}
         assert {workspace.organisation.name, other.organisation.name} <= names
 
+
+
+class TestCallAdmin:
+    def test_calls_are_read_only_and_link_to_their_task_page(self, client, staff, campaign):
+        call = ended_call(tasks(campaign, 1, TaskStatus.COMPLETED)[0])
+        page = client.get("/admin/telephony/call/").content.decode()
+        assert f'href="/admin/campaigns/task/{call.task_id}/change/#tab-calls"' in page
+        assert client.get("/admin/telephony/call/add/").status_code == 403
+        change = client.post(f"/admin/telephony/call/{call.id}/change/", {"outcome": "busy"})
+        assert change.status_code == 403
+        call.refresh_from_db()
+        assert call.outcome == "connected"
