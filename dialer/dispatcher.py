@@ -10,12 +10,18 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
 3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
    same number), merge per-campaign streams into DESIGN's order, admit through the slot leases.
 4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
-Passes repeat while they admit something.
+Passes repeat while one may still admit more: its claim was cut at the per-pass bound, re-checks
+dropped candidates that later ones may replace, or events arrived during the run. A pass that
+filled what it claimed needs no empty pass after it to prove so.
+
+Hot path: campaigns and candidates are read as plain rows (no model instances), the attempts are
+recorded in one statement, and the dial jobs share one broker connection — a pass costs round
+trips per pass, not per call.
 """
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, namedtuple
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import (
-    Campaign, CampaignStatus, CompletionReason, DoNotCall, Organisation, Priority, Task, TaskStatus,
+    CallingNumber, Campaign, CampaignStatus, CompletionReason, DoNotCall, Organisation, Priority, Task, TaskStatus,
 )
 from config.queues import Queue
 from config.redis_client import get_redis
@@ -40,10 +46,26 @@ MAX_CANDIDATES_PER_PASS = getattr(settings, "DISPATCH_MAX_CANDIDATES_PER_PASS", 
 MAX_PASSES_PER_RUN = 50
 DIAL_JOB_SIZE = getattr(settings, "DIAL_JOB_SIZE", 20)
 
-DIALABLE_CAMPAIGNS_SQL = """
-SELECT c.id
+# What a pass reads of a campaign: the fields `resolve_config`, the limits, the ordering and the
+# Call rows use, with its calling number joined in.
+DialableCampaign = namedtuple("DialableCampaign", [
+    "id", "type", "priority", "status", "timezone", "start_at", "end_at", "calling_start", "calling_end",
+    "calling_days", "max_retries", "retry_interval_ms", "retry_outcomes", "slots", "slot_mode", "agent_id",
+    "calling_number_id", "calling_number_number", "calling_number_carrier",
+])
+
+# What a pass reads of a candidate task: no context or submitted body (JSON it never looks at).
+CandidateTask = namedtuple("CandidateTask", [
+    "id", "campaign_id", "phone", "agent_id", "calling_number_id", "timezone", "calling_start", "calling_end",
+    "start_after", "end_after", "max_attempts", "intervals_ms", "priorities", "retry_outcomes", "attempts_made",
+    "next_attempt_at", "callback_at", "dispatch_rank", "tie_break",
+])
+
+DIALABLE_CAMPAIGNS_SQL = f"""
+SELECT {", ".join(f"c.{f}" for f in DialableCampaign._fields[:-2])}, n.number, n.carrier
 FROM campaigns_campaign c
 JOIN campaigns_workspace w ON w.id = c.workspace_id
+LEFT JOIN campaigns_callingnumber n ON n.id = c.calling_number_id
 WHERE w.organisation_id = %s
   AND c.status IN ('scheduled', 'running')
   AND c.start_at <= %s
@@ -55,8 +77,8 @@ FOR SHARE OF c
 # One index range scan per campaign (task_dispatch_candidates: campaign, dispatch_rank,
 # next_attempt_at, tie_break WHERE status = 'queued'); SKIP LOCKED leaves rows that a control or
 # another dispatcher holds to them.
-CANDIDATES_SQL = """
-SELECT t.*
+CANDIDATES_SQL = f"""
+SELECT {", ".join(f"t.{f}" for f in CandidateTask._fields)}
 FROM unnest(%s::bigint[], %s::int[]) AS c(id, lim)
 CROSS JOIN LATERAL (
     SELECT *
@@ -75,13 +97,32 @@ FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS next_attem
 WHERE t.id = v.id AND t.status = 'queued'
 """
 
+# The Call rows and the tasks' move to in progress, in one statement (one round trip); the
+# constant columns are the model's defaults, which Django keeps in Python, not in the table.
+RECORD_ATTEMPTS_SQL = """
+WITH calls AS (
+    INSERT INTO telephony_call (id, task_id, campaign_id, organisation_id, attempt, agent_id, carrier, from_number,
+        to_number, lease_token, is_callback, created_at, status, carrier_status, outcome, recording_url, transcript,
+        analysis, prompt, answered_by)
+    SELECT v.id, v.task_id, v.campaign_id, %s, v.attempt, v.agent_id, v.carrier, v.from_number, v.to_number,
+        v.lease_token, v.is_callback, %s, 'admitted', '', '', '', '', '{}'::jsonb, '', ''
+    FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+                %s::bigint[], %s::boolean[])
+        AS v(id, task_id, campaign_id, attempt, agent_id, carrier, from_number, to_number, lease_token, is_callback)
+)
+UPDATE campaigns_task
+SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at = NULL, callback_at = NULL,
+    updated_at = %s
+WHERE id = ANY(%s)
+"""
+
 PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}
 
 
 @dataclass
 class Admission:
-    task: Task
-    campaign: Campaign
+    task: CandidateTask
+    campaign: DialableCampaign
     call_id: uuid.UUID
     token: int
     is_callback: bool
@@ -103,9 +144,9 @@ def dispatch_organisation(organisation_id, now=None):
             return 0
         for _ in range(MAX_PASSES_PER_RUN):
             get_redis().delete(_rerun_key(organisation_id))
-            count = dispatch_pass(organisation_id, now or timezone.now())
-            admitted += count
-            if count == 0 and not get_redis().exists(_rerun_key(organisation_id)):
+            result = _dispatch_pass(organisation_id, now or timezone.now())
+            admitted += result.admitted
+            if not result.may_admit_more and not get_redis().exists(_rerun_key(organisation_id)):
                 break
             now = None
     return admitted
@@ -115,8 +156,18 @@ def _rerun_key(organisation_id):
     return f"{{org:{organisation_id}}}:dispatch:rerun"
 
 
+@dataclass
+class PassResult:
+    admitted: int
+    may_admit_more: bool  # the claim was cut at the per-pass bound, or re-checks dropped candidates
+
+
 def dispatch_pass(organisation_id, now):
     """One pass of the dispatcher (see the module docstring). Returns calls admitted."""
+    return _dispatch_pass(organisation_id, now).admitted
+
+
+def _dispatch_pass(organisation_id, now):
     started = time.perf_counter()
     # Also re-creates the live calls' leases first when Redis lost its data.
     slots.sync_allocations(organisation_id)
@@ -127,10 +178,11 @@ def dispatch_pass(organisation_id, now):
             campaigns = _lock_dialable_campaigns(organisation_id, now)
             if not campaigns:
                 slots.set_waiting(organisation_id, {})
-                return 0
+                return PassResult(0, False)
             limits = _fetch_limits(campaigns, usage)
             tasks = _claim_candidates(limits, now)
-            slots.set_waiting(organisation_id, dict(Counter(t.campaign_id for t in tasks)))
+            claimed = Counter(t.campaign_id for t in tasks)
+            slots.set_waiting(organisation_id, dict(claimed))
             dialable = _recheck(organisation_id, tasks, campaigns, now)
             admissions = _admit(organisation_id, dialable, campaigns, now)
             if admissions:
@@ -143,14 +195,14 @@ def dispatch_pass(organisation_id, now):
     if admissions:
         logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
                     len(tasks), (time.perf_counter() - started) * 1000)
-    return len(admissions)
+    cut_at_bound = any(limit == MAX_CANDIDATES_PER_PASS and claimed[c] == limit for c, limit in limits.items())
+    return PassResult(len(admissions), cut_at_bound or len(dialable) < len(tasks))
 
 
 def _lock_dialable_campaigns(organisation_id, now):
     with connection.cursor() as cursor:
         cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, now, now])
-        ids = [row[0] for row in cursor.fetchall()]
-    return Campaign.objects.select_related("workspace", "agent", "calling_number").in_bulk(ids)
+        return {row[0]: DialableCampaign._make(row) for row in cursor.fetchall()}
 
 
 def _fetch_limits(campaigns, usage):
@@ -177,7 +229,9 @@ def _claim_candidates(limits, now):
     if not limits:
         return []
     ids, lims = zip(*limits.items())
-    return list(Task.objects.raw(CANDIDATES_SQL, [list(ids), list(lims), now]))
+    with connection.cursor() as cursor:
+        cursor.execute(CANDIDATES_SQL, [list(ids), list(lims), now])
+        return [CandidateTask._make(row) for row in cursor.fetchall()]
 
 
 def _recheck(organisation_id, tasks, campaigns, now):
@@ -194,16 +248,19 @@ def _recheck(organisation_id, tasks, campaigns, now):
                                            status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
     dialable, reschedule = [], {}
     finished = defaultdict(list)  # (status, reason) → task ids
+    window_open = {}  # most tasks share their campaign's window: one zone conversion each
     for task in tasks:
         campaign = campaigns[task.campaign_id]
         config = resolve_config(task, campaign)
+        if config.window not in window_open:
+            window_open[config.window] = is_open(config.window, now)
         if config.end_at is not None and now >= config.end_at:
             finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
         elif task.attempts_made >= config.max_attempts:
             finished[(TaskStatus.COMPLETED, CompletionReason.EXHAUSTED)].append(task.id)
         elif task.phone in do_not_call:
             finished[(TaskStatus.ARCHIVED, CompletionReason.DNC)].append(task.id)
-        elif not is_open(config.window, now):
+        elif not window_open[config.window]:
             opening = next_opening(config.window, now)
             if config.end_at is not None and opening >= config.end_at:
                 finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
@@ -244,23 +301,26 @@ def _admit(organisation_id, dialable, campaigns, now):
 
 
 def _record_attempts(organisation_id, admissions, now):
-    calls = []
+    own_numbers = {a.task.calling_number_id for a in admissions if a.task.calling_number_id is not None}
+    numbers = {}
+    if own_numbers:
+        numbers = {number_id: (number, carrier) for number_id, number, carrier in
+                   CallingNumber.objects.filter(id__in=own_numbers).values_list("id", "number", "carrier")}
+    columns = [[] for _ in range(10)]
     for admission in admissions:
         task, campaign = admission.task, admission.campaign
-        number = task.calling_number or campaign.calling_number
-        calls.append(Call(
-            id=admission.call_id, task_id=task.id, campaign_id=campaign.id, organisation_id=organisation_id,
-            attempt=task.attempts_made + 1, agent_id=task.agent_id or campaign.agent_id,
-            carrier=number.carrier if number else settings.TELEPHONY_PROVIDER,
-            from_number=number.number if number else "", to_number=task.phone,
-            lease_token=admission.token, is_callback=admission.is_callback, created_at=now,
-        ))
-    Call.objects.bulk_create(calls)
+        if task.calling_number_id is not None:
+            number, carrier = numbers[task.calling_number_id]
+        elif campaign.calling_number_id is not None:
+            number, carrier = campaign.calling_number_number, campaign.calling_number_carrier
+        else:
+            number, carrier = "", settings.TELEPHONY_PROVIDER
+        row = (str(admission.call_id), task.id, campaign.id, task.attempts_made + 1, task.agent_id or campaign.agent_id,
+               carrier, number, task.phone, admission.token, admission.is_callback)
+        for column, value in zip(columns, row):
+            column.append(value)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE campaigns_task SET status = 'in_progress', attempts_made = attempts_made + 1, "
-            "next_attempt_at = NULL, callback_at = NULL, updated_at = %s WHERE id = ANY(%s)",
-            [now, [a.task.id for a in admissions]])
+        cursor.execute(RECORD_ATTEMPTS_SQL, [organisation_id, now, *columns, now, columns[1]])
     started = {a.campaign.id for a in admissions if a.campaign.status == CampaignStatus.SCHEDULED}
     if started:
         Campaign.objects.filter(id__in=started, status=CampaignStatus.SCHEDULED).update(
@@ -280,6 +340,8 @@ def publish_dial_jobs(admissions):
     by_queue = defaultdict(list)
     for admission in admissions:
         by_queue[dial_queue(admission)].append(str(admission.call_id))
-    for queue, call_ids in by_queue.items():
-        for start in range(0, len(call_ids), DIAL_JOB_SIZE):
-            dial_calls.apply_async(args=[call_ids[start:start + DIAL_JOB_SIZE]], queue=str(queue))
+    with dial_calls.app.producer_or_acquire() as producer:  # one broker connection for the whole batch
+        for queue, call_ids in by_queue.items():
+            for start in range(0, len(call_ids), DIAL_JOB_SIZE):
+                dial_calls.apply_async(args=[call_ids[start:start + DIAL_JOB_SIZE]], queue=str(queue),
+                                       producer=producer)
