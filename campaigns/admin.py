@@ -183,8 +183,9 @@ class CampaignAdmin(OrganisationScopedAdmin):
     @admin.display(description="Live / slots")
     def live_column(self, campaign):
         node = campaign.dashboard_slots
-        return format_html('<span data-live-campaign="{}">{} / {}{}</span>', campaign.id, node["used"],
-                           node["allocation"], f" (+{node['borrowed']} borrowed)" if node["borrowed"] else "")
+        return format_html('<span data-live-campaign="{}" title="live calls / slots ({}), borrowed in brackets">'
+                           '{} / {}{}</span>', campaign.id, node["mode"], node["used"], node["allocation"],
+                           f" (+{node['borrowed']})" if node["borrowed"] else "")
 
     def changelist_view(self, request, extra_context=None):
         organisations = list(self.scope(request, Organisation.objects.all(), "id"))

@@ -162,7 +162,7 @@ def outcome_bars(breakdown):
     """Horizontal bars for `outcome_breakdown`: [{"label", "count", "y", "width", "percent"}]."""
     total = sum(count for _, count in breakdown)
     top = max((count for _, count in breakdown), default=0)
-    room = BAR_CHART_WIDTH - BAR_LABEL_WIDTH - 60
+    room = BAR_CHART_WIDTH - BAR_LABEL_WIDTH - 100
     return {
         "width": BAR_CHART_WIDTH, "height": BAR_ROW_HEIGHT * len(breakdown), "label_width": BAR_LABEL_WIDTH,
         "bars": [{"label": outcome, "count": count, "y": index * BAR_ROW_HEIGHT,

@@ -72,7 +72,7 @@ class TestCampaignList:
         assert 'class="dash-badge dash-status-running"' in page
         assert "2 / 5" in page  # completed + archived of all tasks
         assert 'style="width: 40.0%"' in page
-        assert f'data-live-campaign="{campaign.id}">0 / 4<' in page
+        assert f'data-live-campaign="{campaign.id}"' in page and 'borrowed in brackets">0 / 4<' in page
         assert 'id="slots-panel"' in page and "Sales" in page
 
     def test_list_queries_do_not_grow_with_campaigns_or_tasks(self, client, staff, campaign, workspace):

@@ -59,7 +59,9 @@
       });
       Object.keys(org.campaigns).forEach(function (campaignId) {
         var node = org.campaigns[campaignId];
-        setText(document, "[data-live-campaign='" + campaignId + "']", node.used + " / " + node.allocation);
+        var borrowed = Math.max(0, node.used - node.allocation);
+        setText(document, "[data-live-campaign='" + campaignId + "']",
+          node.used + " / " + node.allocation + (borrowed ? " (+" + borrowed + ")" : ""));
       });
     });
     setText(root, "[data-role=slots-updated]", "updated " + new Date().toLocaleTimeString());
