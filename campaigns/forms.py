@@ -147,6 +147,8 @@ class CampaignUpdateForm(CampaignSettingsForm):
     def __init__(self, *args, campaign, **kwargs):
         self.campaign = campaign
         super().__init__(*args, initial=self.initial_from(campaign), **kwargs)
+        self.fields["start_at"].help_text = "In the campaign's timezone; kept as it is unless you change it."
+        self.fields["end_at"].help_text = "In the campaign's timezone; empty = no end. Pending tasks are archived then."
 
     @staticmethod
     def initial_from(campaign):
