@@ -8,7 +8,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -270,14 +270,19 @@ class CampaignAdmin(OrganisationScopedAdmin):
 
     # The campaign page.
 
-    def _campaign_or_404(self, request, object_id):
+    def _scoped_campaign(self, request, object_id):
         # Scoped by organisation: another tenant's campaign is "not found", as a missing one.
+        object_id = str(unquote(object_id))
         campaign = (self.get_queryset(request).select_related("workspace", "agent", "calling_number")
-                    .filter(pk=unquote(object_id)).first() if str(unquote(object_id)).isdigit() else None)
+                    .filter(pk=object_id).first() if object_id.isdigit() else None)
+        if campaign is not None and not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
+
+    def _campaign_or_404(self, request, object_id):
+        campaign = self._scoped_campaign(request, object_id)
         if campaign is None:
             raise Http404("No such campaign.")
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
         return campaign
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -302,7 +307,10 @@ class CampaignAdmin(OrganisationScopedAdmin):
         return TemplateResponse(request, "admin/campaigns/campaign/add_form.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        campaign = self._campaign_or_404(request, object_id)
+        campaign = self._scoped_campaign(request, object_id)
+        if campaign is None:
+            # As Django's own change page: back to the index with a "does not exist" message.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         can_change = self.has_change_permission(request, campaign)
         form = None
         if campaign.status in OPEN_CAMPAIGN_STATUSES and can_change:
@@ -477,24 +485,22 @@ class TaskAdmin(OrganisationScopedAdmin):
                  name="%s_%s_control" % info),
         ] + super().get_urls()
 
-    def _task_or_404(self, request, object_id):
+    def _scoped_task(self, request, object_id):
         object_id = str(unquote(object_id))
         task = (self.get_queryset(request).select_related(
             "campaign__workspace", "campaign__agent", "campaign__calling_number", "agent", "calling_number")
             .filter(pk=object_id).first() if object_id.isdigit() else None)
-        if task is None:
-            raise Http404("No such task.")
-        if not self.has_view_permission(request, task):
+        if task is not None and not self.has_view_permission(request, task):
             raise PermissionDenied
         return task
 
     def control_view(self, request, object_id, verb):
         if request.method != "POST":
-            raise Http404("Controls are posted.")
-        task = self._task_or_404(request, object_id)
+            return HttpResponseNotAllowed(["POST"])
+        task = self._scoped_task(request, object_id)
         action = TASK_CONTROLS.get(verb)
-        if action is None:
-            raise Http404("No such control.")
+        if task is None or action is None:
+            raise Http404("No such task or control.")
         if not self.has_change_permission(request, task):
             raise PermissionDenied
         try:
@@ -509,7 +515,9 @@ class TaskAdmin(OrganisationScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "POST":
             raise PermissionDenied
-        task = self._task_or_404(request, object_id)
+        task = self._scoped_task(request, object_id)
+        if task is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         campaign = task.campaign
         calls = list(task.calls.select_related("agent").order_by("attempt"))
         for call in calls:

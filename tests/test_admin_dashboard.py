@@ -241,7 +241,7 @@ class TestCampaignPage:
 
     def test_another_tenants_campaign_is_not_found(self, client, staff):
         theirs = CampaignFactory()
-        assert client.get(self.url(theirs)).status_code == 404
+        assert client.get(self.url(theirs))["Location"] == "/admin/"
         assert client.get(f"{LIST_URL}{theirs.id}/stats.json").status_code == 404
         assert client.post(f"{LIST_URL}{theirs.id}/control/pause/", {"post": "yes"}).status_code == 404
 
@@ -277,6 +277,13 @@ class TestTaskPage:
         for attempt in range(2, 6):
             ended_call(task, attempt=attempt)
         assert queries_for(client, f"/admin/campaigns/task/{task.id}/change/")[0] == few
+
+    def test_another_tenants_task_is_not_found(self, client, staff):
+        theirs = TaskFactory()
+        assert client.get(f"/admin/campaigns/task/{theirs.id}/change/")["Location"] == "/admin/"
+        assert client.post(f"/admin/campaigns/task/{theirs.id}/control/pause/").status_code == 404
+        theirs.refresh_from_db()
+        assert theirs.status == TaskStatus.QUEUED
 
     def test_task_controls_pause_and_resume_one_task(self, client, staff, campaign):
         task = tasks(campaign, 1)[0]
