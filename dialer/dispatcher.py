@@ -1,9 +1,10 @@
 """The dispatcher: turns eligible tasks into admitted calls and dial jobs, one organisation at a time.
 
 One pass, inside one transaction (DESIGN section 2, Flow 2):
-1. Lock the organisation's dialable campaigns FOR SHARE, so a pause/archive/update (which locks the
-   campaign FOR UPDATE) waits for the pass and then sees its result: a task being admitted is
-   either admitted or paused, never both.
+1. Lock the organisation's dialable campaigns that have slot headroom (read from the leases)
+   FOR SHARE, so a pause/archive/update (which locks the campaign FOR UPDATE) waits for the pass
+   and then sees its result: a task being admitted is either admitted or paused, never both.
+   Campaigns whose slots are all taken are neither locked nor read.
 2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
@@ -67,6 +68,7 @@ FROM campaigns_campaign c
 JOIN campaigns_workspace w ON w.id = c.workspace_id
 LEFT JOIN campaigns_callingnumber n ON n.id = c.calling_number_id
 WHERE w.organisation_id = %s
+  AND c.id = ANY(%s)
   AND c.status IN ('scheduled', 'running')
   AND c.start_at <= %s
   AND (c.end_at IS NULL OR c.end_at > %s)
@@ -175,11 +177,12 @@ def _dispatch_pass(organisation_id, now):
     admissions = []
     try:
         with transaction.atomic():
-            campaigns = _lock_dialable_campaigns(organisation_id, now)
+            limits = _fetch_limits(usage)
+            campaigns = _lock_dialable_campaigns(organisation_id, list(limits), now)
             if not campaigns:
                 slots.set_waiting(organisation_id, {})
                 return PassResult(0, False)
-            limits = _fetch_limits(campaigns, usage)
+            limits = {campaign_id: limit for campaign_id, limit in limits.items() if campaign_id in campaigns}
             tasks = _claim_candidates(limits, now)
             claimed = Counter(t.campaign_id for t in tasks)
             slots.set_waiting(organisation_id, dict(claimed))
@@ -199,29 +202,34 @@ def _dispatch_pass(organisation_id, now):
     return PassResult(len(admissions), cut_at_bound or len(dialable) < len(tasks))
 
 
-def _lock_dialable_campaigns(organisation_id, now):
+def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
+    if not campaign_ids:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, now, now])
+        cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, campaign_ids, now, now])
         return {row[0]: DialableCampaign._make(row) for row in cursor.fetchall()}
 
 
-def _fetch_limits(campaigns, usage):
+def _fetch_limits(usage):
     """How many candidates to claim per campaign: its slot headroom, bounded per pass.
 
     Hard campaigns can take at most allocation − used; soft ones may also borrow the
     organisation's free capacity. Claiming only this many keeps the waiting-work figures exact
-    where the admission rule reads them (min(waiting, allocation − used)).
+    where the admission rule reads them (min(waiting, allocation − used)). The allocations are
+    the ones `sync_allocations` just brought up to PostgreSQL's; campaigns with no headroom are
+    left out.
     """
     org_free = max(0, usage["organisation"]["allocation"] - usage["organisation"]["used"])
+    if org_free == 0:
+        return {}
     limits = {}
-    for campaign in campaigns.values():
-        used = usage["campaigns"].get(campaign.id, {}).get("used", 0)
-        headroom = max(0, campaign.slots - used)
-        if campaign.slot_mode == "soft":
+    for campaign_id, node in usage["campaigns"].items():
+        headroom = max(0, node["allocation"] - node["used"])
+        if node["mode"] == "soft":
             headroom = max(headroom, org_free)
         limit = min(headroom, org_free, MAX_CANDIDATES_PER_PASS)
         if limit > 0:
-            limits[campaign.id] = limit
+            limits[campaign_id] = limit
     return limits
 
 
