@@ -11,7 +11,7 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from campaigns import dashboard
 from campaigns.admin_scoping import OrganisationScopedAdmin
@@ -175,10 +175,10 @@ class CampaignAdmin(OrganisationScopedAdmin):
     @admin.display(description="Tasks by status")
     def tasks_column(self, campaign):
         counts = campaign.dashboard_progress.counts
-        chips = [format_html('<span class="dash-chip dash-status-{}" title="{}">{}</span>', status,
-                             TaskStatus(status).label, counts[status])
-                 for status in dashboard.TASK_STATUSES]
-        return format_html('<span class="dash-chips">{}</span>', format_html("".join(["{}"] * len(chips)), *chips))
+        chips = format_html_join("", '<span class="dash-chip dash-status-{}" title="{}">{}</span>',
+                                 ((status, TaskStatus(status).label, counts[status])
+                                  for status in dashboard.TASK_STATUSES))
+        return format_html('<span class="dash-chips">{}</span>', chips)
 
     @admin.display(description="Live / slots")
     def live_column(self, campaign):
@@ -242,19 +242,17 @@ class CampaignAdmin(OrganisationScopedAdmin):
         return TemplateResponse(request, "admin/campaigns/campaign/control_confirmation.html", context)
 
     def _bulk_control(self, request, queryset, verb):
-        if not self.has_change_permission(request):
-            raise PermissionDenied
         return self._confirm_or_apply(request, CONTROLS[verb], list(queryset.select_related("workspace")))
 
-    @admin.action(description="Pause selected campaigns")
+    @admin.action(description="Pause selected campaigns", permissions=["change"])
     def pause_campaigns(self, request, queryset):
         return self._bulk_control(request, queryset, "pause")
 
-    @admin.action(description="Resume selected campaigns")
+    @admin.action(description="Resume selected campaigns", permissions=["change"])
     def resume_campaigns(self, request, queryset):
         return self._bulk_control(request, queryset, "resume")
 
-    @admin.action(description="Archive selected campaigns")
+    @admin.action(description="Archive selected campaigns", permissions=["change"])
     def archive_campaigns(self, request, queryset):
         return self._bulk_control(request, queryset, "archive")
 
