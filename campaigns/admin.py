@@ -21,12 +21,15 @@ from campaigns.controls import (
     do_resume_task, do_update_campaign,
 )
 from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
-from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
+from campaigns.forms import (
+    WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm, OrganisationForm, WorkspaceForm,
+)
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, Campaign, CampaignStatus, CampaignType, ContactImport, DoNotCall, Organisation,
     OrganisationMember, Task, TaskStatus, Workspace,
 )
 from campaigns.realtime import sample_task_body
+from campaigns.tenancy import do_save_organisation, do_save_workspace
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, can_transition_campaign
 from dialer.scheduling import resolve_config
 from dialer.windows import time_to_hhmm
@@ -38,8 +41,12 @@ SHOWN_REPORT_ENTRIES = 200
 @admin.register(Organisation)
 class OrganisationAdmin(OrganisationScopedAdmin):
     organisation_path = "id"
+    form = OrganisationForm
     list_display = ["name", "total_slots", "created_at"]
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        do_save_organisation(obj)
 
 
 @admin.register(OrganisationMember)
@@ -51,9 +58,13 @@ class OrganisationMemberAdmin(OrganisationScopedAdmin):
 @admin.register(Workspace)
 class WorkspaceAdmin(OrganisationScopedAdmin):
     organisation_path = "organisation_id"
+    form = WorkspaceForm
     list_display = ["name", "organisation", "slots", "slot_mode", "webhook_url"]
     list_filter = ["slot_mode"]
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        do_save_workspace(obj)
 
 
 @admin.register(Agent)

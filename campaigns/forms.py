@@ -7,7 +7,8 @@ from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 
 from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
-from campaigns.models import CampaignType, Priority, SlotMode
+from campaigns.models import CampaignType, Organisation, Priority, SlotMode, Workspace
+from campaigns.tenancy import validate_organisation_total, validate_workspace_allocation
 from dialer.windows import InvalidTimezone, zone
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"),
@@ -194,3 +195,32 @@ class ContactUploadForm(forms.Form):
     skip_invalid = forms.BooleanField(required=False, label="Skip invalid rows",
                                       help_text="Import the valid rows and report the others. Otherwise a file "
                                                 "with any error imports nothing.")
+
+
+class OrganisationForm(forms.ModelForm):
+    """Admin form: the total may not drop below what the workspaces already hold."""
+
+    class Meta:
+        model = Organisation
+        fields = ["name", "total_slots"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("total_slots") is not None:
+            validate_organisation_total(self.instance, cleaned["total_slots"])
+        return cleaned
+
+
+class WorkspaceForm(forms.ModelForm):
+    """Admin form: workspace allocations may not sum past the organisation's total."""
+
+    class Meta:
+        model = Workspace
+        fields = ["organisation", "name", "slots", "slot_mode", "webhook_url"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("organisation") is not None and cleaned.get("slots") is not None:
+            validate_workspace_allocation(cleaned["organisation"], cleaned["slots"],
+                                          exclude_workspace_id=self.instance.pk)
+        return cleaned

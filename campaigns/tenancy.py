@@ -21,15 +21,42 @@ def validate_workspace_allocation(organisation, slots, exclude_workspace_id=None
         })
 
 
+def validate_organisation_total(organisation, total_slots):
+    """Raise ValidationError when the total would fall below what its workspaces hold."""
+    if organisation.pk is None:
+        return
+    allocated = Workspace.objects.filter(organisation_id=organisation.pk).aggregate(total=Sum("slots"))["total"] or 0
+    if total_slots < allocated:
+        raise ValidationError({"total_slots": f"Organisation total {total_slots} is below the {allocated} slots "
+                                              "already allocated to its workspaces."})
+
+
+@transaction.atomic
+def do_save_organisation(organisation):
+    """Create or update an organisation as edited (admin), keeping its total ≥ its allocations."""
+    if organisation.pk is not None:
+        Organisation.objects.select_for_update().filter(id=organisation.pk).first()
+    validate_organisation_total(organisation, organisation.total_slots)
+    organisation.save()
+    return organisation
+
+
+@transaction.atomic
+def do_save_workspace(workspace):
+    """Create or update a workspace as edited (admin), keeping allocations within the org total."""
+    # The organisation row lock serialises concurrent allocation changes in one organisation.
+    organisation = Organisation.objects.select_for_update().get(id=workspace.organisation_id)
+    validate_workspace_allocation(organisation, workspace.slots, exclude_workspace_id=workspace.pk)
+    workspace.save()
+    return workspace
+
+
 @transaction.atomic
 def do_upsert_organisation(name, total_slots):
     organisation, created = Organisation.objects.select_for_update().get_or_create(
         name=name, defaults={"total_slots": total_slots})
     if not created and organisation.total_slots != total_slots:
-        allocated = organisation.workspaces.aggregate(total=Sum("slots"))["total"] or 0
-        if total_slots < allocated:
-            raise ValidationError({"total_slots": f"Organisation total {total_slots} is below the {allocated} slots "
-                                                  "already allocated to its workspaces."})
+        validate_organisation_total(organisation, total_slots)
         organisation.total_slots = total_slots
         organisation.save(update_fields=["total_slots"])
     return organisation

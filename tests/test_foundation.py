@@ -173,3 +173,34 @@ def test_times_are_stored_in_utc():
     from django.conf import settings
     assert settings.USE_TZ and settings.TIME_ZONE == "UTC"
     assert timezone.now().tzinfo is not None
+
+
+class TestAllocationAdmin:
+    def test_admin_refuses_a_workspace_allocation_past_the_organisation_total_with_a_message(self, client):
+        organisation = OrganisationFactory(total_slots=10)
+        WorkspaceFactory(organisation=organisation, slots=8)
+        client.force_login(UserFactory(is_superuser=True))
+        response = client.post("/admin/campaigns/workspace/add/", {
+            "organisation": organisation.id, "name": "Overflow", "slots": 3, "slot_mode": "hard", "webhook_url": ""})
+        assert response.status_code == 200
+        assert "past the organisation total of 10" in response.content.decode()
+        assert not Workspace.objects.filter(name="Overflow").exists()
+
+    def test_admin_refuses_lowering_the_total_below_the_allocations(self, client):
+        organisation = OrganisationFactory(total_slots=10)
+        WorkspaceFactory(organisation=organisation, slots=8)
+        client.force_login(UserFactory(is_superuser=True))
+        response = client.post(f"/admin/campaigns/organisation/{organisation.id}/change/",
+                               {"name": organisation.name, "total_slots": 5})
+        assert response.status_code == 200
+        assert "below the 8 slots already allocated" in response.content.decode()
+        organisation.refresh_from_db()
+        assert organisation.total_slots == 10
+
+    def test_admin_saves_a_workspace_within_the_total(self, client):
+        organisation = OrganisationFactory(total_slots=10)
+        client.force_login(UserFactory(is_superuser=True))
+        response = client.post("/admin/campaigns/workspace/add/", {
+            "organisation": organisation.id, "name": "Fits", "slots": 10, "slot_mode": "soft", "webhook_url": ""})
+        assert response.status_code == 302
+        assert Workspace.objects.get(name="Fits").slot_mode == "soft"
