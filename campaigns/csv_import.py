@@ -159,9 +159,17 @@ def _shown(value):
 
 def _lines(fileobj, max_bytes):
     """Decoded lines of a binary file, the BOM removed; raises `_FileProblem` past the size limit
-    or at bytes that are not UTF-8 (with row None: the caller knows which row it was reading)."""
+    or at bytes that are not UTF-8 (with row None: the caller knows which row it was reading).
+
+    Reads are bounded by what is left of the limit, so a huge file without line breaks is refused
+    without ever being held in memory.
+    """
+    declared = getattr(fileobj, "size", None)
+    if declared is not None and declared > max_bytes:
+        raise _FileProblem(None, f"The file is larger than the limit of {max_bytes:,} bytes.", whole_file=True)
     size = 0
-    for number, raw in enumerate(fileobj):
+    number = 0
+    while raw := fileobj.readline(max_bytes - size + 1):
         size += len(raw)
         if size > max_bytes:
             raise _FileProblem(None, f"The file is larger than the limit of {max_bytes:,} bytes.", whole_file=True)
@@ -173,6 +181,7 @@ def _lines(fileobj, max_bytes):
             raise _FileProblem(None, "The file contains NUL characters: it is not a CSV text file "
                                    "(an Excel workbook or a UTF-16 file?). Save it as \"CSV UTF-8\".")
         yield line[1:] if number == 0 and line.startswith("\ufeff") else line
+        number += 1
 
 
 def _delimiter(header_line):

@@ -129,6 +129,12 @@ SIMULATED_TIME_SCALE = float(os.environ.get("SIMULATED_TIME_SCALE", "1.0"))
 # Slot leases outlive the longest call we allow, so only a lost call frees its slot by expiry.
 MAX_CALL_SECONDS = env_int("MAX_CALL_SECONDS", 1800)
 SLOT_LEASE_SECONDS = env_int("SLOT_LEASE_SECONDS", MAX_CALL_SECONDS + 300)
+# Recovery (dialer.maintenance): an admitted call whose dial job vanished is dialed again after
+# this long; a call live this long is checked with its carrier.
+REDIAL_ADMITTED_AFTER_SECONDS = env_int("REDIAL_ADMITTED_AFTER_SECONDS", 30)
+STALE_CALL_CHECK_SECONDS = env_int("STALE_CALL_CHECK_SECONDS", 120)
+# How long an answered call waits for the agent's post-call analysis before finishing as connected.
+ANALYSIS_WAIT_SECONDS = env_int("ANALYSIS_WAIT_SECONDS", 30)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

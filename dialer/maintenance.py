@@ -22,8 +22,9 @@ from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
 
 logger = logging.getLogger(__name__)
 
-REDIAL_ADMITTED_AFTER = dt.timedelta(seconds=getattr(settings, "REDIAL_ADMITTED_AFTER_SECONDS", 30))
-STALE_CALL_AFTER = dt.timedelta(seconds=getattr(settings, "STALE_CALL_CHECK_SECONDS", 120))
+REDIAL_ADMITTED_AFTER = dt.timedelta(seconds=settings.REDIAL_ADMITTED_AFTER_SECONDS)
+STALE_CALL_AFTER = dt.timedelta(seconds=settings.STALE_CALL_CHECK_SECONDS)
+ORPHAN_LEASE_AFTER = dt.timedelta(seconds=60)
 STALE_CHECK_EVERY_SECONDS = 60
 MAX_CHECKS_PER_RUN = 200
 
@@ -63,9 +64,30 @@ def lease_still_needed(call_id):
     return check_call_with_carrier(call_id)
 
 
-def reap_leases(organisation_id):
+def reap_leases(organisation_id, now=None):
     slots.sync_allocations(organisation_id)
     slots.reap_expired(organisation_id, lease_still_needed)
+    release_orphan_leases(organisation_id, now or timezone.now())
+
+
+def release_orphan_leases(organisation_id, now):
+    """Free leases whose call is not live in PostgreSQL (its release was lost: a Redis error at
+    commit, or a rebuild racing the call's end). Only leases older than ORPHAN_LEASE_AFTER count:
+    a younger one may belong to an admission whose transaction has not committed yet."""
+    lease_ms = settings.SLOT_LEASE_SECONDS * 1000
+    cutoff_ms = (now - ORPHAN_LEASE_AFTER).timestamp() * 1000
+    old_enough = {call_id: token for call_id, (token, expires_at_ms) in slots.lease_records(organisation_id).items()
+                  if expires_at_ms - lease_ms < cutoff_ms}
+    if not old_enough:
+        return []
+    live = {str(call_id) for call_id in Call.objects.filter(id__in=list(old_enough), status__in=LIVE_CALL_STATUSES)
+            .values_list("id", flat=True)}
+    orphans = [call_id for call_id in old_enough if call_id not in live]
+    for call_id in orphans:
+        slots.release(organisation_id, call_id, old_enough[call_id])
+    if orphans:
+        logger.warning("released %d orphan leases in organisation %s", len(orphans), organisation_id)
+    return orphans
 
 
 def redial_stranded_calls(now):

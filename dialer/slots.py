@@ -232,6 +232,16 @@ def usage(organisation_id, now_ms=None):
     return {"organisation": node(total, 0, used), "workspaces": workspaces, "campaigns": campaigns}
 
 
+def lease_records(organisation_id):
+    """Every lease the organisation holds, expired or not: {call_id: (token, expires_at_ms)}."""
+    records = get_redis().hgetall(keys.lease_records(organisation_id))
+    parsed = {}
+    for call_id, record in records.items():
+        token, expires_at_ms = record.split(" ")[:2]
+        parsed[call_id] = (int(token), int(expires_at_ms))
+    return parsed
+
+
 def expired_leases(organisation_id, now_ms=None):
     """Call ids whose lease is past expiry (pruned by an acquire or not yet), oldest first."""
     client = get_redis()

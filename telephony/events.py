@@ -23,11 +23,9 @@ from telephony.signals import call_ended
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ANALYSIS_WAIT_SECONDS = 30
-
 
 def analysis_wait_seconds():
-    return getattr(settings, "ANALYSIS_WAIT_SECONDS", DEFAULT_ANALYSIS_WAIT_SECONDS)
+    return settings.ANALYSIS_WAIT_SECONDS
 
 
 def _locked_call(event):

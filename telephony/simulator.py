@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
+from redis.exceptions import RedisError
 
 from campaigns.models import Outcome
 from config.redis_client import get_redis
@@ -295,7 +296,16 @@ def run_forever(idle_sleep=0.01, limit=500, stop=lambda: False, until_idle=False
     `until_idle` returns as soon as nothing is due (demos, scripts); otherwise runs until `stop()`.
     """
     while not stop():
-        if process_due_events(limit=limit) == 0:
+        # A PostgreSQL restart leaves this long-lived process holding a dead connection.
+        close_old_connections()
+        try:
+            applied = process_due_events(limit=limit)
+        except (DatabaseError, RedisError):
+            logger.exception("simulator loop: storage unavailable, retrying")
+            connections.close_all()
+            time.sleep(1)
+            continue
+        if applied == 0:
             if until_idle:
                 return
             time.sleep(idle_sleep)

@@ -304,3 +304,18 @@ class TestRunCost:
         with django_capture_on_commit_callbacks(execute=True):
             admitted = dispatch_organisation(org_of(campaign))
         assert admitted == 4 and live_calls() == 4
+
+
+class TestUpkeep:
+    def test_a_lease_whose_call_ended_without_releasing_it_is_freed_by_the_reaper(self, run, finish_all):
+        from dialer.maintenance import release_orphan_leases
+
+        campaign = make_campaign(slots=2)
+        TaskFactory.create_batch(2, campaign=campaign, context=script("connected"))
+        lost, kept = run(org_of(campaign))
+        Call.objects.filter(id=lost.id).update(status=CallStatus.ENDED, outcome="connected")  # its release was lost
+        later = timezone.now() + dt.timedelta(minutes=2)
+        assert release_orphan_leases(org_of(campaign), timezone.now()) == []  # too young to judge
+        assert release_orphan_leases(org_of(campaign), later) == [str(lost.id)]
+        assert slots.usage(org_of(campaign))["campaigns"][campaign.id]["used"] == 1
+        assert set(slots.lease_records(org_of(campaign))) == {str(kept.id)}

@@ -196,15 +196,18 @@ def test_uploads_are_bounded_in_bytes_before_the_file_is_read_whole(batch_campai
         def __init__(self, data):
             self.inner, self.taken = io.BytesIO(data), 0
 
-        def __iter__(self):
-            for line in self.inner:
-                self.taken += len(line)
-                yield line
+        def readline(self, limit=-1):
+            line = self.inner.readline(limit)
+            self.taken += len(line)
+            return line
 
     huge = CountingFile(b"phone,name\n" + b"+442079460100,Ada\n" * 100_000)
+    one_line = CountingFile(b"phone" + b"x" * 10_000_000)
     result = do_import_contacts(batch_campaign, huge, "huge.csv")
     assert result.rows_imported == 0 and "larger than the limit" in result.errors[0]["reason"]
     assert huge.taken < 2000
+    result = do_import_contacts(batch_campaign, one_line, "one-line.csv")
+    assert "larger than the limit" in result.errors[0]["reason"] and one_line.taken <= 1001
     assert not Task.objects.filter(campaign=batch_campaign).exists()
 
 
