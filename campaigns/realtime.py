@@ -81,8 +81,10 @@ def sample_task_body(campaign):
         "retryOutcomes": list(campaign.retry_outcomes),
         "context": {name: "" for name in dict.fromkeys(PROMPT_VARIABLE.findall(campaign.agent.prompt))},
     }
-    if campaign.calling_number_id is not None:
-        body["from"] = campaign.calling_number.number
+    # Without a campaign default, tasks must name their caller ID: suggest the workspace's first.
+    number = campaign.calling_number or campaign.workspace.numbers.order_by("id").first()
+    if number is not None:
+        body["from"] = number.number
     if campaign.end_at is not None:
         body["endAfter"] = epoch_ms(campaign.end_at)
     return body

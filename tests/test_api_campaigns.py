@@ -10,7 +10,7 @@ from tests.test_api_auth import agent, api, api_key, number, realtime, workspace
 pytestmark = pytest.mark.django_db
 
 
-def test_creating_a_realtime_campaign_returns_a_sample_task_that_works_as_is(api, agent):
+def test_creating_a_realtime_campaign_returns_a_sample_task_that_works_as_is(api, agent, number):
     response = api.post("/api/v1/campaigns", {"type": "realtime", "name": "Leads", "agent": str(agent.id),
                                               "slots": 3, "slotMode": "soft", "maxRetries": 2,
                                               "callingHours": {"start": 900, "end": 2000}}, format="json")
@@ -20,6 +20,7 @@ def test_creating_a_realtime_campaign_returns_a_sample_task_that_works_as_is(api
     assert campaign["callingHours"] == {"start": 900, "end": 2000} and campaign["startAt"].endswith("Z")
     sample = campaign["sampleTask"]
     assert sample["retries"] == 3 and len(sample["intervals"]) == 2 and sample["context"] == {"name": ""}
+    assert sample["from"] == number.number
     assert api.post("/api/v1/tasks", sample, format="json").status_code == 201
 
 
