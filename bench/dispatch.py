@@ -141,8 +141,10 @@ def seed_tasks(organisation_id, first, count, context="{}"):
                  (SELECT array_agg(cc.id ORDER BY cc.id) AS ids FROM campaigns_campaign cc
                   JOIN campaigns_workspace w ON w.id = cc.workspace_id WHERE w.organisation_id = %s) AS c
         """, [context, first, first + count - 1, organisation_id])
-        cursor.execute("ANALYZE campaigns_task")
-        cursor.execute("ANALYZE telephony_call")
+    # A table in steady state, not one whose every page autovacuum is about to visit mid-measurement.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE campaigns_task")
+        cursor.execute("VACUUM ANALYZE telephony_call")
 
 
 def queued_count(organisation_id):
@@ -320,12 +322,16 @@ def measure_utilisation(seconds, time_scale):
     live_sql = ("SELECT count(*) FROM telephony_call WHERE organisation_id = %s "
                 "AND status IN ('admitted', 'dialing', 'ringing', 'answered')")
     samples = []
+    ended_sql = "SELECT count(*) FROM telephony_call WHERE organisation_id = %s AND status = 'ended'"
     connections.close_all()
     with LiveSystem(workers=1, concurrency=2, beat=True, simulator=True, time_scale=time_scale, LOG_LEVEL="WARNING"):
         from dialer.tasks import nudge_dispatcher
 
         nudge_dispatcher(organisation.id)
         time.sleep(5)  # start-up and first fill
+        with connection.cursor() as cursor:
+            cursor.execute(ended_sql, [organisation.id])
+            ended_before = cursor.fetchone()[0]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with connection.cursor() as cursor:
@@ -334,7 +340,11 @@ def measure_utilisation(seconds, time_scale):
             samples.append(live / slots_total)
             time.sleep(0.1)
         waiting = queued_count(organisation.id)
-    return samples, waiting, organisation.id
+        with connection.cursor() as cursor:
+            cursor.execute(ended_sql, [organisation.id])
+            ended = cursor.fetchone()[0] - ended_before
+    # Full slots prove nothing if calls do not end: say how many did.
+    return samples, waiting, ended / seconds, organisation.id
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -398,12 +408,13 @@ def main():
         refill = measure_refill_in_process(organisation.id, options.refill_samples)
         worker_refill, lost = ([], 0) if options.skip_worker else measure_refill_with_worker(
             organisation.id, options.refill_samples)
-        utilisation, waiting = [], 0
+        utilisation, waiting, ended_rate = [], 0, 0
         if not options.skip_utilisation:
-            utilisation, waiting, utilisation_org = measure_utilisation(options.util_seconds, options.time_scale)
+            utilisation, waiting, ended_rate, utilisation_org = measure_utilisation(
+                options.util_seconds, options.time_scale)
             organisation_ids.append(utilisation_org)
         print(f"load after: {os.getloadavg()}")
-        report(sizes, results, refill, worker_refill, lost, utilisation, waiting)
+        report(sizes, results, refill, worker_refill, lost, utilisation, waiting, ended_rate)
     finally:
         try:
             cleanup_redis(organisation_ids or [])
@@ -423,7 +434,7 @@ def live_count(organisation_id):
         return cursor.fetchone()[0]
 
 
-def report(sizes, results, refill, worker_refill, lost, utilisation, waiting):
+def report(sizes, results, refill, worker_refill, lost, utilisation, waiting, ended_rate):
     from dialer.dispatcher import DIAL_JOB_SIZE
 
     floor_per_call = sum(FLOOR_SECONDS_PER_CALL.values()) + 1 / 1_600 / DIAL_JOB_SIZE
@@ -459,7 +470,7 @@ def report(sizes, results, refill, worker_refill, lost, utilisation, waiting):
         mean = statistics.mean(utilisation)
         print(f"{f'utilisation (mean of {len(utilisation)} samples; {waiting:,} still queued)':<52}"
               f"{mean * 100:>13.1f}%  ≥ {TARGET_UTILISATION:.0%} {verdict(mean >= TARGET_UTILISATION)}"
-              f"  (p5 {percentile(utilisation, 0.05) * 100:.0f}%)")
+              f"  (p5 {percentile(utilisation, 0.05) * 100:.0f}%; {ended_rate:.1f} calls ended/s)")
 
 
 if __name__ == "__main__":
