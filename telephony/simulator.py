@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from redis.exceptions import RedisError
 
 from campaigns.models import Outcome
@@ -296,8 +296,10 @@ def run_forever(idle_sleep=0.01, limit=500, stop=lambda: False, until_idle=False
     `until_idle` returns as soon as nothing is due (demos, scripts); otherwise runs until `stop()`.
     """
     while not stop():
-        # A PostgreSQL restart leaves this long-lived process holding a dead connection.
-        close_old_connections()
+        # A PostgreSQL restart leaves this long-lived process holding a dead connection. (Not
+        # inside a transaction, where a caller such as a test owns the connection.)
+        if not connection.in_atomic_block:
+            close_old_connections()
         try:
             applied = process_due_events(limit=limit)
         except (DatabaseError, RedisError):
