@@ -161,7 +161,10 @@ def _rerun_key(organisation_id):
 @dataclass
 class PassResult:
     admitted: int
-    may_admit_more: bool  # the claim was cut at the per-pass bound, or re-checks dropped candidates
+    # The claim was cut at the per-pass bound, or re-checks finished or rescheduled candidates
+    # (the next ones may take their place). A candidate left queued for its number's live call
+    # does not count: the next pass would claim it first again.
+    may_admit_more: bool
 
 
 def dispatch_pass(organisation_id, now):
@@ -186,7 +189,7 @@ def _dispatch_pass(organisation_id, now):
             tasks = _claim_candidates(limits, now)
             claimed = Counter(t.campaign_id for t in tasks)
             slots.set_waiting(organisation_id, dict(claimed))
-            dialable = _recheck(organisation_id, tasks, campaigns, now)
+            dialable, dropped = _recheck(organisation_id, tasks, campaigns, now)
             admissions = _admit(organisation_id, dialable, campaigns, now)
             if admissions:
                 _record_attempts(organisation_id, admissions, now)
@@ -199,7 +202,7 @@ def _dispatch_pass(organisation_id, now):
         logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
                     len(tasks), (time.perf_counter() - started) * 1000)
     cut_at_bound = any(limit == MAX_CANDIDATES_PER_PASS and claimed[c] == limit for c, limit in limits.items())
-    return PassResult(len(admissions), cut_at_bound or len(dialable) < len(tasks))
+    return PassResult(len(admissions), cut_at_bound or dropped > 0)
 
 
 def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
@@ -245,10 +248,11 @@ def _claim_candidates(limits, now):
 def _recheck(organisation_id, tasks, campaigns, now):
     """Drop candidates that may not be dialed now; fix their stored state in bulk.
 
-    Returns (task, campaign, config) triples still dialable.
+    Returns the (task, campaign, config) triples still dialable, and how many candidates were
+    finished or rescheduled.
     """
     if not tasks:
-        return []
+        return [], 0
     phones = {t.phone for t in tasks}
     do_not_call = set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=phones)
                       .values_list("phone", flat=True))
@@ -285,7 +289,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
     if reschedule:
         with connection.cursor() as cursor:
             cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), list(reschedule.values())])
-    return dialable
+    return dialable, len(reschedule) + sum(len(ids) for ids in finished.values())
 
 
 def _admit(organisation_id, dialable, campaigns, now):
