@@ -310,6 +310,19 @@ def measure_refill_with_worker(organisation_id, samples):
 
 # --- 4: utilisation -----------------------------------------------------------------------------
 
+def retire_organisation(organisation_id):
+    """End the throughput organisation's calls and archive its campaigns, so that beat's tick and
+    the maintenance job (which re-dials admitted calls never placed) leave it alone."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE telephony_call SET status = 'ended', outcome = 'no-answer', ended_at = now() "
+                       "WHERE organisation_id = %s AND status = 'admitted'", [organisation_id])
+        cursor.execute("UPDATE campaigns_campaign SET status = 'archived' WHERE workspace_id IN "
+                       "(SELECT id FROM campaigns_workspace WHERE organisation_id = %s)", [organisation_id])
+    cleanup_redis([organisation_id])
+
+
 def measure_utilisation(seconds, time_scale, ring_ms):
     import json
 
@@ -414,6 +427,7 @@ def main():
             organisation.id, options.refill_samples)
         utilisation, waiting, ended_rate = [], 0, 0
         if not options.skip_utilisation:
+            retire_organisation(organisation.id)
             utilisation, waiting, ended_rate, utilisation_org = measure_utilisation(
                 options.util_seconds, options.time_scale, options.util_ring_ms)
             organisation_ids.append(utilisation_org)
