@@ -29,7 +29,10 @@ test: services
 	$(VENV)/bin/pytest --create-db -q
 
 bench: migrate
-	$(PY) bench/run_all.py
+	$(PY) bench/slots.py
+	$(PY) bench/csv_import.py
+	$(PY) bench/api_create_task.py
+	$(PY) bench/dispatch.py
 
 soak: migrate
 	$(PY) bench/soak.py --json test-artifacts/soak.json

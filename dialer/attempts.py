@@ -62,9 +62,12 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
 def _after_commit(organisation_id, call):
     from dialer.tasks import nudge_dispatcher
 
-    if call.lease_token is not None:
-        slots.release(organisation_id, str(call.id), call.lease_token)
-    nudge_dispatcher(organisation_id)
+    try:
+        if call.lease_token is not None:
+            slots.release(organisation_id, str(call.id), call.lease_token)
+    finally:
+        # Even when Redis failed the release (the reaper frees orphan leases), nudge the dispatcher.
+        nudge_dispatcher(organisation_id)
 
 
 def _task_finished(task, campaign):

@@ -29,9 +29,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.controls import do_complete_campaign_if_done
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CompletionReason, DoNotCall, Organisation, Priority, Task, TaskStatus,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, DoNotCall, Organisation, Priority, Task,
+    TaskStatus,
 )
+from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import slots
@@ -140,6 +143,7 @@ def dispatch_organisation(organisation_id, now=None):
     if not Organisation.objects.filter(id=organisation_id).exists():
         return 0  # deleted since it was nudged
     admitted = 0
+    started = time.perf_counter()
     with DispatchLock(organisation_id) as lock_held:
         if not lock_held:
             get_redis().set(_rerun_key(organisation_id), 1, ex=60)
@@ -151,6 +155,7 @@ def dispatch_organisation(organisation_id, now=None):
             if not result.may_admit_more and not get_redis().exists(_rerun_key(organisation_id)):
                 break
             now = None
+    record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
 
 
@@ -286,6 +291,12 @@ def _recheck(organisation_id, tasks, campaigns, now):
     for (status, reason), ids in finished.items():
         Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(
             status=status, completion_reason=reason, next_attempt_at=None, completed_at=now, updated_at=now)
+    if finished:
+        # Finishing a batch campaign's last pending tasks here completes the campaign.
+        finished_ids = {task_id for ids in finished.values() for task_id in ids}
+        batch_ids = {t.campaign_id for t in tasks
+                     if t.id in finished_ids and campaigns[t.campaign_id].type == CampaignType.BATCH}
+        transaction.on_commit(lambda: [do_complete_campaign_if_done(campaign_id, now) for campaign_id in batch_ids])
     if reschedule:
         with connection.cursor() as cursor:
             cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), list(reschedule.values())])

@@ -319,3 +319,22 @@ class TestUpkeep:
         assert release_orphan_leases(org_of(campaign), later) == [str(lost.id)]
         assert slots.usage(org_of(campaign))["campaigns"][campaign.id]["used"] == 1
         assert set(slots.lease_records(org_of(campaign))) == {str(kept.id)}
+
+
+class TestCampaignCompletion:
+    def test_a_batch_campaign_completes_when_its_last_task_is_archived_by_the_do_not_call_check(self, run):
+        campaign = make_campaign(contacts_uploaded_at=timezone.now())
+        task = TaskFactory(campaign=campaign)
+        DoNotCall.objects.create(organisation_id=org_of(campaign), phone=task.phone)
+        run(org_of(campaign))
+        campaign.refresh_from_db()
+        assert campaign.status == CampaignStatus.COMPLETED
+
+    def test_dispatcher_runs_are_counted_for_the_metrics(self, redis_client, django_capture_on_commit_callbacks):
+        from config.metrics import ADMISSIONS_KEY
+
+        campaign = make_campaign(slots=2)
+        TaskFactory.create_batch(3, campaign=campaign)
+        with django_capture_on_commit_callbacks(execute=True):
+            dispatch_organisation(org_of(campaign))
+        assert int(redis_client.hget(ADMISSIONS_KEY, org_of(campaign))) == 2
