@@ -214,6 +214,9 @@ class OrganisationForm(forms.ModelForm):
 class WorkspaceForm(forms.ModelForm):
     """Admin form: workspace allocations may not sum past the organisation's total."""
 
+    webhook_url = forms.URLField(required=False, assume_scheme="https",
+                                 help_text="Receives call.ended and task.finished events.")
+
     class Meta:
         model = Workspace
         fields = ["organisation", "name", "slots", "slot_mode", "webhook_url"]
