@@ -1,34 +1,92 @@
-"""Fast insertion of new tasks: one multi-row INSERT ... RETURNING id per 1,000 rows.
+"""Fast insertion of new tasks: ids drawn from the sequence in one query, rows sent with COPY.
 
 Django's `bulk_create` builds its SQL field by field and costs ~0.6 ms a row for Task's 27
-columns; `execute_values` with values prepared once per field is several times faster.
+columns; even `execute_values` spends most of its time composing and parsing one huge statement.
+COPY skips both, and drawing the ids first keeps what `bulk_create` gives: saved instances.
 """
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
-from psycopg2.extras import execute_values
+import io
+import json
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection, models
 
 from campaigns.models import Task
 
-_FIELDS = [field for field in Task._meta.concrete_fields if not field.primary_key]
+_FIELDS = list(Task._meta.concrete_fields)
+_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escaped(text):
+    return text.translate(_COPY_ESCAPES) if "\\" in text or "\t" in text or "\n" in text or "\r" in text else text
+
+
+def _array_element(value):
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def _json(value):
+    return _escaped(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _array(value):
+    return _escaped("{" + ",".join(_array_element(item) for item in value) + "}")
+
+
+def _encoder(field):
+    """How one column's Python value is written in COPY's text format (None → NULL)."""
+    if isinstance(field, models.JSONField):
+        encode = _json
+    elif isinstance(field, ArrayField):
+        encode = _array
+    elif isinstance(field, models.DateTimeField | models.TimeField | models.DateField):
+        encode = _isoformat
+    elif isinstance(field, models.BooleanField):
+        encode = _boolean
+    elif isinstance(field, models.CharField | models.TextField):
+        encode = _escaped
+    else:
+        encode = str
+    return lambda value: _NULL if value is None else encode(value)
+
+
+def _isoformat(value):
+    return value.isoformat()
+
+
+def _boolean(value):
+    return "t" if value else "f"
+
+
+_COLUMNS = [(field.attname, _encoder(field)) for field in _FIELDS]
+_AUTO_NOW = [field for field in _FIELDS if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)]
+
+
+# Below this many rows one INSERT ... RETURNING (a single round trip) beats drawing ids and COPY.
+COPY_FROM_ROWS = 20
 
 
 def insert_tasks(tasks):
     """INSERT unsaved Task instances, filling in their ids (and auto timestamps) in place."""
-    if not tasks:
-        return tasks
-    for field in _FIELDS:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for task in tasks:
-                field.pre_save(task, add=True)
-    # psycopg2 adapts every column type of Task natively except JSON, which Django wraps.
-    real_connection = connections[DEFAULT_DB_ALIAS]
-    json_fields = {field.attname for field in _FIELDS if isinstance(field, models.JSONField)}
-    rows = [[field.get_db_prep_save(getattr(task, field.attname), real_connection) if field.attname in json_fields
-             else getattr(task, field.attname) for field in _FIELDS] for task in tasks]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
-    sql = f"INSERT INTO {connection.ops.quote_name(Task._meta.db_table)} ({columns}) VALUES %s RETURNING id"
+    if len(tasks) < COPY_FROM_ROWS:
+        return Task.objects.bulk_create(tasks)
+    table = connection.ops.quote_name(Task._meta.db_table)
     with connection.cursor() as cursor:
-        ids = execute_values(cursor.cursor, sql, rows, page_size=1000, fetch=True)
-    for task, (task_id,) in zip(tasks, ids, strict=True):
-        task.id = task_id
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                       [Task._meta.db_table, len(tasks)])
+        ids = [row[0] for row in cursor.fetchall()]
+        out = io.StringIO()
+        for task, task_id in zip(tasks, ids, strict=True):
+            task.id = task_id
+            for field in _AUTO_NOW:
+                field.pre_save(task, add=True)
+            out.write("\t".join(encode(getattr(task, attname)) for attname, encode in _COLUMNS))
+            out.write("\n")
+        out.seek(0)
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
+        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", out)
+    for task in tasks:
         task._state.adding = False
     return tasks
