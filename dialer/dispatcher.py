@@ -181,11 +181,12 @@ def _dispatch_pass(organisation_id, now):
     started = time.perf_counter()
     # Also re-creates the live calls' leases first when Redis lost its data.
     slots.sync_allocations(organisation_id)
-    usage = slots.usage(organisation_id)
     admissions = []
     try:
         with transaction.atomic():
-            limits = _fetch_limits(usage)
+            # Claiming at most each campaign's headroom keeps the waiting-work figures exact where
+            # the admission rule reads them (min(waiting, allocation − used)).
+            limits = slots.headroom(organisation_id, MAX_CANDIDATES_PER_PASS)
             campaigns = _lock_dialable_campaigns(organisation_id, list(limits), now)
             if not campaigns:
                 slots.set_waiting(organisation_id, {})
@@ -216,29 +217,6 @@ def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
     with connection.cursor() as cursor:
         cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, campaign_ids, now, now])
         return {row[0]: DialableCampaign._make(row) for row in cursor.fetchall()}
-
-
-def _fetch_limits(usage):
-    """How many candidates to claim per campaign: its slot headroom, bounded per pass.
-
-    Hard campaigns can take at most allocation − used; soft ones may also borrow the
-    organisation's free capacity. Claiming only this many keeps the waiting-work figures exact
-    where the admission rule reads them (min(waiting, allocation − used)). The allocations are
-    the ones `sync_allocations` just brought up to PostgreSQL's; campaigns with no headroom are
-    left out.
-    """
-    org_free = max(0, usage["organisation"]["allocation"] - usage["organisation"]["used"])
-    if org_free == 0:
-        return {}
-    limits = {}
-    for campaign_id, node in usage["campaigns"].items():
-        headroom = max(0, node["allocation"] - node["used"])
-        if node["mode"] == "soft":
-            headroom = max(headroom, org_free)
-        limit = min(headroom, org_free, MAX_CANDIDATES_PER_PASS)
-        if limit > 0:
-            limits[campaign_id] = limit
-    return limits
 
 
 def _claim_candidates(limits, now):

@@ -71,7 +71,7 @@ class ReapReport:
 class _Scripts:
     """The slot scripts, registered once per process (EVALSHA, reloaded on NOSCRIPT)."""
 
-    names = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage")
+    names = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage", "headroom")
 
     def __init__(self):
         self._client = None
@@ -240,6 +240,16 @@ def lease_records(organisation_id):
         token, expires_at_ms = record.split(" ")[:2]
         parsed[call_id] = (int(token), int(expires_at_ms))
     return parsed
+
+
+def headroom(organisation_id, most_per_campaign, now_ms=None):
+    """{campaign_id: calls it could still start}, campaigns with none left out (lua/headroom.lua).
+
+    A hard campaign's allocation − used; a soft one's the organisation's free capacity; capped by
+    that capacity and `most_per_campaign`. The dispatcher claims this many candidates at most.
+    """
+    reply = _run(_scripts.headroom, organisation_id, int(most_per_campaign), now_ms=now_ms)
+    return {int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
 
 
 def expired_leases(organisation_id, now_ms=None):
