@@ -8,7 +8,7 @@ It creates a throwaway database (bench_api_<pid>), migrates it, sets up a worksp
 realtime campaign and an API key, starts gunicorn on 127.0.0.1, times single POST /api/v1/tasks
 (one request at a time, a fresh number each) and one bulk create of 1,000 tasks, prints the
 figures against the targets, then stops gunicorn and drops the database. Celery messages the
-tasks_changed nudge may publish go to Redis db 7 (BENCH_REDIS_URL), which is flushed at the end.
+tasks_changed nudge may publish go to Redis db 11 (BENCH_REDIS_URL), which is flushed at the end.
 Figures are printed, never asserted.
 """
 import argparse
@@ -19,18 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg2
 import requests
+from throwaway_database import use_throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_P50_MS = 15
 TARGET_BULK_MS = 300
-
-
-def admin_connection():
-    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    connection.autocommit = True
-    return connection
 
 
 def set_up_workspace():
@@ -87,16 +81,15 @@ def main():
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
-    database = f"bench_api_{os.getpid()}"
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+    database = use_throwaway_database(f"bench_api_{os.getpid()}")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}", "REDIS_URL": redis_url,
+           "DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": redis_url,
            "CELERY_BROKER_URL": redis_url, "DEBUG": "false", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING",
            "API_THROTTLE_RATE": "1000000/min"}
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
-    admin = admin_connection()
-    admin.cursor().execute(f'CREATE DATABASE "{database}"')
+    database.recreate()
     server = None
     try:
         raw_key, campaign_id = set_up_workspace()
@@ -134,8 +127,7 @@ def main():
             server.wait(timeout=30)
         import redis
         redis.Redis.from_url(redis_url).flushdb()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
+        database.drop()
 
 
 if __name__ == "__main__":

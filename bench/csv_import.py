@@ -25,14 +25,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_DATABASE = "dialer_bench"
-SOURCE_URL = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"))
-os.environ["DATABASE_URL"] = urlunparse(SOURCE_URL._replace(path=f"/{BENCH_DATABASE}"))
+from throwaway_database import use_throwaway_database  # noqa: E402 (bench/ is on sys.path)
+
+BENCH_DATABASE = use_throwaway_database("dialer_bench")
 os.environ["CSV_MAX_ROWS"] = "1000000"
 os.environ["CSV_MAX_BYTES"] = str(200 * 1024 * 1024)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -41,25 +40,6 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 SIZES = (5_000, 100_000)
 REPEATS = {5_000: 3, 100_000: 1}
 TARGET_SECONDS = {5_000: 0.3, 100_000: 5.0}
-
-
-def admin_connection():
-    import psycopg2
-
-    connection = psycopg2.connect(host=SOURCE_URL.hostname, port=SOURCE_URL.port or 5432,
-                                  user=SOURCE_URL.username or "postgres", password=SOURCE_URL.password or None,
-                                  dbname="postgres")
-    connection.autocommit = True
-    return connection
-
-
-def recreate_database(drop_only=False):
-    connection = admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        if not drop_only:
-            cursor.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    connection.close()
 
 
 def csv_bytes(rows):
@@ -71,7 +51,7 @@ def csv_bytes(rows):
 def main():
     import django
 
-    recreate_database()
+    BENCH_DATABASE.recreate()
     try:
         django.setup()
         from django.core.management import call_command
@@ -82,7 +62,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        recreate_database(drop_only=True)
+        BENCH_DATABASE.drop()
 
 
 def run():

@@ -45,14 +45,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_DATABASE = "dialer_bench_dispatch"
-SOURCE_URL = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"))
-os.environ["DATABASE_URL"] = urlunparse(SOURCE_URL._replace(path=f"/{BENCH_DATABASE}"))
+from throwaway_database import use_throwaway_database  # noqa: E402 (bench/ is on sys.path)
+
+BENCH_DATABASE = use_throwaway_database("dialer_bench_dispatch")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
@@ -70,25 +69,6 @@ TARGET_UTILISATION = 0.95
 # (~40K/s), execute_values (~50K rows/s), UPDATE ... = ANY (~73K rows/s), apply_async
 # (~1,600 messages/s, one per DIAL_JOB_SIZE calls).
 FLOOR_SECONDS_PER_CALL = {"claim": 5e-3 / 200, "lua": 1 / 40_000, "insert": 1 / 50_000, "update": 1 / 73_000}
-
-
-def admin_connection():
-    import psycopg2
-
-    connection = psycopg2.connect(host=SOURCE_URL.hostname, port=SOURCE_URL.port or 5432,
-                                  user=SOURCE_URL.username or "postgres", password=SOURCE_URL.password or None,
-                                  dbname="postgres")
-    connection.autocommit = True
-    return connection
-
-
-def recreate_database(drop_only=False):
-    connection = admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        if not drop_only:
-            cursor.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    connection.close()
 
 
 def median(values):
@@ -394,7 +374,7 @@ def main():
 
     import django
 
-    recreate_database()
+    BENCH_DATABASE.recreate()
     organisation_ids = []
     try:
         django.setup()
@@ -440,7 +420,7 @@ def main():
             from django.db import connections
 
             connections.close_all()
-            recreate_database(drop_only=True)
+            BENCH_DATABASE.drop()
 
 
 def live_count(organisation_id):
