@@ -565,18 +565,6 @@ def _private_redis(port):
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
-def _fresh_database(name):
-    import psycopg2
-
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = SoakConfig()
@@ -594,9 +582,10 @@ def main():
 
     redis_process, redis_client = _private_redis(args.redis_port)
     try:
-        _fresh_database(args.database)
-        os.environ.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
-                          REDIS_URL=f"redis://127.0.0.1:{args.redis_port}/0", DATABASE_CONN_MAX_AGE="0",
+        from throwaway_database import use_throwaway_database  # bench/ is on sys.path
+
+        use_throwaway_database(args.database).recreate()  # kept afterwards, for inspection
+        os.environ.update(REDIS_URL=f"redis://127.0.0.1:{args.redis_port}/0", DATABASE_CONN_MAX_AGE="0",
                           LOG_LEVEL="WARNING")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         sys.path.insert(0, str(ROOT))

@@ -7,6 +7,7 @@ exactly one more run. A crashed lock holder's lock expires on its own.
 import secrets
 
 from config.redis_client import get_redis
+from dialer import keys
 
 LOCK_SECONDS = 30
 NUDGE_PENDING_SECONDS = 5
@@ -25,19 +26,11 @@ return 0
 """
 
 
-def lock_key(organisation_id):
-    return f"{{org:{organisation_id}}}:dispatch:lock"
-
-
-def nudge_key(organisation_id):
-    return f"{{org:{organisation_id}}}:dispatch:nudged"
-
-
 class DispatchLock:
     """`with DispatchLock(org_id) as held:` — `held` is False when another dispatcher runs."""
 
     def __init__(self, organisation_id, seconds=LOCK_SECONDS):
-        self.key = lock_key(organisation_id)
+        self.key = keys.dispatch_lock(organisation_id)
         self.seconds = seconds
         self.token = secrets.token_hex(16)
         self.held = False
@@ -58,8 +51,8 @@ class DispatchLock:
 
 def claim_nudge(organisation_id):
     """True when this nudge should publish a dispatch job (none is pending yet)."""
-    return bool(get_redis().set(nudge_key(organisation_id), 1, nx=True, ex=NUDGE_PENDING_SECONDS))
+    return bool(get_redis().set(keys.dispatch_nudged(organisation_id), 1, nx=True, ex=NUDGE_PENDING_SECONDS))
 
 
 def clear_nudge(organisation_id):
-    get_redis().delete(nudge_key(organisation_id))
+    get_redis().delete(keys.dispatch_nudged(organisation_id))

@@ -37,7 +37,7 @@ from campaigns.models import (
 from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import slots
+from dialer import keys, slots
 from dialer.dispatch_lock import DispatchLock, clear_nudge
 from dialer.ordering import Candidate, order_candidates
 from dialer.scheduling import resolve_config
@@ -146,21 +146,17 @@ def dispatch_organisation(organisation_id, now=None):
     started = time.perf_counter()
     with DispatchLock(organisation_id) as lock_held:
         if not lock_held:
-            get_redis().set(_rerun_key(organisation_id), 1, ex=60)
+            get_redis().set(keys.dispatch_rerun(organisation_id), 1, ex=60)
             return 0
         for _ in range(MAX_PASSES_PER_RUN):
-            get_redis().delete(_rerun_key(organisation_id))
+            get_redis().delete(keys.dispatch_rerun(organisation_id))
             result = _dispatch_pass(organisation_id, now or timezone.now())
             admitted += result.admitted
-            if not result.may_admit_more and not get_redis().exists(_rerun_key(organisation_id)):
+            if not result.may_admit_more and not get_redis().exists(keys.dispatch_rerun(organisation_id)):
                 break
             now = None
     record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
-
-
-def _rerun_key(organisation_id):
-    return f"{{org:{organisation_id}}}:dispatch:rerun"
 
 
 @dataclass

@@ -3,6 +3,9 @@
 All keys of one organisation carry the hash tag `{org:<id>}`, so they hash to one Redis Cluster
 slot and a Lua script may touch any of them atomically.
 
+Dispatcher (`dialer/dispatch_lock.py`, `dialer/dispatcher.py`): `{org:<id>}:dispatch:lock`,
+`:nudged` and `:rerun` strings.
+
 Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{org:<id>}:`
 - `cfg` hash: `total` → org total; `version` → hash of the allocation tree;
   `w:<workspace id>` → "<slots> <soft 0|1>"; `c:<campaign id>` → "<slots> <soft 0|1> <workspace id>".
@@ -68,6 +71,21 @@ def fence(organisation_id):
 
 def epoch(organisation_id):
     return f"{slots_namespace(organisation_id)}:epoch"
+
+
+def dispatch_lock(organisation_id):
+    """The organisation's single-flight dispatcher lock (value: the holder's token)."""
+    return f"{{org:{organisation_id}}}:dispatch:lock"
+
+
+def dispatch_nudged(organisation_id):
+    """Present while a dispatch job for the organisation is published and not yet started."""
+    return f"{{org:{organisation_id}}}:dispatch:nudged"
+
+
+def dispatch_rerun(organisation_id):
+    """Set by a run that found the lock taken: the holder makes one more pass."""
+    return f"{{org:{organisation_id}}}:dispatch:rerun"
 
 
 def slot_script_keys(organisation_id):
