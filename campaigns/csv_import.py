@@ -39,11 +39,11 @@ import phonenumbers
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
-from phonenumbers import timezone as phone_timezones
 
 from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, DoNotCall, Task, TaskStatus,
 )
+from campaigns.phone_numbers import parse_international, time_zones
 from campaigns.signals import tasks_changed
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
@@ -224,10 +224,10 @@ def _check_header(header, prompt, parsed):
 
 
 class _PhoneChecker:
-    """Number → (E.164, inferred timezone or ""), or a reason; caches timezone lookups by country."""
+    """Number → (E.164, inferred timezone or ""), or a reason; caches what it learns about zones."""
 
     def __init__(self):
-        self.country_zones = {}
+        self.inferred_zones = {}
         self.known_zones = {}
 
     def check(self, raw):
@@ -241,29 +241,22 @@ class _PhoneChecker:
             return None, None, (f"{_shown(raw)} has no country code: write it with + and the country code, "
                                 "like +442079460958.")
         try:
-            number = phonenumbers.parse(text, None)
+            number = parse_international(text)
         except phonenumbers.NumberParseException as exc:
             return None, None, f"{_shown(raw)} {PARSE_ERRORS.get(exc.error_type, 'is not a phone number')}."
         if number.extension:
             return None, None, f"{_shown(raw)} has an extension, which cannot be dialled."
-        # number_type is is_valid_number's own test, computed once for validity and timezone.
-        kind = phonenumbers.number_type(number)
-        if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        if number.kind == phonenumbers.PhoneNumberType.UNKNOWN:
             return None, None, f"{_shown(raw)} is not a valid number for country code +{number.country_code}."
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return e164, self._timezone(number, kind), None
+        return number.e164, self._timezone(number), None
 
-    def _timezone(self, number, kind):
-        if phonenumbers.is_number_type_geographical(kind, number.country_code):
-            zones = phone_timezones.time_zones_for_geographical_number(number)
-        else:
-            # Non-geographic numbers (mobiles in many countries) map to their country's zones.
-            zones = self.country_zones.get(number.country_code)
-            if zones is None:
-                zones = self.country_zones[number.country_code] = phone_timezones.time_zones_for_number(number)
-        if len(zones) != 1 or zones[0] == UNKNOWN_ZONE:
-            return ""
-        return zones[0] if self.is_known_zone(zones[0]) else ""
+    def _timezone(self, number):
+        zones = time_zones(number)
+        inferred = self.inferred_zones.get(zones)
+        if inferred is None:
+            single = len(zones) == 1 and zones[0] != UNKNOWN_ZONE and self.is_known_zone(zones[0])
+            inferred = self.inferred_zones[zones] = zones[0] if single else ""
+        return inferred
 
     def is_known_zone(self, name):
         known = self.known_zones.get(name)
