@@ -7,16 +7,19 @@ Dispatcher (`dialer/dispatch_lock.py`, `dialer/dispatcher.py`): `{org:<id>}:disp
 `:nudged` and `:rerun` strings.
 
 Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{org:<id>}:`
-- `cfg` hash: `total` → org total; `version` → hash of the allocation tree;
-  `w:<workspace id>` → "<slots> <soft 0|1>"; `c:<campaign id>` → "<slots> <soft 0|1> <workspace id>".
-- `waiting` hash: `c:<campaign id>` → eligible waiting work; `w:<workspace id>` → the sum over
-  its campaigns.
-- `reserve` hash: `c:<id>` / `w:<id>` → that node's claim on its parent, min(waiting,
-  allocation − used) when positive; `W:<workspace id>` → sum of its campaigns' claims;
-  `O` → sum of the workspaces' claims.
+- `cfg` hash, the allocation tree as configured: `total` → org total; `version` → hash of the
+  tree; `w:<workspace id>` → "<slots> <soft 0|1>"; `c:<campaign id>` → "<slots> <soft 0|1>
+  <workspace id>".
+- `node:org`, `node:w:<workspace id>`, `node:c:<campaign id>` hashes, what admission reads about
+  a node (a few fields each, so every lookup is cheap): `slots`, `soft` (copies of cfg, written
+  with it), `workspace` (campaigns), `waiting` (eligible waiting work; a workspace's is the sum
+  over its campaigns), `claim` (the node's claim on its parent, min(waiting, allocation − used)
+  when positive, else 0) and `children` (workspaces and the organisation: the sum of their
+  children's claims).
 - `org`, `w:<workspace id>`, `c:<campaign id>` sorted sets: live call ids scored by lease expiry
-  (ms). The scripts build the per-node names from `node_prefix` (a script cannot know every
-  campaign's key in advance); `workspace_leases` and `campaign_leases` spell the same names.
+  (ms). The scripts build every per-node name from `node_prefix` (a script cannot know every
+  campaign's key in advance); `workspace_leases`, `campaign_leases`, `workspace_node` and
+  `campaign_node` spell the same names.
 - `leases` hash: call id → "<token> <expiry ms> <campaign id> <workspace id>".
 - `expired` sorted set: leases pruned past expiry, kept (with their record) for the reaper.
 - `fence` string: last fencing token handed out. `epoch` string: present while the leases in
@@ -29,7 +32,7 @@ def slots_namespace(organisation_id):
 
 
 def node_prefix(organisation_id):
-    """The prefix scripts extend with `w:<id>` or `c:<id>` to name a node's lease set."""
+    """The prefix scripts extend with `w:<id>` / `c:<id>` (lease sets) or `node:w:<id>` / `node:c:<id>`."""
     return f"{slots_namespace(organisation_id)}:"
 
 
@@ -37,12 +40,16 @@ def allocation_config(organisation_id):
     return f"{slots_namespace(organisation_id)}:cfg"
 
 
-def waiting_work(organisation_id):
-    return f"{slots_namespace(organisation_id)}:waiting"
+def organisation_node(organisation_id):
+    return f"{node_prefix(organisation_id)}node:org"
 
 
-def reservations(organisation_id):
-    return f"{slots_namespace(organisation_id)}:reserve"
+def workspace_node(organisation_id, workspace_id):
+    return f"{node_prefix(organisation_id)}node:w:{workspace_id}"
+
+
+def campaign_node(organisation_id, campaign_id):
+    return f"{node_prefix(organisation_id)}node:c:{campaign_id}"
 
 
 def lease_records(organisation_id):
@@ -87,16 +94,3 @@ def dispatch_rerun(organisation_id):
     """Set by a run that found the lock taken: the holder makes one more pass."""
     return f"{{org:{organisation_id}}}:dispatch:rerun"
 
-
-def slot_script_keys(organisation_id):
-    """KEYS[1..8] of every slot script, in the order their contract headers name them."""
-    return [
-        allocation_config(organisation_id),
-        waiting_work(organisation_id),
-        reservations(organisation_id),
-        lease_records(organisation_id),
-        organisation_leases(organisation_id),
-        expired_leases(organisation_id),
-        fence(organisation_id),
-        epoch(organisation_id),
-    ]

@@ -27,7 +27,7 @@ How the dispatcher calls this module, for organisation `org_id`:
 5. Readout for GET /api/v1/slots and the dashboard: `usage(org_id) -> dict`.
 
 Cost: a sibling's claim on its parent, min(waiting, allocation − used), is kept per node with
-running sums per parent (the `reserve` hash); acquire and release update only their own
+running sums per parent (each node hash's `children`); acquire and release update only their own
 campaign and workspace, so an admission costs the same with 1,000 campaigns as with one.
 `set_waiting` and a changed tree re-derive all claims in one script (linear in campaigns, once
 per dispatcher run). Config changes (allocation or total lowered below use, a mode switched)
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from config.redis_client import get_redis
 from dialer import keys
@@ -69,32 +70,54 @@ class ReapReport:
 
 
 class _Scripts:
-    """The slot scripts, registered once per process (EVALSHA, reloaded on NOSCRIPT)."""
+    """The slot scripts by name, called by SHA1; loaded into Redis on first NOSCRIPT (a new or
+    restarted server). EVALSHA is issued directly: redis-py's Script objects would ask
+    SCRIPT EXISTS before every pipeline."""
 
     names = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage", "headroom")
 
     def __init__(self):
-        self._client = None
-        self._scripts = {}
+        shared = (LUA_DIR / "_shared.lua").read_text()
+        self.sources = {name: shared + (LUA_DIR / f"{name}.lua").read_text() for name in self.names}
+        self.shas = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in self.sources.items()}
 
-    def __getattr__(self, name):
-        client = get_redis()
-        if client is not self._client:
-            shared = (LUA_DIR / "_shared.lua").read_text()
-            self._scripts = {
-                script: client.register_script(shared + (LUA_DIR / f"{script}.lua").read_text())
-                for script in self.names
-            }
-            self._client = client
-        return self._scripts[name]
+    def load(self, client):
+        for source in self.sources.values():
+            client.script_load(source)
 
 
 _scripts = _Scripts()
 
 
-def _run(script, organisation_id, *args, now_ms=None, client=None):
-    argv = [keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms), *args]
-    return script(keys=keys.slot_script_keys(organisation_id), args=argv, client=client)
+def _queue(client, name, organisation_id, args, now_ms=None):
+    """EVALSHA one slot script: KEYS[1] and ARGV[1..2] as `_shared.lua` describes, then `args`."""
+    return client.evalsha(_scripts.shas[name], 1, keys.organisation_leases(organisation_id),
+                          keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms), *args)
+
+
+def _run(name, organisation_id, *args, now_ms=None):
+    client = get_redis()
+    try:
+        return _queue(client, name, organisation_id, args, now_ms)
+    except NoScriptError:
+        _scripts.load(client)
+        return _queue(client, name, organisation_id, args, now_ms)
+
+
+def _run_many(name, organisation_id, arg_lists, now_ms=None):
+    """`_run` for each argument list, in one pipeline; replies in order. A batch refused for a
+    missing script ran nothing, so it is sent again once the scripts are loaded."""
+    client = get_redis()
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for args in arg_lists:
+            _queue(pipe, name, organisation_id, args, now_ms)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt:
+                raise
+            _scripts.load(client)
 
 
 def _lease_ms():
@@ -110,35 +133,33 @@ def _acquire_result(call_id, reply):
 def acquire(organisation_id, campaign_id, call_id, now_ms=None):
     """Admit one call for `campaign_id` and lease its slots, or say why not. One EVALSHA."""
     call_id = str(call_id)
-    reply = _run(_scripts.acquire, organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms)
+    reply = _run("acquire", organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms)
     return _acquire_result(call_id, reply)
 
 
 def acquire_many(organisation_id, candidates, now_ms=None):
     """`acquire` for each (campaign_id, call_id) in order, in one pipeline; results in order."""
-    pipe = get_redis().pipeline(transaction=False)
     call_ids = [str(call_id) for _, call_id in candidates]
-    for (campaign_id, _), call_id in zip(candidates, call_ids):
-        _run(_scripts.acquire, organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms, client=pipe)
-    return [_acquire_result(call_id, reply) for call_id, reply in zip(call_ids, pipe.execute())]
+    lease_ms = _lease_ms()
+    replies = _run_many("acquire", organisation_id, [
+        (campaign_id, call_id, lease_ms) for (campaign_id, _), call_id in zip(candidates, call_ids)], now_ms=now_ms)
+    return [_acquire_result(call_id, reply) for call_id, reply in zip(call_ids, replies)]
 
 
 def release(organisation_id, call_id, token):
     """Free the call's lease if `token` is its own. True when this call freed it."""
-    return _run(_scripts.release, organisation_id, str(call_id), int(token)) == 1
+    return _run("release", organisation_id, str(call_id), int(token)) == 1
 
 
 def release_many(organisation_id, leases):
     """`release` for each (call_id, token), in one pipeline; a bool per lease, in order."""
-    pipe = get_redis().pipeline(transaction=False)
-    for call_id, token in leases:
-        _run(_scripts.release, organisation_id, str(call_id), int(token), client=pipe)
-    return [reply == 1 for reply in pipe.execute()]
+    replies = _run_many("release", organisation_id, [(str(call_id), int(token)) for call_id, token in leases])
+    return [reply == 1 for reply in replies]
 
 
 def renew(organisation_id, call_id, token, until_ms):
     """Move the lease's expiry to `until_ms` if `token` is its own. True when renewed."""
-    return _run(_scripts.renew, organisation_id, str(call_id), int(token), int(until_ms)) == 1
+    return _run("renew", organisation_id, str(call_id), int(token), int(until_ms)) == 1
 
 
 def tree_version(tree):
@@ -158,7 +179,7 @@ def write_allocations(organisation_id, tree):
         fields += [f"w:{workspace_id}", f"{allocation.slots} {int(allocation.soft)}"]
     for campaign_id, allocation in tree.campaigns.items():
         fields += [f"c:{campaign_id}", f"{allocation.slots} {int(allocation.soft)} {allocation.workspace_id}"]
-    _run(_scripts.configure, organisation_id, tree.total, tree_version(tree), *fields)
+    _run("configure", organisation_id, tree.total, tree_version(tree), *fields)
 
 
 def allocation_tree(organisation_id):
@@ -207,7 +228,7 @@ def set_waiting(organisation_id, campaign_waiting):
     for campaign_id, waiting in campaign_waiting.items():
         if waiting > 0:
             pairs += [campaign_id, int(waiting)]
-    _run(_scripts.set_waiting, organisation_id, *pairs)
+    _run("set_waiting", organisation_id, *pairs)
 
 
 def usage(organisation_id, now_ms=None):
@@ -216,7 +237,7 @@ def usage(organisation_id, now_ms=None):
     Each node: used, allocation, mode ("hard"/"soft"), borrowed = max(0, used − allocation);
     campaigns also carry workspace_id. The organisation's allocation is its total (always hard).
     """
-    total, used, workspace_rows, campaign_rows = _run(_scripts.usage, organisation_id, now_ms=now_ms)
+    total, used, workspace_rows, campaign_rows = _run("usage", organisation_id, now_ms=now_ms)
 
     def node(slots, soft, node_used):
         mode = "soft" if soft else "hard"
@@ -230,6 +251,30 @@ def usage(organisation_id, now_ms=None):
         campaign_id, workspace_id, slots, soft, campaign_used = campaign_rows[i:i + 5]
         campaigns[int(campaign_id)] = {**node(slots, soft, campaign_used), "workspace_id": int(workspace_id)}
     return {"organisation": node(total, 0, used), "workspaces": workspaces, "campaigns": campaigns}
+
+
+def claim_figures(organisation_id):
+    """Waiting work and claims as the scripts keep them, for checks: ({node: waiting}, {node: claim}).
+
+    Nodes are named "c:<id>" and "w:<id>"; claims also hold "W:<workspace id>" (sum of its
+    campaigns' claims) and "O" (sum of the workspaces' claims). Zero figures are left out.
+    """
+    client = get_redis()
+    tree_fields = [field for field in client.hkeys(keys.allocation_config(organisation_id)) if field[:2] in ("c:", "w:")]
+    pipe = client.pipeline(transaction=False)
+    for field in tree_fields:
+        kind, node_id = field.split(":", 1)
+        key = keys.campaign_node(organisation_id, node_id) if kind == "c" else keys.workspace_node(organisation_id, node_id)
+        pipe.hmget(key, "waiting", "claim", "children")
+    pipe.hget(keys.organisation_node(organisation_id), "children")
+    *nodes, organisation_children = pipe.execute()
+    waiting, claims = {}, {"O": int(organisation_children or 0)}
+    for field, (node_waiting, node_claim, children) in zip(tree_fields, nodes):
+        waiting[field] = int(node_waiting or 0)
+        claims[field] = int(node_claim or 0)
+        if field.startswith("w:"):
+            claims["W:" + field[2:]] = int(children or 0)
+    return ({node: n for node, n in waiting.items() if n}, {node: n for node, n in claims.items() if n})
 
 
 def lease_records(organisation_id):
@@ -248,7 +293,7 @@ def headroom(organisation_id, most_per_campaign, now_ms=None):
     A hard campaign's allocation − used; a soft one's the organisation's free capacity; capped by
     that capacity and `most_per_campaign`. The dispatcher claims this many candidates at most.
     """
-    reply = _run(_scripts.headroom, organisation_id, int(most_per_campaign), now_ms=now_ms)
+    reply = _run("headroom", organisation_id, int(most_per_campaign), now_ms=now_ms)
     return {int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
 
 
@@ -299,7 +344,7 @@ def restore_leases(organisation_id, leases, now_ms=None):
     args = []
     for call_id, campaign_id, workspace_id, token in leases:
         args += [str(call_id), campaign_id, workspace_id, "" if token is None else int(token)]
-    fresh = _run(_scripts.restore, organisation_id, _lease_ms(), *args, now_ms=now_ms)
+    fresh = _run("restore", organisation_id, _lease_ms(), *args, now_ms=now_ms)
     return {fresh[i]: fresh[i + 1] for i in range(0, len(fresh), 2)}
 
 

@@ -138,11 +138,12 @@ def test_keyspace_soft_campaign_borrows_until_a_sibling_has_waiting_work(tree):
 
 def test_keyspace_admission_consumes_waiting_work_and_keeps_claims_exact(tree, redis_client):
     slots.set_waiting(ORG, {12: 2, 21: 1, 99: 5})
-    assert redis_client.hgetall(keys.waiting_work(ORG)) == {"c:12": "2", "w:1": "2", "c:21": "1", "w:2": "1"}
+    assert slots.claim_figures(ORG)[0] == {"c:12": 2, "w:1": 2, "c:21": 1, "w:2": 1}
     slots.acquire(ORG, 12, "b-0", now_ms=NOW)
-    assert redis_client.hgetall(keys.waiting_work(ORG)) == {"c:12": "1", "w:1": "1", "c:21": "1", "w:2": "1"}
-    assert redis_client.hgetall(keys.reservations(ORG)) == {
-        "c:12": "1", "W:1": "1", "w:1": "1", "c:21": "1", "W:2": "1", "w:2": "1", "O": "2"}
+    assert slots.claim_figures(ORG) == (
+        {"c:12": 1, "w:1": 1, "c:21": 1, "w:2": 1},
+        {"c:12": 1, "W:1": 1, "w:1": 1, "c:21": 1, "W:2": 1, "w:2": 1, "O": 2},
+    )
 
 
 def test_keyspace_workspace_borrowing_refused_while_another_workspace_waits(redis_client):
@@ -221,3 +222,14 @@ def test_keyspace_workspace_borrows_exactly_while_free_minus_one_covers_sibling_
     slots.acquire(ORG, 1, "a-0", now_ms=NOW)
     slots.set_waiting(ORG, {2: sibling_waiting})
     assert slots.acquire(ORG, 1, "a-1", now_ms=NOW).admitted is admitted
+
+
+def test_keyspace_scripts_are_loaded_again_after_redis_forgot_them(tree, redis_client):
+    redis_client.script_flush()
+    assert slots.acquire(ORG, 11, "call-1", now_ms=NOW).admitted
+    redis_client.script_flush()
+    batch = slots.acquire_many(ORG, [(12, "call-2"), (12, "call-3")], now_ms=NOW)
+    assert [lease.admitted for lease in batch] == [True, True]
+    redis_client.script_flush()
+    assert slots.release_many(ORG, [(lease.call_id, lease.token) for lease in batch]) == [True, True]
+    assert slots.usage(ORG, now_ms=NOW)["organisation"]["used"] == 1

@@ -1,18 +1,25 @@
 -- Shared prelude of the slot scripts: dialer/slots.py prepends this file to each of them before
 -- registering it. Not a script on its own.
 --
--- Every slot script takes the same KEYS (built by dialer.keys.slot_script_keys):
---   KEYS[1] cfg hash      KEYS[2] waiting hash   KEYS[3] reserve hash   KEYS[4] leases hash
---   KEYS[5] org lease set KEYS[6] expired set    KEYS[7] fence string   KEYS[8] epoch string
--- and the same first two ARGV:
---   ARGV[1] node prefix: workspace and campaign lease sets are ARGV[1] .. "w:<id>" / "c:<id>"
---           (same hash tag as the KEYS, so one Cluster slot)
+-- Every slot script takes the same KEYS and first two ARGV (dialer/slots.py `_queue`):
+--   KEYS[1] the organisation's lease set, which routes the call to its Redis Cluster node
+--   ARGV[1] key prefix of the organisation (dialer.keys.node_prefix): the other keys are
+--           ARGV[1] .. "cfg", "node:org", "leases", "expired", "fence", "epoch", and per node
+--           "w:<id>" / "c:<id>" (lease sets) and "node:w:<id>" / "node:c:<id>" (node hashes).
+--           Built here rather than passed as KEYS: a script cannot know every campaign's key in
+--           advance, and each argument costs the client time on every call. The prefix carries
+--           the organisation's hash tag, so every key is in the one Cluster slot of KEYS[1].
 --   ARGV[2] now in ms, or "" for Redis TIME
--- Layouts of the values are documented in dialer/keys.py.
+-- Key names and layouts of the values are documented in dialer/keys.py.
+--
+-- Admission reads only small per-node hashes: a field lookup in a hash of a few hundred fields
+-- (stored as a listpack below hash-max-listpack-entries) is a linear scan, and was most of the
+-- cost of an acquire when the claims of every campaign shared one hash.
 
-local K_CFG, K_WAITING, K_RESERVE, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_ORG, K_EXPIRED, K_FENCE, K_EPOCH = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local PREFIX = ARGV[1]
+local K_ORG = KEYS[1]
+local K_CFG, K_ORG_NODE, K_LEASES = PREFIX .. 'cfg', PREFIX .. 'node:org', PREFIX .. 'leases'
+local K_EXPIRED, K_FENCE, K_EPOCH = PREFIX .. 'expired', PREFIX .. 'fence', PREFIX .. 'epoch'
 
 -- Expired leases pruned per acquire; any beyond stay counted until a later call, which can only
 -- refuse a call, never over-admit one.
@@ -26,6 +33,8 @@ end
 
 local function campaign_set(cid) return PREFIX .. 'c:' .. cid end
 local function workspace_set(wid) return PREFIX .. 'w:' .. wid end
+local function campaign_node(cid) return PREFIX .. 'node:c:' .. cid end
+local function workspace_node(wid) return PREFIX .. 'node:w:' .. wid end
 
 local function lease_record(token, expiry, cid, wid)
   return string.format('%d %d %s %s', token, expiry, cid, wid)
@@ -37,22 +46,6 @@ local function parse_lease(record)
   return token, tonumber(expiry), cid, wid
 end
 
--- slots (number), soft (bool), workspace id; nil when the campaign has no allocation
-local function campaign_config(cid)
-  local value = redis.call('HGET', K_CFG, 'c:' .. cid)
-  if not value then return nil end
-  local slots, soft, wid = string.match(value, '^(%S+) (%S+) (%S+)$')
-  return tonumber(slots), soft == '1', wid
-end
-
--- slots (number), soft (bool); nil when the workspace has no allocation
-local function workspace_config(wid)
-  local value = redis.call('HGET', K_CFG, 'w:' .. wid)
-  if not value then return nil end
-  local slots, soft = string.match(value, '^(%S+) (%S+)$')
-  return tonumber(slots), soft == '1'
-end
-
 local function claim(slots, used, waiting)
   local free = slots - used
   if waiting < free then free = waiting end
@@ -60,45 +53,66 @@ local function claim(slots, used, waiting)
   return free
 end
 
--- Re-derive the claims of a campaign and its workspace after their use or waiting work
--- changed, keeping the parents' sums exact: the sums let acquire weigh every sibling without
--- visiting them. With `consume`, one unit of the campaign's waiting work is taken first (an
--- admitted call was waiting work). Costs two reads when neither node has work waiting.
-local function settle(cid, wid, consume)
-  local c_field, w_field = 'c:' .. cid, 'w:' .. wid
-  local waiting = redis.call('HMGET', K_WAITING, c_field, w_field)
-  local c_waiting, w_waiting = tonumber(waiting[1] or '0'), tonumber(waiting[2] or '0')
-  if consume and c_waiting > 0 then
-    c_waiting = redis.call('HINCRBY', K_WAITING, c_field, -1)
-    w_waiting = redis.call('HINCRBY', K_WAITING, w_field, -1)
-  end
-  local old = redis.call('HMGET', K_RESERVE, c_field, w_field)
-  local c_old, w_old = tonumber(old[1] or '0'), tonumber(old[2] or '0')
-  if c_waiting == 0 and w_waiting == 0 and c_old == 0 and w_old == 0 then return end
+-- A campaign's node hash as a table: slots, soft, waiting, claim (numbers; soft a bool) and its
+-- workspace id; nil when the campaign is not configured.
+local function read_campaign(cid)
+  local v = redis.call('HMGET', campaign_node(cid), 'slots', 'soft', 'waiting', 'claim', 'workspace')
+  if not v[1] then return nil end
+  return {slots = tonumber(v[1]), soft = v[2] == '1', waiting = tonumber(v[3]), claim = tonumber(v[4]),
+          workspace = v[5]}
+end
 
-  local c_new, w_new = 0, 0
-  local c_slots, _, configured_wid = campaign_config(cid)
-  if c_slots and configured_wid == wid and c_waiting > 0 then
-    c_new = claim(c_slots, redis.call('ZCARD', campaign_set(cid)), c_waiting)
+-- A workspace's node hash: slots, soft, waiting, claim and children (its campaigns' claims).
+local function read_workspace(wid)
+  local v = redis.call('HMGET', workspace_node(wid), 'slots', 'soft', 'waiting', 'claim', 'children')
+  if not v[1] then return nil end
+  return {slots = tonumber(v[1]), soft = v[2] == '1', waiting = tonumber(v[3]), claim = tonumber(v[4]),
+          children = tonumber(v[5])}
+end
+
+-- Re-derive the claims of campaign node `c` and workspace node `w` (as read by read_campaign
+-- and read_workspace, waiting work already updated by the caller) after their use or waiting
+-- work changed, keeping the parents' `children` sums exact: the sums let acquire weigh every
+-- sibling without visiting them. `c_used`/`w_used` are the nodes' use when the caller knows it
+-- (nil: counted here). `dirty` says the waiting figures changed and must be written. Writes
+-- nothing for nodes with no waiting work and no claim.
+local function settle(cid, wid, c, w, c_used, w_used, dirty)
+  local c_claim, w_claim = 0, 0
+  if c and c.waiting > 0 then
+    c_claim = claim(c.slots, c_used or redis.call('ZCARD', campaign_set(cid)), c.waiting)
   end
-  local w_slots = workspace_config(wid)
-  if w_slots and w_waiting > 0 then
-    w_new = claim(w_slots, redis.call('ZCARD', workspace_set(wid)), w_waiting)
+  if w and w.waiting > 0 then
+    w_claim = claim(w.slots, w_used or redis.call('ZCARD', workspace_set(wid)), w.waiting)
   end
-  if c_new ~= c_old then
-    redis.call('HSET', K_RESERVE, c_field, c_new)
-    redis.call('HINCRBY', K_RESERVE, 'W:' .. wid, c_new - c_old)
+  if c and (dirty or c_claim ~= c.claim) then
+    redis.call('HSET', campaign_node(cid), 'waiting', c.waiting, 'claim', c_claim)
+    if c_claim ~= c.claim then
+      if w and c.workspace == wid then
+        w.children = w.children + c_claim - c.claim
+        dirty = true
+      else
+        redis.call('HINCRBY', workspace_node(c.workspace), 'children', c_claim - c.claim)
+      end
+    end
   end
-  if w_new ~= w_old then
-    redis.call('HSET', K_RESERVE, w_field, w_new)
-    redis.call('HINCRBY', K_RESERVE, 'O', w_new - w_old)
+  if w and (dirty or w_claim ~= w.claim) then
+    redis.call('HSET', workspace_node(wid), 'waiting', w.waiting, 'claim', w_claim, 'children', w.children)
+    if w_claim ~= w.claim then redis.call('HINCRBY', K_ORG_NODE, 'children', w_claim - w.claim) end
   end
 end
 
+-- settle after a lease left the occupancy sets (release, prune) or came back (renew).
+local function settle_nodes(cid, wid)
+  settle(cid, wid, read_campaign(cid), read_workspace(wid), nil, nil, false)
+end
+
+-- The score is formatted once, as an integer: Lua would format the number three times with
+-- %.14g, which costs more than a ZADD.
 local function occupy(call, expiry, cid, wid)
-  redis.call('ZADD', K_ORG, expiry, call)
-  redis.call('ZADD', workspace_set(wid), expiry, call)
-  redis.call('ZADD', campaign_set(cid), expiry, call)
+  local score = string.format('%d', expiry)
+  redis.call('ZADD', K_ORG, score, call)
+  redis.call('ZADD', workspace_set(wid), score, call)
+  redis.call('ZADD', campaign_set(cid), score, call)
 end
 
 -- Returns true when the call was in the occupancy sets (false: pruned, or never there).
@@ -118,59 +132,57 @@ local function prune(now)
       local _, expiry, cid, wid = parse_lease(record)
       vacate(call, cid, wid)
       redis.call('ZADD', K_EXPIRED, expiry, call)
-      settle(cid, wid, false)
+      settle_nodes(cid, wid)
     else
       redis.call('ZREM', K_ORG, call)
     end
   end
 end
 
--- Rebuild every claim and both kinds of sums from cfg, waiting work and the lease sets.
--- Workspace waiting work is re-derived as the sum over its configured campaigns.
-local function recompute_claims()
+-- Rebuild every node's waiting work, claim and children sum from cfg, the lease sets and
+-- `waiting` ({campaign id: count}), or each campaign's own waiting work when `waiting` is nil.
+-- A workspace's waiting work is the sum over its configured campaigns.
+local function recompute_claims(waiting)
   local config = redis.call('HGETALL', K_CFG)
   local workspaces, campaigns = {}, {}
   for i = 1, #config, 2 do
     local kind, id = string.match(config[i], '^([wc]):(.+)$')
     if kind == 'w' then
       local slots = string.match(config[i + 1], '^(%S+)')
-      workspaces[id] = {slots = tonumber(slots), waiting = 0, sum = 0}
+      workspaces[id] = {slots = tonumber(slots), waiting = 0, children = 0}
     elseif kind == 'c' then
       local slots, _, wid = string.match(config[i + 1], '^(%S+) (%S+) (%S+)$')
       campaigns[id] = {slots = tonumber(slots), wid = wid}
     end
   end
-  local waiting = {}
-  local entries = redis.call('HGETALL', K_WAITING)
-  for i = 1, #entries, 2 do waiting[entries[i]] = tonumber(entries[i + 1]) end
-
-  redis.call('DEL', K_RESERVE)
-  redis.call('DEL', K_WAITING)
   for cid, campaign in pairs(campaigns) do
+    local node = campaign_node(cid)
     local workspace = workspaces[campaign.wid]
-    local w = waiting['c:' .. cid] or 0
+    local w
+    if waiting then
+      w = waiting[cid] or 0
+    else
+      w = tonumber(redis.call('HGET', node, 'waiting') or '0')
+    end
+    local c = 0
     if workspace and w > 0 then
-      redis.call('HSET', K_WAITING, 'c:' .. cid, w)
       workspace.waiting = workspace.waiting + w
-      local c = claim(campaign.slots, redis.call('ZCARD', campaign_set(cid)), w)
-      if c > 0 then
-        redis.call('HSET', K_RESERVE, 'c:' .. cid, c)
-        workspace.sum = workspace.sum + c
-      end
+      c = claim(campaign.slots, redis.call('ZCARD', campaign_set(cid)), w)
+      workspace.children = workspace.children + c
+    else
+      w = 0
     end
+    redis.call('HSET', node, 'waiting', w, 'claim', c)
   end
-  local organisation_sum = 0
+  local organisation_children = 0
   for wid, workspace in pairs(workspaces) do
+    local c = 0
     if workspace.waiting > 0 then
-      redis.call('HSET', K_WAITING, 'w:' .. wid, workspace.waiting)
-      local c = claim(workspace.slots, redis.call('ZCARD', workspace_set(wid)), workspace.waiting)
-      if c > 0 then
-        redis.call('HSET', K_RESERVE, 'w:' .. wid, c)
-        organisation_sum = organisation_sum + c
-      end
+      c = claim(workspace.slots, redis.call('ZCARD', workspace_set(wid)), workspace.waiting)
+      organisation_children = organisation_children + c
     end
-    if workspace.sum > 0 then redis.call('HSET', K_RESERVE, 'W:' .. wid, workspace.sum) end
+    redis.call('HSET', workspace_node(wid), 'waiting', workspace.waiting, 'claim', c,
+               'children', workspace.children)
   end
-  if organisation_sum > 0 then redis.call('HSET', K_RESERVE, 'O', organisation_sum) end
+  redis.call('HSET', K_ORG_NODE, 'children', organisation_children)
 end
-

@@ -1,5 +1,5 @@
 -- headroom: how many more calls each campaign could start now, for the dispatcher's claim.
--- KEYS[1..8], ARGV[1..2]: see _shared.lua. Read-only.
+-- KEYS[1], ARGV[1..2]: see _shared.lua. Read-only.
 -- ARGV[3] the most to report for one campaign (the dispatcher's per-pass bound)
 -- Returns: {organisation free, cid, headroom, cid, headroom, ...} listing only campaigns with
 -- headroom > 0: a hard campaign's allocation − used; a soft one's at least the organisation's

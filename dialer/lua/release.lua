@@ -1,5 +1,5 @@
 -- release: free a call's lease at every level, only if the fencing token is the lease's own.
--- KEYS[1..8], ARGV[1..2]: see _shared.lua (ARGV[2] unused).
+-- KEYS[1], ARGV[1..2]: see _shared.lua (ARGV[2] unused).
 -- ARGV[3] call id   ARGV[4] fencing token
 -- Returns: 1 freed; 0 no lease for the call id (already freed: idempotent);
 --          -1 the lease belongs to another token (stale caller; nothing changes).
@@ -12,5 +12,5 @@ if token ~= ARGV[4] then return -1 end
 
 if not vacate(call, cid, wid) then redis.call('ZREM', K_EXPIRED, call) end
 redis.call('HDEL', K_LEASES, call)
-settle(cid, wid, false)
+settle_nodes(cid, wid)
 return 1

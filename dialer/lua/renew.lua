@@ -1,5 +1,5 @@
 -- renew: move a call's lease expiry to a new time, only if the fencing token is the lease's own.
--- KEYS[1..8], ARGV[1..2]: see _shared.lua (ARGV[2] unused).
+-- KEYS[1], ARGV[1..2]: see _shared.lua (ARGV[2] unused).
 -- ARGV[3] call id   ARGV[4] fencing token   ARGV[5] new expiry in ms
 -- Returns: 1 renewed; 0 no lease for the call id; -1 the lease belongs to another token.
 -- A lease already pruned past expiry occupies its slots again: the call is still live, and
@@ -15,5 +15,5 @@ local expiry = tonumber(ARGV[5])
 local was_pruned = redis.call('ZREM', K_EXPIRED, call) == 1
 occupy(call, expiry, cid, wid)
 redis.call('HSET', K_LEASES, call, lease_record(tonumber(token), expiry, cid, wid))
-if was_pruned then settle(cid, wid, false) end
+if was_pruned then settle_nodes(cid, wid) end
 return 1

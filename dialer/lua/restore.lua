@@ -1,5 +1,5 @@
 -- restore: re-create leases of calls known live elsewhere (PostgreSQL) and open the epoch.
--- KEYS[1..8], ARGV[1..2]: see _shared.lua.
+-- KEYS[1], ARGV[1..2]: see _shared.lua.
 -- ARGV[3] lease length in ms
 -- ARGV[4..] call id, campaign id, workspace id, token ("" when the call has none) quadruples
 -- Returns: flat list of call id, token pairs for the calls given no token (fresh tokens).
@@ -32,5 +32,5 @@ for i = 4, #ARGV, 4 do
   end
 end
 redis.call('SET', K_EPOCH, string.format('%d', now))
-recompute_claims()
+recompute_claims(nil)
 return fresh

@@ -1,5 +1,5 @@
 -- usage: a consistent snapshot of live calls per node, for the API and the dashboard.
--- KEYS[1..8], ARGV[1..2]: see _shared.lua. Read-only.
+-- KEYS[1], ARGV[1..2]: see _shared.lua. Read-only.
 -- Returns: {total, organisation used, {wid, slots, soft, used, ...}, {cid, wid, slots, soft, used, ...}}
 -- "used" counts leases not yet past expiry.
 
