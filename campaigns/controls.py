@@ -107,10 +107,19 @@ def do_archive_campaign(campaign):
     return changed
 
 
+# The settings that decide when attempts are placed. An update that changes none of them (name,
+# agent, calling number, priority, retry outcomes, slots) leaves every task's timing as it is,
+# instead of re-reading every pending task of the campaign.
+TIMING_FIELDS = frozenset({
+    "timezone", "start_at", "end_at", "calling_start", "calling_end", "calling_days", "max_retries",
+    "retry_interval_ms",
+})
+
+
 @transaction.atomic
 def do_update_campaign(campaign, fields):
     """Apply validated model field values to a campaign that is not completed or archived, and
-    re-time every attempt not yet placed under the new settings.
+    re-time every attempt not yet placed under the new settings when a timing setting changed.
 
     Queued and paused tasks get `next_attempt_at` recomputed: first attempts from now and the new
     start, retries from their last attempt's end with the new intervals, pending callbacks at their
@@ -121,11 +130,12 @@ def do_update_campaign(campaign, fields):
     locked = _lock_campaign(campaign.id)
     if locked.status not in OPEN_CAMPAIGN_STATUSES:
         raise ControlRefused(f"cannot update a campaign that is {locked.status}")
+    timing_changed = any(getattr(locked, name) != value for name, value in fields.items() if name in TIMING_FIELDS)
     for name, value in fields.items():
         setattr(locked, name, value)
         setattr(campaign, name, value)
     locked.save(update_fields=[*fields, "updated_at"])
-    changed = _retime_pending_tasks(locked, now)
+    changed = _retime_pending_tasks(locked, now) if timing_changed else 0
     _announce(locked)
     return changed
 

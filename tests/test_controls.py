@@ -197,6 +197,17 @@ class TestUpdateCampaign:
         TaskFactory(campaign=campaign, next_attempt_at=at(0, 10))
         assert do_update_campaign(campaign, {"name": "Renamed"}) == 0
 
+    def test_updates_that_change_no_timing_setting_leave_task_times_alone(self):
+        campaign = self.campaign()
+        # A time this update would move if it re-timed tasks (before the window opens).
+        task = TaskFactory(campaign=campaign, next_attempt_at=at(0, 3))
+        assert do_update_campaign(campaign, {"slots": 7, "name": "Renamed", "calling_start": campaign.calling_start}) == 0
+        task.refresh_from_db()
+        assert task.next_attempt_at == at(0, 3)
+        assert do_update_campaign(campaign, {"calling_start": dt.time(9, 30)}) == 1
+        task.refresh_from_db()
+        assert task.next_attempt_at != at(0, 3)
+
     def test_in_progress_tasks_are_left_to_finish(self):
         campaign = self.campaign()
         live = self.retried_task(campaign, ended_at=at(0, 11), status=TaskStatus.IN_PROGRESS)
