@@ -31,9 +31,9 @@ Policy:
 import csv
 import io
 import itertools
-import json
 import random
 import re
+from json.encoder import encode_basestring as encode_json_string
 
 import phonenumbers
 from django.conf import settings
@@ -54,6 +54,8 @@ DELIMITERS = (",", ";", "\t")
 PROMPT_VARIABLE = re.compile(r"\$\{([^{}]*)\}")
 UNKNOWN_ZONE = "Etc/Unknown"
 NULL = "\\N"  # COPY text format
+BACKSLASH, DOUBLED_BACKSLASH = "\\", "\\\\"
+COPY_CHUNK_ROWS = 2_000
 SHOWN_VALUE_LENGTH = 40
 COPY_COLUMNS = (
     "campaign", "phone", "context", "submitted_config", "timezone", "status", "attempts_made", "next_attempt_at",
@@ -135,7 +137,7 @@ class _Parsed:
 
     def __init__(self):
         self.rows_total = 0
-        self.contacts = []  # (row, e164, context, timezone or "")
+        self.contacts = []  # (row, e164, context as JSON text, timezone or "")
         self.entries = []
         self.error_count = 0
         self.duplicates = 0
@@ -299,7 +301,7 @@ def _parse(fileobj, prompt):
 
 def _read_rows(reader, names, max_rows, parsed):
     width = len(names)
-    context_names = names[1:]
+    context_keys = [encode_json_string(name) + ":" for name in names[1:]]
     timezone_index = next((index for index, name in enumerate(names) if name.lower() == TIMEZONE), None)
     phones = _PhoneChecker()
     first_row_of = {}
@@ -333,7 +335,18 @@ def _read_rows(reader, names, max_rows, parsed):
         if earlier != row:
             parsed.duplicate(row, f"{e164} is also on row {earlier}; only row {earlier} is imported.")
             continue
-        parsed.contacts.append((row, e164, dict(zip(context_names, cells[1:])), contact_zone))
+        parsed.contacts.append((row, e164, _context_json(context_keys, cells[1:]), contact_zone))
+
+
+def _context_json(keys, values):
+    """The context object as `json.dumps(dict(zip(names, values)), ensure_ascii=False,
+    separators=(",", ":"))` writes it, without building the dict and an encoder per row; `keys` are
+    the names already encoded, each followed by ":".
+
+    >>> _context_json(['"name":', '"plan":'], ["Zoë", "gold"])
+    '{"name":"Zoë","plan":"gold"}'
+    """
+    return "{" + ",".join(map(str.__add__, keys, map(encode_json_string, values))) + "}"
 
 
 def _drop_numbers_already_in(campaign, parsed):
@@ -367,31 +380,53 @@ def _copy_tasks(campaign, contacts, now):
     on_dnc = _phones_among(DoNotCall, "organisation", campaign.workspace.organisation_id,
                            [contact[1] for contact in contacts])
     first_attempts = {}
-    stamp = now.isoformat()
-    out = io.StringIO()
-    dialable = 0
-    for _, phone, context, contact_zone in contacts:
-        if contact_zone not in first_attempts:
-            at = first_attempt_at(resolve_config(Task(timezone=contact_zone), campaign), now)
-            first_attempts[contact_zone] = at.isoformat() if at else None
-        next_attempt = first_attempts[contact_zone]
-        if phone in on_dnc:
-            status, reason, next_attempt, completed = TaskStatus.ARCHIVED, CompletionReason.DNC, None, stamp
-        elif next_attempt is None:
-            status, reason, completed = TaskStatus.ARCHIVED, CompletionReason.ENDED, stamp
-        else:
-            status, reason, completed = TaskStatus.QUEUED, "", None
-            dialable += 1
-        # COPY text format: JSON escapes control characters itself; only backslashes need doubling.
-        context_json = json.dumps(context, ensure_ascii=False, separators=(",", ":")).replace("\\", "\\\\")
-        out.write(f"{campaign.id}\t{phone}\t{context_json}\t{{}}\t{contact_zone}\t{status}\t0\t"
-                  f"{next_attempt or NULL}\t0\t{random.getrandbits(31)}\t\t\t{reason}\t{stamp}\t{stamp}\t"
-                  f"{completed or NULL}\n")
-    out.seek(0)
+    for contact_zone in {contact[3] for contact in contacts}:
+        at = first_attempt_at(resolve_config(Task(timezone=contact_zone), campaign), now)
+        first_attempts[contact_zone] = at.isoformat() if at else None
+    dialable = sum(1 for _, phone, _, contact_zone in contacts
+                   if phone not in on_dnc and first_attempts[contact_zone] is not None)
     columns = ", ".join(connection.ops.quote_name(Task._meta.get_field(name).column) for name in COPY_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(Task._meta.db_table)} ({columns}) FROM STDIN", out)
+        cursor.copy_expert(f"COPY {connection.ops.quote_name(Task._meta.db_table)} ({columns}) FROM STDIN",
+                           _ChunkReader(_copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat())))
     return len(contacts), dialable
+
+
+def _copy_text(campaign_id, contacts, on_dnc, first_attempts, stamp):
+    """The contacts as rows of COPY_COLUMNS in COPY's text format, COPY_CHUNK_ROWS rows a chunk."""
+    # Given its timezone and whether it is on the do-not-call list, a task's columns are fixed but
+    # for phone, context and tie-break: written once, as the text before and after the tie-break.
+    fixed = {}
+    for contact_zone, first_attempt in first_attempts.items():
+        for blocked in (False, True):
+            next_attempt = first_attempt
+            if blocked:
+                status, reason, next_attempt, completed = TaskStatus.ARCHIVED, CompletionReason.DNC, None, stamp
+            elif next_attempt is None:
+                status, reason, completed = TaskStatus.ARCHIVED, CompletionReason.ENDED, stamp
+            else:
+                status, reason, completed = TaskStatus.QUEUED, "", None
+            fixed[contact_zone, blocked] = (f"\t{{}}\t{contact_zone}\t{status}\t0\t{next_attempt or NULL}\t0\t",
+                                            f"\t\t\t{reason}\t{stamp}\t{stamp}\t{completed or NULL}\n")
+    for start in range(0, len(contacts), COPY_CHUNK_ROWS):
+        lines = []
+        for _, phone, context_json, contact_zone in contacts[start:start + COPY_CHUNK_ROWS]:
+            before_tie_break, after_tie_break = fixed[contact_zone, phone in on_dnc]
+            # JSON escapes control characters itself; COPY's text format only needs backslashes doubled.
+            lines.append(f"{campaign_id}\t{phone}\t{context_json.replace(BACKSLASH, DOUBLED_BACKSLASH)}"
+                         f"{before_tie_break}{random.getrandbits(31)}{after_tie_break}")
+        yield "".join(lines)
+
+
+class _ChunkReader:
+    """The file COPY FROM STDIN reads, over an iterator of text chunks. psycopg2 sends each chunk as
+    it reads it, so PostgreSQL stores one chunk while the next is being formatted."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def read(self, size=-1):
+        return next(self.chunks, "")
 
 
 def error_report_csv(contact_import):

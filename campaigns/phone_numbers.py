@@ -18,6 +18,7 @@ compares both paths on generated numbers.
 
 `time_zones(number)` is `phonenumbers.timezone.time_zones_for_number` for a valid number.
 """
+import functools
 import re
 from typing import NamedTuple
 
@@ -106,13 +107,19 @@ def time_zones(number):
     knows none): by the longest known prefix for numbers tied to a place (fixed lines, and mobiles
     where the country ties them to one), else the country's."""
     if phonenumbers.is_number_type_geographical(number.kind, number.country_code):
-        digits = number.e164[1:]
-        for length in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
-            zones = TIMEZONE_DATA.get(digits[:length])
-            if zones is not None:
-                return zones
-        return UNKNOWN_TIME_ZONES
+        return _zones_by_prefix(number.e164[1:1 + TIMEZONE_LONGEST_PREFIX])
     return _country(number.country_code).time_zones
+
+
+@functools.lru_cache(maxsize=10_000)
+def _zones_by_prefix(digits):
+    # phonenumbers' time_zones_for_geographical_number: the longest prefix of the E.164 digits it
+    # knows. It reads no digit past TIMEZONE_LONGEST_PREFIX, so those are the cache key.
+    for length in range(len(digits), 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:length])
+        if zones is not None:
+            return zones
+    return UNKNOWN_TIME_ZONES
 
 
 def country_time_zones(country_code):

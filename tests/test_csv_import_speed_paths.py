@@ -1,9 +1,13 @@
 """The CSV import's fast paths give exactly the answers of the straightforward code they replace.
 
-`reference_check` is `_PhoneChecker.check` as it was before `campaigns.phone_numbers` (phonenumbers
-parse, number_type, format E.164, time_zones_for_*): the oracle every generated number is checked
-against, together with `_parse_with_phonenumbers` for the parse alone.
+Phone numbers: `reference_check` is `_PhoneChecker.check` as it was before `campaigns.phone_numbers`
+(phonenumbers parse, number_type, format E.164, time_zones_for_*): the oracle every generated
+number is checked against, together with `_parse_with_phonenumbers` for the parse alone. Contexts:
+`json.dumps` of the row's dict.
 """
+import json
+from json.encoder import encode_basestring
+
 import phonenumbers
 import pytest
 from hypothesis import example, given, settings as hypothesis_settings, strategies as st
@@ -11,7 +15,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as phone_timezones
 
 from campaigns import phone_numbers
-from campaigns.csv_import import PARSE_ERRORS, UNKNOWN_ZONE, _PhoneChecker, _shown
+from campaigns.csv_import import PARSE_ERRORS, UNKNOWN_ZONE, _context_json, _PhoneChecker, _shown
 from dialer.windows import InvalidTimezone, zone
 
 
@@ -174,3 +178,13 @@ def test_country_time_zones_are_phonenumbers_country_level_zones():
         number = phonenumbers.PhoneNumber(country_code=country_code)
         assert phone_numbers.country_time_zones(country_code) == \
             phone_timezones._country_level_time_zones_for_number(number)
+
+
+any_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8)
+
+
+@given(st.lists(st.tuples(any_text, any_text), max_size=5, unique_by=lambda pair: pair[0]))
+def test_context_json_is_what_json_dumps_writes(pairs):
+    names, values = [name for name, _ in pairs], [value for _, value in pairs]
+    keys = [encode_basestring(name) + ":" for name in names]
+    assert _context_json(keys, values) == json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
