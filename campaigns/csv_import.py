@@ -365,13 +365,16 @@ def _drop_numbers_already_in(campaign, parsed):
 
 
 def _phones_among(model, owner_field, owner_id, phones):
-    """The subset of `phones` that `model` has for one owner. One array parameter instead of a
-    100,000-item IN list, which Django would compile placeholder by placeholder."""
+    """The subset of `phones` (E.164, so free of commas) that `model` has for one owner. They go as
+    one comma-separated text the server splits: a 100,000-item IN list Django would compile
+    placeholder by placeholder, and a list parameter becomes an ARRAY[...] of 100,000 constants
+    that psycopg2 quotes and PostgreSQL plans one by one (~4x slower than the split)."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT phone FROM {quote(model._meta.db_table)} "
-                       f"WHERE {quote(model._meta.get_field(owner_field).column)} = %s AND phone = ANY(%s)",
-                       [owner_id, phones])
+                       f"WHERE {quote(model._meta.get_field(owner_field).column)} = %s "
+                       "AND phone = ANY(string_to_array(%s, ','))",
+                       [owner_id, ",".join(phones)])
         return {phone for (phone,) in cursor.fetchall()}
 
 
