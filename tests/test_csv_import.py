@@ -2,11 +2,13 @@ import csv
 import datetime as dt
 import io
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from campaigns import csv_import
 from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.models import CampaignStatus, CampaignType, ContactImport, Task
 from campaigns.signals import tasks_changed
@@ -279,6 +281,23 @@ class TestAtomicityAndSkipping:
         campaign.refresh_from_db()
         assert campaign.contacts_uploaded_at is None
 
+    def test_a_failure_midway_through_the_streamed_copy_rolls_everything_back(self, campaign, monkeypatch):
+        monkeypatch.setattr("campaigns.csv_import.COPY_CHUNK_ROWS", 1)
+        formatted = csv_import._copy_text
+
+        def failing_after_the_first_chunk(*args):
+            chunks = formatted(*args)
+            yield next(chunks)
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr("campaigns.csv_import._copy_text", failing_after_the_first_chunk)
+        with pytest.raises(psycopg2.Error, match="disk full"):
+            upload(campaign, f"phone,name\n{LONDON},Ada\n{PARIS},Bob\n")
+        assert not Task.objects.filter(campaign=campaign).exists()
+        assert not ContactImport.objects.filter(campaign=campaign).exists()
+        campaign.refresh_from_db()
+        assert campaign.contacts_uploaded_at is None
+
 
 class TestDoNotCall:
     def test_numbers_on_the_do_not_call_list_are_stored_archived_and_never_queued(self, campaign):
@@ -289,6 +308,22 @@ class TestDoNotCall:
         blocked = campaign.tasks.get(phone=PARIS)
         assert (blocked.status, blocked.completion_reason, blocked.next_attempt_at) == ("archived", "dnc", None)
         assert campaign.tasks.get(phone=LONDON).status == "queued"
+
+    def test_tasks_streamed_in_several_chunks_keep_their_own_status_timezone_and_context(self, campaign, monkeypatch):
+        monkeypatch.setattr("campaigns.csv_import.COPY_CHUNK_ROWS", 2)
+        DoNotCallFactory(organisation=campaign.workspace.organisation, phone=PARIS)
+        result = upload(campaign, f"phone,name,timezone\n{LONDON},Ada,\n{PARIS},Bob,\n{NEW_YORK},Cy,America/Chicago\n"
+                                  f"{INDIA},Di,\n{AUSTRALIAN_MOBILE},Ed,\n")
+        assert (result.rows_imported, result.error_count) == (5, 0)
+        stored = {task.phone: (task.status, task.completion_reason, task.timezone, task.context["name"])
+                  for task in campaign.tasks.all()}
+        assert stored == {
+            LONDON: ("queued", "", "Europe/London", "Ada"),
+            PARIS: ("archived", "dnc", "Europe/Paris", "Bob"),
+            NEW_YORK: ("queued", "", "America/Chicago", "Cy"),
+            INDIA: ("queued", "", "Asia/Calcutta", "Di"),
+            AUSTRALIAN_MOBILE: ("queued", "", "", "Ed"),
+        }
 
 
 class TestRefusals:
