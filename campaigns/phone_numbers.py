@@ -150,13 +150,13 @@ class _Country:
         self.country_code = country_code
         main_region = phonenumbers.region_code_for_country_code(country_code)
         parsing = PhoneMetadata.metadata_for_region_or_calling_code(country_code, main_region)
-        self.national_prefix = re.compile(parsing.national_prefix_for_parsing) \
+        self.national_prefix = _compiled(parsing.national_prefix_for_parsing) \
             if parsing.national_prefix_for_parsing else None
         self.regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code]
         # For shared country codes, as phonenumbers' _region_code_for_number_from_list: a region's
         # leading digits when it has them, else its full validation, decide whether a number is its.
         self.candidates = [
-            (region, re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None)
+            (region, _compiled(metadata.leading_digits) if metadata.leading_digits is not None else None)
             for region in (self.regions if len(self.regions) > 1 else ())
             if (metadata := PhoneMetadata.metadata_for_region(region, None)) is not None
         ]
@@ -241,4 +241,11 @@ def _pattern(description, length):
         return None
     if not description.national_number_pattern:
         return None
-    return re.compile(description.national_number_pattern)
+    return _compiled(description.national_number_pattern)
+
+
+@functools.cache
+def _compiled(pattern):
+    # Once per pattern of the (fixed, finite) metadata: re's own cache holds 512 and phonenumbers
+    # has thousands, and a number's patterns are looked up again for each length it comes in.
+    return re.compile(pattern)
