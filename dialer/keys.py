@@ -16,6 +16,8 @@ Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{
   over its campaigns), `claim` (the node's claim on its parent, min(waiting, allocation − used)
   when positive, else 0) and `children` (workspaces and the organisation: the sum of their
   children's claims).
+- `waiting-campaigns` set: the campaigns given waiting work by the last rewrite of the claims
+  (a superset of those whose waiting work or claim is not 0).
 - `org`, `w:<workspace id>`, `c:<campaign id>` sorted sets: live call ids scored by lease expiry
   (ms). The scripts build every per-node name from `node_prefix` (a script cannot know every
   campaign's key in advance); `workspace_leases`, `campaign_leases`, `workspace_node` and

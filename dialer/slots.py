@@ -162,9 +162,15 @@ def renew(organisation_id, call_id, token, until_ms):
     return _run("renew", organisation_id, str(call_id), int(token), int(until_ms)) == 1
 
 
+# Part of every tree's digest: raising it when the scripts' key layout changes makes the first
+# dispatcher run after a deploy rewrite the tree in the new layout.
+KEY_LAYOUT = 2
+
+
 def tree_version(tree):
-    """A stable digest of an allocation tree, to skip rewriting an unchanged one."""
+    """A stable digest of an allocation tree (and the key layout), to skip rewriting an unchanged one."""
     canonical = [
+        KEY_LAYOUT,
         tree.total,
         sorted((w, a.slots, a.soft) for w, a in tree.workspaces.items()),
         sorted((c, a.workspace_id, a.slots, a.soft) for c, a in tree.campaigns.items()),

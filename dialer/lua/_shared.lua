@@ -139,12 +139,15 @@ local function prune(now)
   end
 end
 
--- Rebuild every node's waiting work, claim and children sum from cfg, the lease sets and
--- `waiting` ({campaign id: count}), or each campaign's own waiting work when `waiting` is nil.
--- A workspace's waiting work is the sum over its configured campaigns.
-local function recompute_claims(waiting)
+-- The campaigns given waiting work by the last recompute. Admissions only consume waiting work,
+-- and a claim is 0 without it, so every campaign whose waiting work or claim is not 0 is here:
+-- set_waiting rewrites these and the newly given ones, not every campaign of the organisation.
+local K_WAITING_CAMPAIGNS = PREFIX .. 'waiting-campaigns'
+
+-- {cid: {slots, wid}} and {wid: {slots, waiting = 0, children = 0}} for the whole tree (cfg).
+local function whole_tree()
   local config = redis.call('HGETALL', K_CFG)
-  local workspaces, campaigns = {}, {}
+  local campaigns, workspaces = {}, {}
   for i = 1, #config, 2 do
     local kind, id = string.match(config[i], '^([wc]):(.+)$')
     if kind == 'w' then
@@ -155,6 +158,42 @@ local function recompute_claims(waiting)
       campaigns[id] = {slots = tonumber(slots), wid = wid}
     end
   end
+  return campaigns, workspaces
+end
+
+-- The same for the configured campaigns among `ids` and their workspaces, from the node hashes.
+local function part_of_tree(ids)
+  local campaigns, workspaces = {}, {}
+  for _, cid in ipairs(ids) do
+    if not campaigns[cid] then
+      local v = redis.call('HMGET', campaign_node(cid), 'slots', 'workspace')
+      if v[1] then campaigns[cid] = {slots = tonumber(v[1]), wid = v[2]} end
+    end
+  end
+  for _, campaign in pairs(campaigns) do
+    local wid = campaign.wid
+    if workspaces[wid] == nil then
+      local slots = redis.call('HGET', workspace_node(wid), 'slots')
+      workspaces[wid] = slots and {slots = tonumber(slots), waiting = 0, children = 0} or false
+    end
+  end
+  return campaigns, workspaces
+end
+
+-- Rebuild the nodes' waiting work, claims and children sums from the lease sets and `waiting`
+-- ({campaign id: count}: campaigns left out have none), or, when `waiting` is nil, from each
+-- campaign's own waiting work over the whole tree. A workspace's waiting work is the sum over
+-- its configured campaigns. Workspaces none of whose campaigns is rewritten already hold zeros.
+local function recompute_claims(waiting)
+  local campaigns, workspaces
+  if waiting then
+    local ids = redis.call('SMEMBERS', K_WAITING_CAMPAIGNS)
+    for cid in pairs(waiting) do ids[#ids + 1] = cid end
+    campaigns, workspaces = part_of_tree(ids)
+  else
+    campaigns, workspaces = whole_tree()
+  end
+  redis.call('DEL', K_WAITING_CAMPAIGNS)
   for cid, campaign in pairs(campaigns) do
     local node = campaign_node(cid)
     local workspace = workspaces[campaign.wid]
@@ -169,6 +208,7 @@ local function recompute_claims(waiting)
       workspace.waiting = workspace.waiting + w
       c = claim(campaign.slots, redis.call('ZCARD', campaign_set(cid)), w)
       workspace.children = workspace.children + c
+      redis.call('SADD', K_WAITING_CAMPAIGNS, cid)
     else
       w = 0
     end
@@ -176,13 +216,15 @@ local function recompute_claims(waiting)
   end
   local organisation_children = 0
   for wid, workspace in pairs(workspaces) do
-    local c = 0
-    if workspace.waiting > 0 then
-      c = claim(workspace.slots, redis.call('ZCARD', workspace_set(wid)), workspace.waiting)
-      organisation_children = organisation_children + c
+    if workspace then
+      local c = 0
+      if workspace.waiting > 0 then
+        c = claim(workspace.slots, redis.call('ZCARD', workspace_set(wid)), workspace.waiting)
+        organisation_children = organisation_children + c
+      end
+      redis.call('HSET', workspace_node(wid), 'waiting', workspace.waiting, 'claim', c,
+                 'children', workspace.children)
     end
-    redis.call('HSET', workspace_node(wid), 'waiting', workspace.waiting, 'claim', c,
-               'children', workspace.children)
   end
   redis.call('HSET', K_ORG_NODE, 'children', organisation_children)
 end
