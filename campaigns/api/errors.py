@@ -4,7 +4,7 @@
 `index`, the position of the body in the array.
 """
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -52,3 +52,10 @@ def exception_handler(exc, context):
     else:
         errors = [error(None, str(exc.detail))]
     return error_response(exc.status_code, errors, headers=headers or None)
+
+
+def unknown_endpoint(request, path):
+    """404 in the API's error body for a path under /api/v1/ that names no endpoint (instead of
+    Django's HTML page), pointing at the reference."""
+    message = f"No such endpoint: {request.method} {request.path}. The endpoints are listed at /api/v1/docs/."
+    return JsonResponse({"errors": [error(None, message)]}, status=404)

@@ -1,8 +1,8 @@
 """The REST API, mounted at /api/v1/."""
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from campaigns.api import campaign_views, docs, task_views, workspace_views
+from campaigns.api import campaign_views, docs, errors, task_views, workspace_views
 
 urlpatterns = [
     path("campaigns", campaign_views.CampaignListView.as_view(), name="api-campaigns"),
@@ -36,3 +36,5 @@ urlpatterns += [
     path(f"{pattern.pattern}/", pattern.callback)
     for pattern in list(urlpatterns) if not str(pattern.pattern).endswith("/")
 ]
+
+urlpatterns.append(re_path(r"^(?P<path>.*)$", errors.unknown_endpoint, name="api-unknown-endpoint"))
