@@ -137,26 +137,48 @@ def dispatch_organisation(organisation_id, now=None):
     """Run the organisation's dispatcher until a pass admits nothing. Returns calls admitted.
 
     Runs in a Celery worker (`dialer.dispatch`); single-flight per organisation. A run that finds
-    the lock taken leaves a rerun mark, so the holder makes one more pass for its events.
+    the lock taken leaves a rerun mark, so the holder makes one more pass for its events. The
+    hand-over has no gap: the holder looks at the mark again once it has released the lock, and
+    the run that left the mark tries the lock once more, so a mark left just as the holder made
+    its last check is acted on by one of them, not by the next beat tick a second later.
     """
     clear_nudge(organisation_id)
     if not Organisation.objects.filter(id=organisation_id).exists():
         return 0  # deleted since it was nudged
     admitted = 0
     started = time.perf_counter()
-    with DispatchLock(organisation_id) as lock_held:
-        if not lock_held:
-            get_redis().set(keys.dispatch_rerun(organisation_id), 1, ex=60)
-            return 0
-        for _ in range(MAX_PASSES_PER_RUN):
-            get_redis().delete(keys.dispatch_rerun(organisation_id))
-            result = _dispatch_pass(organisation_id, now or timezone.now())
-            admitted += result.admitted
-            if not result.may_admit_more and not get_redis().exists(keys.dispatch_rerun(organisation_id)):
-                break
-            now = None
+    rerun = keys.dispatch_rerun(organisation_id)
+    for _ in range(MAX_PASSES_PER_RUN):
+        ran, count = _passes_under_lock(organisation_id, now)
+        if not ran:
+            get_redis().set(rerun, 1, ex=60)
+            ran, count = _passes_under_lock(organisation_id, now)
+            if not ran:
+                break  # the holder has not released the lock yet: it will find the mark
+        admitted += count
+        now = None
+        if not get_redis().exists(rerun):
+            break
     record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
+
+
+def _passes_under_lock(organisation_id, now):
+    """(False, 0) when another dispatcher holds the lock, else (True, calls admitted) after passes
+    that end when one may admit no more and no rerun was asked for meanwhile."""
+    rerun = keys.dispatch_rerun(organisation_id)
+    with DispatchLock(organisation_id) as lock_held:
+        if not lock_held:
+            return False, 0
+        admitted = 0
+        for _ in range(MAX_PASSES_PER_RUN):
+            get_redis().delete(rerun)
+            result = _dispatch_pass(organisation_id, now or timezone.now())
+            admitted += result.admitted
+            if not result.may_admit_more and not get_redis().exists(rerun):
+                break
+            now = None
+        return True, admitted
 
 
 @dataclass

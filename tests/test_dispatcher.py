@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from campaigns.controls import do_pause_campaign
 from campaigns.models import CampaignStatus, CampaignType, DoNotCall, Task, TaskStatus
-from dialer import slots
+from dialer import keys, slots
 from dialer.attempts import do_finish_attempt
+from dialer.dispatch_lock import DispatchLock
 from dialer.dispatcher import dispatch_organisation, dispatch_pass
 from dialer.maintenance import place_admitted_calls
 from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
@@ -304,6 +305,54 @@ class TestRunCost:
         with django_capture_on_commit_callbacks(execute=True):
             admitted = dispatch_organisation(org_of(campaign))
         assert admitted == 4 and live_calls() == 4
+
+
+class TestSingleFlight:
+    def test_a_run_that_finds_the_lock_taken_leaves_a_rerun_mark_and_admits_nothing(
+            self, redis_client, django_capture_on_commit_callbacks):
+        campaign = make_campaign(slots=4)
+        TaskFactory.create_batch(2, campaign=campaign)
+        redis_client.set(keys.dispatch_lock(org_of(campaign)), "someone else")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert dispatch_organisation(org_of(campaign)) == 0
+        assert redis_client.exists(keys.dispatch_rerun(org_of(campaign)))
+        assert live_calls() == 0
+
+    def test_a_run_that_finds_the_lock_taken_runs_itself_once_the_holder_has_released_it(
+            self, monkeypatch, django_capture_on_commit_callbacks):
+        campaign = make_campaign(slots=4)
+        TaskFactory.create_batch(3, campaign=campaign)
+        real_enter = DispatchLock.__enter__
+        attempts = []
+
+        def held_at_first(lock):  # the holder releases between this run's two attempts
+            attempts.append(lock)
+            return False if len(attempts) == 1 else real_enter(lock)
+
+        monkeypatch.setattr(DispatchLock, "__enter__", held_at_first)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert dispatch_organisation(org_of(campaign)) == 3
+        assert live_calls() == 3
+
+    def test_the_holder_acts_on_a_rerun_mark_left_as_it_released_the_lock(
+            self, monkeypatch, redis_client, django_capture_on_commit_callbacks):
+        campaign = make_campaign(slots=4)
+        TaskFactory.create_batch(2, campaign=campaign)
+        real_exit = DispatchLock.__exit__
+        releases = []
+
+        def mark_left_after_last_check(lock, *exc):  # tasks added, and their run found the lock taken
+            real_exit(lock, *exc)
+            releases.append(lock)
+            if len(releases) == 1:
+                TaskFactory.create_batch(2, campaign=campaign)
+                redis_client.set(keys.dispatch_rerun(org_of(campaign)), 1)
+            return False
+
+        monkeypatch.setattr(DispatchLock, "__exit__", mark_left_after_last_check)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert dispatch_organisation(org_of(campaign)) == 4
+        assert live_calls() == 4 and not redis_client.exists(keys.dispatch_rerun(org_of(campaign)))
 
 
 class TestUpkeep:
