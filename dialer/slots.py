@@ -29,8 +29,8 @@ How the dispatcher calls this module, for organisation `org_id`:
 Cost: a sibling's claim on its parent, min(waiting, allocation − used), is kept per node with
 running sums per parent (each node hash's `children`); acquire and release update only their own
 campaign and workspace, so an admission costs the same with 1,000 campaigns as with one.
-`set_waiting` and a changed tree re-derive all claims in one script (linear in campaigns, once
-per dispatcher run). Config changes (allocation or total lowered below use, a mode switched)
+`set_waiting` re-derives, in one script, the claims of the campaigns given waiting work now or
+at the previous call (once per dispatcher run); a changed tree re-derives every claim. Config changes (allocation or total lowered below use, a mode switched)
 apply at the next admission: a node over a lowered cap admits nothing until calls end.
 """
 import hashlib
