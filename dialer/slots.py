@@ -89,29 +89,32 @@ class _Scripts:
 _scripts = _Scripts()
 
 
-def _queue(client, name, organisation_id, args, now_ms=None):
-    """EVALSHA one slot script: KEYS[1] and ARGV[1..2] as `_shared.lua` describes, then `args`."""
-    return client.evalsha(_scripts.shas[name], 1, keys.organisation_leases(organisation_id),
-                          keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms), *args)
+def _script_call(name, organisation_id, now_ms):
+    """The start of an EVALSHA of a slot script: the SHA1, KEYS[1] and ARGV[1..2] as `_shared.lua`
+    describes. The script's own arguments follow it."""
+    return ("EVALSHA", _scripts.shas[name], 1, keys.organisation_leases(organisation_id),
+            keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms))
 
 
 def _run(name, organisation_id, *args, now_ms=None):
     client = get_redis()
+    call = _script_call(name, organisation_id, now_ms)
     try:
-        return _queue(client, name, organisation_id, args, now_ms)
+        return client.execute_command(*call, *args)
     except NoScriptError:
         _scripts.load(client)
-        return _queue(client, name, organisation_id, args, now_ms)
+        return client.execute_command(*call, *args)
 
 
 def _run_many(name, organisation_id, arg_lists, now_ms=None):
     """`_run` for each argument list, in one pipeline; replies in order. A batch refused for a
     missing script ran nothing, so it is sent again once the scripts are loaded."""
     client = get_redis()
+    call = _script_call(name, organisation_id, now_ms)
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
         for args in arg_lists:
-            _queue(pipe, name, organisation_id, args, now_ms)
+            pipe.execute_command(*call, *args)
         try:
             return pipe.execute()
         except NoScriptError:

@@ -1,7 +1,7 @@
 -- Shared prelude of the slot scripts: dialer/slots.py prepends this file to each of them before
 -- registering it. Not a script on its own.
 --
--- Every slot script takes the same KEYS and first two ARGV (dialer/slots.py `_queue`):
+-- Every slot script takes the same KEYS and first two ARGV (dialer/slots.py `_script_call`):
 --   KEYS[1] the organisation's lease set, which routes the call to its Redis Cluster node
 --   ARGV[1] key prefix of the organisation (dialer.keys.node_prefix): the other keys are
 --           ARGV[1] .. "cfg", "node:org", "leases", "expired", "fence", "epoch", and per node
