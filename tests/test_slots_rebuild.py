@@ -94,3 +94,21 @@ def test_rebuild_slots_command_reopens_admission_for_every_organisation(organisa
     call_command("rebuild_slots")
     assert f"organisation {organisation.id}: 3 live call leases" in capsys.readouterr().out
     assert slots.usage(organisation.id)["organisation"]["used"] == 3
+
+
+def test_a_call_that_ends_while_its_lease_is_being_restored_keeps_no_lease(organisation, redis_client, monkeypatch):
+    slots.sync_allocations(organisation.id)
+    calls = place_calls(organisation, 3)
+    redis_client.flushdb()
+    real_restore = slots.restore_leases
+
+    def call_ends_first(organisation_id, leases, now_ms=None):
+        # Read as live, then ended: its release found no lease, since Redis had none yet.
+        Call.objects.filter(id=calls[0].id).update(status=CallStatus.ENDED, outcome="connected")
+        assert slots.release(organisation_id, calls[0].id, calls[0].lease_token) is False
+        return real_restore(organisation_id, leases, now_ms=now_ms)
+
+    monkeypatch.setattr(slots, "restore_leases", call_ends_first)
+    slots.rebuild_leases(organisation.id)
+    assert set(redis_client.hgetall(keys.lease_records(organisation.id))) == {str(call.id) for call in calls[1:]}
+    assert slots.usage(organisation.id)["organisation"]["used"] == 2
