@@ -487,6 +487,7 @@ def run_soak(config, wipe_redis, log=print, **process_env):
 
     from campaigns.models import Task
     from dialer.invariants import check_invariants
+    from dialer.maintenance import ORPHAN_LEASE_AFTER
     from telephony.models import Call
     rng = random.Random(config.seed)
     report = SoakReport()
@@ -517,8 +518,12 @@ def run_soak(config, wipe_redis, log=print, **process_env):
                 log(f"  {elapsed:.0f} s: {_db_retry(Call.objects.count)} calls, "
                     f"{_db_retry(Task.objects.filter(status__in=['completed', 'archived']).count)} tasks done")
             time.sleep(0.2)
-        # Give the reaper a turn after the last call ended before judging the leases.
+        # Give the reaper a turn after the last call ended before judging the leases (invariant 7).
+        # A lease whose release was lost (a worker killed between a call's end and its release)
+        # is freed by the reaper once older than ORPHAN_LEASE_AFTER: when some remain, wait that long.
         time.sleep(6)
+        if _db_retry(_leaked_leases):
+            time.sleep(ORPHAN_LEASE_AFTER.total_seconds() + 6)
         sampler.stop()
     connections.close_all()
     report.seconds = time.monotonic() - started
