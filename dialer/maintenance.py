@@ -80,11 +80,7 @@ def release_orphan_leases(organisation_id, now):
                   if expires_at_ms - lease_ms < cutoff_ms}
     if not old_enough:
         return []
-    live = {str(call_id) for call_id in Call.objects.filter(id__in=list(old_enough), status__in=LIVE_CALL_STATUSES)
-            .values_list("id", flat=True)}
-    orphans = [call_id for call_id in old_enough if call_id not in live]
-    for call_id in orphans:
-        slots.release(organisation_id, call_id, old_enough[call_id])
+    orphans = slots.release_leases_of_ended_calls(organisation_id, old_enough)
     if orphans:
         logger.warning("released %d orphan leases in organisation %s", len(orphans), organisation_id)
     return orphans

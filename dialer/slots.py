@@ -381,21 +381,22 @@ def rebuild_leases(organisation_id=None):
         # A live call admitted without a stored token gets one now, so it can release its lease.
         for call_id, token in fresh.items():
             Call.objects.filter(id=call_id, lease_token__isnull=True).update(lease_token=token)
-        _release_leases_of_calls_ended_meanwhile(org_id, live, fresh)
+        # A call that ended between being read as live and its lease being restored found no
+        # lease to release: free the restored leases of calls no longer live.
+        release_leases_of_ended_calls(org_id, {str(call_id): fresh.get(str(call_id), token)
+                                               for call_id, _, _, token in live})
         restored[org_id] = len(live)
     return restored
 
 
-def _release_leases_of_calls_ended_meanwhile(organisation_id, live, fresh):
-    """A call that ended between being read as live and its lease being restored found no lease
-    to release, and its restored lease would hold a slot until the orphan reaper judged it. Read
-    again which of them are live and free the others' leases (fenced: a lease the call released
-    itself is not touched twice)."""
+def release_leases_of_ended_calls(organisation_id, tokens):
+    """Free the leases in `tokens` ({call_id: token}) whose call is not live in PostgreSQL,
+    fenced by the tokens (a lease released meanwhile is not touched twice). Returns the call ids
+    found not live, in the order given."""
     from telephony.models import LIVE_CALL_STATUSES, Call
 
-    tokens = {str(call_id): fresh.get(str(call_id), token) for call_id, _, _, token in live}
-    still_live = {str(call_id) for call_id in Call.objects.filter(id__in=list(tokens), status__in=LIVE_CALL_STATUSES)
-                  .values_list("id", flat=True)}
-    ended = [(call_id, token) for call_id, token in tokens.items() if call_id not in still_live and token is not None]
-    if ended:
-        release_many(organisation_id, ended)
+    live = {str(call_id) for call_id in Call.objects.filter(id__in=list(tokens), status__in=LIVE_CALL_STATUSES)
+            .values_list("id", flat=True)}
+    ended = [call_id for call_id in tokens if call_id not in live]
+    release_many(organisation_id, [(call_id, tokens[call_id]) for call_id in ended if tokens[call_id] is not None])
+    return ended
