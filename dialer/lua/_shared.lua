@@ -4,8 +4,9 @@
 -- Every slot script takes the same KEYS and first two ARGV (dialer/slots.py `_script_call`):
 --   KEYS[1] the organisation's lease set, which routes the call to its Redis Cluster node
 --   ARGV[1] key prefix of the organisation (dialer.keys.node_prefix): the other keys are
---           ARGV[1] .. "cfg", "node:org", "leases", "expired", "fence", "epoch", and per node
---           "w:<id>" / "c:<id>" (lease sets) and "node:w:<id>" / "node:c:<id>" (node hashes).
+--           ARGV[1] .. "cfg", "node:org", "leases", "expired", "fence", "epoch", "waiting-campaigns",
+--           and per node "w:<id>" / "c:<id>" (lease sets) and "node:w:<id>" / "node:c:<id>"
+--           (node hashes).
 --           Built here rather than passed as KEYS: a script cannot know every campaign's key in
 --           advance, and each argument costs the client time on every call. The prefix carries
 --           the organisation's hash tag, so every key is in the one Cluster slot of KEYS[1].
@@ -20,6 +21,10 @@ local PREFIX = ARGV[1]
 local K_ORG = KEYS[1]
 local K_CFG, K_ORG_NODE, K_LEASES = PREFIX .. 'cfg', PREFIX .. 'node:org', PREFIX .. 'leases'
 local K_EXPIRED, K_FENCE, K_EPOCH = PREFIX .. 'expired', PREFIX .. 'fence', PREFIX .. 'epoch'
+-- The campaigns given waiting work by the last recompute. Admissions only consume waiting work,
+-- and a claim is 0 without it, so every campaign whose waiting work or claim is not 0 is here:
+-- set_waiting rewrites these and the newly given ones, not every campaign of the organisation.
+local K_WAITING_CAMPAIGNS = PREFIX .. 'waiting-campaigns'
 
 -- Expired leases pruned per acquire; any beyond stay counted until a later call, which can only
 -- refuse a call, never over-admit one.
@@ -138,11 +143,6 @@ local function prune(now)
     end
   end
 end
-
--- The campaigns given waiting work by the last recompute. Admissions only consume waiting work,
--- and a claim is 0 without it, so every campaign whose waiting work or claim is not 0 is here:
--- set_waiting rewrites these and the newly given ones, not every campaign of the organisation.
-local K_WAITING_CAMPAIGNS = PREFIX .. 'waiting-campaigns'
 
 -- {cid: {slots, wid}} and {wid: {slots, waiting = 0, children = 0}} for the whole tree (cfg).
 local function whole_tree()
