@@ -9,7 +9,10 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
 3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
-   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases.
+   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
+   at most the free capacity the claim was sized for, and nothing ranked below a campaign whose
+   claim the re-check cut short, so a slot freed mid-pass never goes to a lower-ranked candidate
+   while a higher-ranked task was left unclaimed (the next pass takes it).
 4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
 Passes repeat while one may still admit more: its claim was cut at the per-pass bound, re-checks
 dropped candidates that later ones may replace, or events arrived during the run. A pass that
@@ -39,7 +42,7 @@ from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.dispatch_lock import DispatchLock, clear_nudge
-from dialer.ordering import Candidate, order_candidates
+from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open, next_opening
 from telephony.models import LIVE_CALL_STATUSES, Call
@@ -204,17 +207,20 @@ def _dispatch_pass(organisation_id, now):
         with transaction.atomic():
             # Claiming at most each campaign's headroom keeps the waiting-work figures exact where
             # the admission rule reads them (min(waiting, allocation − used)).
-            limits = slots.headroom(organisation_id, MAX_CANDIDATES_PER_PASS)
-            campaigns = _lock_dialable_campaigns(organisation_id, list(limits), now)
+            room = slots.headroom(organisation_id, MAX_CANDIDATES_PER_PASS)
+            campaigns = _lock_dialable_campaigns(organisation_id, list(room.campaigns), now)
             if not campaigns:
                 slots.set_waiting(organisation_id, {})
                 return PassResult(0, False)
-            limits = {campaign_id: limit for campaign_id, limit in limits.items() if campaign_id in campaigns}
+            limits = {campaign_id: limit for campaign_id, limit in room.campaigns.items() if campaign_id in campaigns}
             tasks = _claim_candidates(limits, now)
             claimed = Counter(t.campaign_id for t in tasks)
             slots.set_waiting(organisation_id, dict(claimed))
             dialable, dropped = _recheck(organisation_id, tasks, campaigns, now)
-            admissions = _admit(organisation_id, dialable, campaigns, now)
+            short = {campaign_id for campaign_id in dropped if claimed[campaign_id] == limits[campaign_id]}
+            last_claimed = {task.campaign_id: _candidate(task, campaigns[task.campaign_id])
+                            for task in tasks if task.campaign_id in short}  # claim order: the last wins
+            admissions, held_back = _admit(organisation_id, dialable, campaigns, room.free, last_claimed, now)
             if admissions:
                 _record_attempts(organisation_id, admissions, now)
                 transaction.on_commit(lambda: publish_dial_jobs(admissions))
@@ -226,7 +232,7 @@ def _dispatch_pass(organisation_id, now):
         logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
                     len(tasks), (time.perf_counter() - started) * 1000)
     cut_at_bound = any(limit == MAX_CANDIDATES_PER_PASS and claimed[c] == limit for c, limit in limits.items())
-    return PassResult(len(admissions), cut_at_bound or dropped > 0)
+    return PassResult(len(admissions), cut_at_bound or bool(dropped) or held_back)
 
 
 def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
@@ -249,17 +255,17 @@ def _claim_candidates(limits, now):
 def _recheck(organisation_id, tasks, campaigns, now):
     """Drop candidates that may not be dialed now; fix their stored state in bulk.
 
-    Returns the (task, campaign, config) triples still dialable, and how many candidates were
-    finished or rescheduled.
+    Returns the (task, campaign, config) triples still dialable, and a Counter of the candidates
+    finished or rescheduled per campaign.
     """
     if not tasks:
-        return [], 0
+        return [], Counter()
     phones = {t.phone for t in tasks}
     do_not_call = set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=phones)
                       .values_list("phone", flat=True))
     live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
                                            status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
-    dialable, reschedule = [], {}
+    dialable, reschedule, dropped = [], {}, Counter()
     finished = defaultdict(list)  # (status, reason) → task ids
     window_open = {}  # most tasks share their campaign's window: one zone conversion each
     for task in tasks:
@@ -284,6 +290,8 @@ def _recheck(organisation_id, tasks, campaigns, now):
         else:
             live_numbers.add(task.phone)
             dialable.append((task, campaign, config))
+            continue
+        dropped[task.campaign_id] += 1
     for (status, reason), ids in finished.items():
         Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(
             status=status, completion_reason=reason, next_attempt_at=None, completed_at=now, updated_at=now)
@@ -296,27 +304,44 @@ def _recheck(organisation_id, tasks, campaigns, now):
     if reschedule:
         with connection.cursor() as cursor:
             cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), list(reschedule.values())])
-    return dialable, len(reschedule) + sum(len(ids) for ids in finished.values())
+    return dialable, dropped
 
 
-def _admit(organisation_id, dialable, campaigns, now):
-    """Admit candidates in DESIGN's order through the slot leases; returns the admissions."""
+def _candidate(task, campaign):
+    return Candidate(task_id=task.id, campaign_id=campaign.id, campaign_priority=campaign.priority,
+                     dispatch_rank=task.dispatch_rank, next_attempt_at=task.next_attempt_at,
+                     callback_at=task.callback_at, tie_break=task.tie_break)
+
+
+def _admit(organisation_id, dialable, campaigns, free, last_claimed, now):
+    """Admit candidates in DESIGN's order through the slot leases; returns (admissions, held_back).
+
+    The claim was sized from the headroom read at the start of the pass, and calls may have ended
+    since: admitting everything claimed would let a lower-ranked candidate take a slot that a
+    higher-ranked task, never claimed, should have had. So a pass admits at most the `free` calls
+    the claim was sized for (the slots freed since belong to the next pass, which their calls'
+    ends asked for, and whose claim sees them), and offers nothing ranked below a campaign whose
+    claim fell short (`last_claimed`, see `cut_behind_short_claims`). `held_back` says a later
+    pass may admit more.
+    """
     by_task = {task.id: (task, campaign) for task, campaign, _ in dialable}
-    ordered = order_candidates([
-        Candidate(task_id=task.id, campaign_id=campaign.id, campaign_priority=campaign.priority,
-                  dispatch_rank=task.dispatch_rank, next_attempt_at=task.next_attempt_at,
-                  callback_at=task.callback_at, tie_break=task.tie_break)
-        for task, campaign, _ in dialable
-    ], now)
+    ordered = order_candidates([_candidate(task, campaign) for task, campaign, _ in dialable], now)
+    ordered, held_back = cut_behind_short_claims(ordered, last_claimed, now)
     requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in ordered]
     results = slots.acquire_many(organisation_id, requests)
-    admissions = []
+    admissions, surplus = [], []
     for candidate, (_, call_id), result in zip(ordered, requests, results):
-        if isinstance(result, slots.Lease):
-            task, campaign = by_task[candidate.task_id]
-            is_callback = task.callback_at is not None and task.callback_at <= now
-            admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
-    return admissions
+        if not isinstance(result, slots.Lease):
+            continue
+        if len(admissions) == free:
+            surplus.append((call_id, result.token))
+            continue
+        task, campaign = by_task[candidate.task_id]
+        is_callback = task.callback_at is not None and task.callback_at <= now
+        admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
+    if surplus:
+        slots.release_many(organisation_id, surplus)
+    return admissions, held_back or bool(surplus)
 
 
 def _record_attempts(organisation_id, admissions, now):

@@ -13,6 +13,7 @@ Ordering only arranges what it is given: eligibility and slots are the caller's.
 """
 import datetime as dt
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 
 PRIORITY_LEVELS = {"high": 0, "normal": 1, "low": 2}
@@ -79,3 +80,37 @@ def order_candidates(candidates, now):
         if stream:
             heapq.heappush(heads, (ordering_key(stream[-1], now), campaign_id))
     return ordered
+
+
+def rank_tier(candidate, now):
+    """The coarse rank no later candidate can beat: a due callback (0,), else (1, priority level).
+
+    `order_candidates` never puts a lower tier before a higher one.
+    """
+    if _due_callback(candidate, now):
+        return (0,)
+    return (1, PRIORITY_LEVELS[candidate.campaign_priority])
+
+
+def cut_behind_short_claims(ordered, last_claimed, now):
+    """The prefix of `ordered` that may be offered slots, and whether anything was cut.
+
+    `last_claimed` maps each campaign whose claim fell short — it claimed its limit, then lost
+    some candidates to the re-check, so tasks it did not claim may rank above what was claimed
+    elsewhere — to the last candidate it claimed. Its unclaimed tasks rank at or below that
+    candidate's tier, so once the campaign's own candidates are used up nothing of that tier or
+    below is offered; higher tiers still are.
+
+    E.g. high campaign H claimed h1, h2 and lost h2; normal campaign N claimed n1: ordered
+    [h1, n1] → ([h1], True): H's next task outranks n1 and gets its slot on the next pass.
+    """
+    left = Counter(c.campaign_id for c in ordered if c.campaign_id in last_claimed)
+    barriers = [rank_tier(last_claimed[campaign_id], now) for campaign_id in last_claimed if not left[campaign_id]]
+    for index, candidate in enumerate(ordered):
+        if barriers and rank_tier(candidate, now) >= min(barriers):
+            return ordered[:index], True
+        if candidate.campaign_id in left:
+            left[candidate.campaign_id] -= 1
+            if not left[candidate.campaign_id]:
+                barriers.append(rank_tier(last_claimed[candidate.campaign_id], now))
+    return ordered, False

@@ -296,14 +296,23 @@ def lease_records(organisation_id):
     return parsed
 
 
-def headroom(organisation_id, most_per_campaign, now_ms=None):
-    """{campaign_id: calls it could still start}, campaigns with none left out (lua/headroom.lua).
+@dataclass(frozen=True)
+class Headroom:
+    """What the dispatcher may claim: `free` calls the organisation could start now, and per
+    campaign with room left the calls it could start (`campaigns`, {campaign_id: count})."""
+    free: int
+    campaigns: dict
 
-    A hard campaign's allocation − used; a soft one's the organisation's free capacity; capped by
-    that capacity and `most_per_campaign`. The dispatcher claims this many candidates at most.
+
+def headroom(organisation_id, most_per_campaign, now_ms=None):
+    """The organisation's free capacity and each campaign's room, one read (lua/headroom.lua).
+
+    A hard campaign's room is allocation − used; a soft one's the organisation's free capacity;
+    each capped by that capacity and `most_per_campaign`; campaigns with none are left out.
     """
     reply = _run("headroom", organisation_id, int(most_per_campaign), now_ms=now_ms)
-    return {int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
+    return Headroom(free=int(reply[0]),
+                    campaigns={int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)})
 
 
 def expired_leases(organisation_id, now_ms=None):

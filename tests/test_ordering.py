@@ -5,7 +5,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.ordering import Candidate, order_candidates, ordering_key, within_campaign_key
+from dialer.ordering import (
+    Candidate, cut_behind_short_claims, order_candidates, ordering_key, rank_tier, within_campaign_key,
+)
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
@@ -132,3 +134,41 @@ def test_order_keeps_each_campaign_in_its_own_order_and_every_head_choice_is_the
                 heads[c.campaign_id] = c
         assert chosen == min(heads.values(), key=lambda c: ordering_key(c, NOW))
         remaining.remove(chosen)
+
+
+def test_nothing_ranked_below_a_short_claim_is_offered_once_its_own_candidates_are_used_up():
+    h1, n1 = candidate(1, campaign_id=1, priority="high"), candidate(2, campaign_id=2, priority="normal")
+    h_lost = candidate(3, campaign_id=1, priority="high")
+    assert cut_behind_short_claims([h1, n1], {1: h_lost}, NOW) == ([h1], True)
+
+
+def test_a_short_claim_with_nothing_left_holds_back_its_tier_but_not_a_due_callback():
+    callback = candidate(1, campaign_id=2, priority="low", callback=-1)
+    normal = candidate(2, campaign_id=3, priority="normal")
+    lost = candidate(3, campaign_id=1, priority="normal")
+    assert cut_behind_short_claims([callback, normal], {1: lost}, NOW) == ([callback], True)
+    assert cut_behind_short_claims([callback, normal], {}, NOW) == ([callback, normal], False)
+
+
+@given(candidates, st.data())
+@settings(max_examples=200)
+def test_a_cut_offers_a_prefix_and_never_an_equal_or_lower_tier_after_a_short_campaign_ran_out(tasks, data):
+    ordered = order_candidates(tasks, NOW)
+    campaign_ids = sorted({c.campaign_id for c in tasks} | {9})
+    short = data.draw(st.sets(st.sampled_from(campaign_ids)))
+    last_claimed = {campaign_id: data.draw(st.builds(
+        candidate, st.just(10**7 + campaign_id), st.just(campaign_id), st.sampled_from(["low", "normal", "high"]),
+        st.just(0), st.just(-10), st.one_of(st.none(), st.integers(-60, 60)))) for campaign_id in short}
+    offered, cut = cut_behind_short_claims(ordered, last_claimed, NOW)
+    assert ordered[:len(offered)] == offered and cut == (len(offered) < len(ordered))
+
+    def outranked_at(index):  # a short campaign ran out before `index` and ranks as high as it
+        return any(sum(c.campaign_id == campaign_id for c in ordered[:index])
+                   == sum(c.campaign_id == campaign_id for c in ordered)
+                   and ordered[index].campaign_id != campaign_id
+                   and rank_tier(ordered[index], NOW) >= rank_tier(last, NOW)
+                   for campaign_id, last in last_claimed.items())
+
+    assert not any(outranked_at(index) for index in range(len(offered)))
+    if cut:
+        assert outranked_at(len(offered))
