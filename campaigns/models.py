@@ -195,6 +195,9 @@ class Campaign(models.Model):
         indexes = [
             models.Index(fields=["workspace", "status"], name="campaign_workspace_status"),
             models.Index(fields=["status", "start_at"], name="campaign_status_start"),
+            # Upkeep finds the open campaigns whose end has come without reading the others.
+            models.Index(fields=["end_at"], name="campaign_open_by_end",
+                         condition=Q(status__in=["scheduled", "running", "paused"], end_at__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(end_at__isnull=True) | Q(end_at__gt=models.F("start_at")), name="campaign_end_after_start"),
@@ -278,6 +281,9 @@ class Task(models.Model):
             # Due callbacks outrank everything (DESIGN section 1, ordering).
             models.Index(fields=["callback_at"], name="task_due_callbacks",
                          condition=Q(status="queued", callback_at__isnull=False)),
+            # The wake-up schedule: each campaign's next queued task in time, whatever its rank.
+            models.Index(fields=["campaign", "next_attempt_at"], name="task_next_attempt",
+                         condition=Q(status="queued")),
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
             models.Index(fields=["phone"], name="task_phone"),
         ]

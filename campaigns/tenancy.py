@@ -5,7 +5,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from campaigns.api_keys import generate_key, hash_key
-from campaigns.models import ApiKey, Organisation, SlotMode, Workspace
+from campaigns.models import ApiKey, Organisation, SlotMode, Task, Workspace
+from campaigns.signals import tasks_changed
+
+
+def _announce_slots_changed(organisation_id):
+    """Raised slots may admit waiting work at once: tell the dispatcher, after the commit."""
+    transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
 
 
 def validate_workspace_allocation(organisation, slots, exclude_workspace_id=None):
@@ -38,6 +44,7 @@ def do_save_organisation(organisation):
         Organisation.objects.select_for_update().filter(id=organisation.pk).first()
     validate_organisation_total(organisation, organisation.total_slots)
     organisation.save()
+    _announce_slots_changed(organisation.pk)
     return organisation
 
 
@@ -48,6 +55,7 @@ def do_save_workspace(workspace):
     organisation = Organisation.objects.select_for_update().get(id=workspace.organisation_id)
     validate_workspace_allocation(organisation, workspace.slots, exclude_workspace_id=workspace.pk)
     workspace.save()
+    _announce_slots_changed(organisation.pk)
     return workspace
 
 
@@ -59,6 +67,7 @@ def do_upsert_organisation(name, total_slots):
         validate_organisation_total(organisation, total_slots)
         organisation.total_slots = total_slots
         organisation.save(update_fields=["total_slots"])
+        _announce_slots_changed(organisation.pk)
     return organisation
 
 
@@ -73,6 +82,7 @@ def do_upsert_workspace(organisation, name, slots, slot_mode=SlotMode.HARD):
     workspace.slots = slots
     workspace.slot_mode = slot_mode
     workspace.save(update_fields=["slots", "slot_mode"])
+    _announce_slots_changed(organisation.pk)
     return workspace
 
 

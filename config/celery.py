@@ -24,6 +24,8 @@ app.conf.task_acks_late = True
 # `expires` drops ticks a busy worker could not take in time instead of letting them pile up.
 app.conf.beat_schedule = {
     "dialer-tick": {"task": "dialer.tick", "schedule": 1.0, "options": {"queue": str(Queue.EVENTS), "expires": 5}},
+    "dialer-reconcile-wakeups": {"task": "dialer.reconcile_wakeups", "schedule": 10.0,
+                                 "options": {"queue": str(Queue.EVENTS), "expires": 30}},
     "dialer-maintain": {"task": "dialer.maintain", "schedule": 5.0,
                         "options": {"queue": str(Queue.EVENTS), "expires": 30}},
     "telephony-finalise-overdue-calls": {"task": "telephony.finalise_overdue_calls", "schedule": 5.0,

@@ -132,6 +132,9 @@ SLOT_LEASE_SECONDS = env_int("SLOT_LEASE_SECONDS", MAX_CALL_SECONDS + 300)
 # Recovery (dialer.maintenance): an admitted call whose dial job vanished is dialed again after
 # this long; a call live this long is checked with its carrier.
 REDIAL_ADMITTED_AFTER_SECONDS = env_int("REDIAL_ADMITTED_AFTER_SECONDS", 30)
+# Every organisation's wake-up is re-derived from PostgreSQL at least this often (dialer/wakeups.py):
+# the longest a lost schedule write can delay a call.
+WAKEUP_RECONCILE_SECONDS = env_int("WAKEUP_RECONCILE_SECONDS", 60)
 STALE_CALL_CHECK_SECONDS = env_int("STALE_CALL_CHECK_SECONDS", 120)
 # How long an answered call waits for the agent's post-call analysis before finishing as connected.
 ANALYSIS_WAIT_SECONDS = env_int("ANALYSIS_WAIT_SECONDS", 30)

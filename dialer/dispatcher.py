@@ -16,7 +16,8 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
 4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
 Passes repeat while one may still admit more: its claim was cut at the per-pass bound, re-checks
 dropped candidates that later ones may replace, or events arrived during the run. A pass that
-filled what it claimed needs no empty pass after it to prove so.
+filled what it claimed needs no empty pass after it to prove so. The run ends by setting the
+organisation's next wake-up from PostgreSQL (`dialer/wakeups.py`).
 
 Hot path: campaigns and candidates are read as plain rows (no model instances), the attempts are
 recorded in one statement, and the dial jobs share one broker connection — a pass costs round
@@ -40,7 +41,7 @@ from campaigns.models import (
 from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import keys, slots
+from dialer import keys, slots, wakeups
 from dialer.dispatch_lock import DispatchLock, clear_nudge
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
@@ -139,6 +140,8 @@ class Admission:
 def dispatch_organisation(organisation_id, now=None):
     """Run the organisation's dispatcher until a pass admits nothing. Returns calls admitted.
 
+    `now` freezes the clock for every pass of the run (tests); by default each pass reads it.
+
     Runs in a Celery worker (`dialer.dispatch`); single-flight per organisation. A run that finds
     the lock taken leaves a rerun mark, so the holder makes one more pass for its events. The
     hand-over has no gap: the holder looks at the mark again once it has released the lock, and
@@ -151,17 +154,21 @@ def dispatch_organisation(organisation_id, now=None):
     admitted = 0
     started = time.perf_counter()
     rerun = keys.dispatch_rerun(organisation_id)
-    for _ in range(MAX_PASSES_PER_RUN):
-        ran, count = _passes_under_lock(organisation_id, now)
-        if not ran:
-            get_redis().set(rerun, 1, ex=60)
+    try:
+        for _ in range(MAX_PASSES_PER_RUN):
             ran, count = _passes_under_lock(organisation_id, now)
             if not ran:
-                break  # the holder has not released the lock yet: it will find the mark
-        admitted += count
-        now = None
-        if not get_redis().exists(rerun):
-            break
+                get_redis().set(rerun, 1, ex=60)
+                ran, count = _passes_under_lock(organisation_id, now)
+                if not ran:
+                    break  # the holder has not released the lock yet: it will find the mark
+            admitted += count
+            if not get_redis().exists(rerun):
+                break
+    except Exception:
+        # Its wake-up was taken by the tick that started it: ask for another run soon.
+        wakeups.wake_no_later_than(organisation_id, timezone.now() + wakeups.RETRY_FAILED_RUN)
+        raise
     record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
 
@@ -180,7 +187,9 @@ def _passes_under_lock(organisation_id, now):
             admitted += result.admitted
             if not result.may_admit_more and not get_redis().exists(rerun):
                 break
-            now = None
+        now = now or timezone.now()
+        # A run cut at MAX_PASSES_PER_RUN while it could still admit goes on at the next tick.
+        wakeups.schedule_next(organisation_id, now, also=[now] if result.may_admit_more else [])
         return True, admitted
 
 

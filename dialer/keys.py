@@ -26,6 +26,8 @@ Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{
 - `expired` sorted set: leases pruned past expiry, kept (with their record) for the reaper.
 - `fence` string: last fencing token handed out. `epoch` string: present while the leases in
   Redis are complete; missing after Redis lost its data, until they are rebuilt.
+
+Wake-up schedule and upkeep: the deployment-wide keys at the end of this module.
 """
 
 
@@ -96,3 +98,15 @@ def dispatch_rerun(organisation_id):
     """Set by a run that found the lock taken: the holder makes one more pass."""
     return f"{{org:{organisation_id}}}:dispatch:rerun"
 
+
+
+# Deployment-wide keys (`dialer/wakeups.py`, `dialer/maintenance.py`): one small structure each,
+# not per organisation, so beat reads them without knowing any organisation.
+WAKEUPS = "dialer:wakeups"
+"""Sorted set: organisation id → the earliest instant (epoch ms) it may have something to admit."""
+WAKEUPS_BUILT = "dialer:wakeups:built"
+"""Present once the wake-up schedule was derived from PostgreSQL; missing after Redis lost its data."""
+WAKEUPS_RECONCILED_UP_TO = "dialer:wakeups:reconciled-up-to"
+"""The last organisation id the reconciliation pass re-derived; it goes on from there."""
+ORGANISATIONS_WITH_LEASES = "dialer:organisations-with-leases"
+"""Set: organisations that were given a slot lease and may still hold one, for the reaper."""

@@ -10,11 +10,9 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.controls import do_finish_ended_campaigns
-from campaigns.models import Campaign, CampaignStatus, Organisation
 from config.redis_client import get_redis
 from dialer import slots
 from telephony.calls import check_call_with_carrier, place_call
@@ -29,16 +27,6 @@ STALE_CHECK_EVERY_SECONDS = 60
 MAX_CHECKS_PER_RUN = 200
 
 
-def organisations_to_dispatch(now=None):
-    """Organisations with at least one campaign that may be dialing now."""
-    now = now or timezone.now()
-    return list(
-        Campaign.objects.filter(status__in=[CampaignStatus.SCHEDULED, CampaignStatus.RUNNING], start_at__lte=now)
-        .filter(Q(end_at__isnull=True) | Q(end_at__gt=now))
-        .values_list("workspace__organisation_id", flat=True).distinct()
-    )
-
-
 def place_admitted_calls(call_ids):
     for call_id in call_ids:
         try:
@@ -48,12 +36,23 @@ def place_admitted_calls(call_ids):
 
 
 def run_maintenance(now=None):
+    """Each step reads an index of what there is to keep (campaigns by end time, live calls,
+    organisations given leases): its cost follows calls and leases, not tenants."""
     now = now or timezone.now()
     do_finish_ended_campaigns(now)
-    for organisation_id in Organisation.objects.values_list("id", flat=True):
-        reap_leases(organisation_id)
+    for organisation_id in organisations_to_reap():
+        reap_leases(organisation_id, now)
     redial_stranded_calls(now)
     check_stale_calls(now)
+
+
+def organisations_to_reap():
+    """Organisations that may hold a lease: given one since the reaper last found them empty
+    (tracked by `slots` as leases are acquired), or with a live call in PostgreSQL (after Redis
+    lost its data, the leases of those calls are rebuilt)."""
+    live = set(Call.objects.filter(status__in=LIVE_CALL_STATUSES).values_list("organisation_id", flat=True)
+               .order_by().distinct())
+    return sorted(live | slots.organisations_with_leases())
 
 
 def lease_still_needed(call_id):
@@ -65,9 +64,16 @@ def lease_still_needed(call_id):
 
 
 def reap_leases(organisation_id, now=None):
+    """Free the organisation's expired and orphan leases; nudge its dispatcher when slots were
+    freed (work may be waiting for them), and stop visiting it once it holds none."""
+    from dialer.tasks import nudge_dispatcher
+
     slots.sync_allocations(organisation_id)
-    slots.reap_expired(organisation_id, lease_still_needed)
-    release_orphan_leases(organisation_id, now or timezone.now())
+    report = slots.reap_expired(organisation_id, lease_still_needed)
+    orphans = release_orphan_leases(organisation_id, now or timezone.now())
+    if report.freed or orphans:
+        nudge_dispatcher(organisation_id)
+    slots.forget_organisation_if_leaseless(organisation_id)
 
 
 def release_orphan_leases(organisation_id, now):

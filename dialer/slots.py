@@ -21,7 +21,8 @@ How the dispatcher calls this module, for organisation `org_id`:
 3. When a call ends: `release(org_id, call_id, token) -> bool`; to extend a long call:
    `renew(org_id, call_id, token, until_ms) -> bool`. Both are idempotent and fenced: a token
    that is not the lease's own changes nothing and returns False.
-4. Reaper (beat): `reap_expired(org_id, decide)`, where `decide(call_id) -> bool` says whether
+4. Reaper (beat): for each of `organisations_with_leases()` (tracked as leases are acquired;
+   `forget_organisation_if_leaseless` once none is left), `reap_expired(org_id, decide)`, where `decide(call_id) -> bool` says whether
    the call is still live (renewed for another lease period) or over (its lease freed).
    `expired_leases(org_id)` lists the candidates without acting.
 5. Readout for GET /api/v1/slots and the dashboard: `usage(org_id) -> dict`.
@@ -137,7 +138,10 @@ def acquire(organisation_id, campaign_id, call_id, now_ms=None):
     """Admit one call for `campaign_id` and lease its slots, or say why not. One EVALSHA."""
     call_id = str(call_id)
     reply = _run("acquire", organisation_id, campaign_id, call_id, _lease_ms(), now_ms=now_ms)
-    return _acquire_result(call_id, reply)
+    result = _acquire_result(call_id, reply)
+    if result.admitted:
+        _track_organisation(organisation_id)
+    return result
 
 
 def acquire_many(organisation_id, candidates, now_ms=None):
@@ -146,7 +150,34 @@ def acquire_many(organisation_id, candidates, now_ms=None):
     lease_ms = _lease_ms()
     replies = _run_many("acquire", organisation_id, [
         (campaign_id, call_id, lease_ms) for (campaign_id, _), call_id in zip(candidates, call_ids)], now_ms=now_ms)
-    return [_acquire_result(call_id, reply) for call_id, reply in zip(call_ids, replies)]
+    results = [_acquire_result(call_id, reply) for call_id, reply in zip(call_ids, replies)]
+    if any(result.admitted for result in results):
+        _track_organisation(organisation_id)
+    return results
+
+
+def _track_organisation(organisation_id):
+    """Remember that the organisation holds leases, for the reaper. Always after the lease is
+    written, so `forget_organisation_if_leaseless` never forgets an organisation it cannot see."""
+    get_redis().sadd(keys.ORGANISATIONS_WITH_LEASES, organisation_id)
+
+
+def organisations_with_leases():
+    """The organisation ids given a lease since the reaper last found them without any."""
+    return {int(organisation_id) for organisation_id in get_redis().smembers(keys.ORGANISATIONS_WITH_LEASES)}
+
+
+def forget_organisation_if_leaseless(organisation_id):
+    """Stop tracking an organisation that holds no lease record (live or expired). A lease acquired
+    meanwhile is caught by the second look, or tracks itself again after it."""
+    client = get_redis()
+    if client.hlen(keys.lease_records(organisation_id)):
+        return False
+    client.srem(keys.ORGANISATIONS_WITH_LEASES, organisation_id)
+    if client.hlen(keys.lease_records(organisation_id)):
+        _track_organisation(organisation_id)
+        return False
+    return True
 
 
 def release(organisation_id, call_id, token):
@@ -363,6 +394,8 @@ def restore_leases(organisation_id, leases, now_ms=None):
     for call_id, campaign_id, workspace_id, token in leases:
         args += [str(call_id), campaign_id, workspace_id, "" if token is None else int(token)]
     fresh = _run("restore", organisation_id, _lease_ms(), *args, now_ms=now_ms)
+    if leases:
+        _track_organisation(organisation_id)
     return {fresh[i]: fresh[i + 1] for i in range(0, len(fresh), 2)}
 
 

@@ -1,5 +1,6 @@
 """Celery jobs of the dialer. Each is thin: ids in, one call into the domain."""
 from celery import shared_task
+from django.utils import timezone
 
 from config.queues import Queue
 from dialer.dispatch_lock import claim_nudge
@@ -30,11 +31,19 @@ def dial_calls(call_ids, **kwargs):
 
 @shared_task(name="dialer.tick", **JOB_POLICY)
 def tick(**kwargs):
-    """Every second (beat): nudge every organisation that has something to dial."""
-    from dialer.maintenance import organisations_to_dispatch
+    """Every second (beat): nudge the organisations whose wake-up instant has come."""
+    from dialer.wakeups import take_due
 
-    for organisation_id in organisations_to_dispatch():
+    for organisation_id in take_due(timezone.now()):
         nudge_dispatcher(organisation_id)
+
+
+@shared_task(name="dialer.reconcile_wakeups", **JOB_POLICY)
+def reconcile_wakeups(**kwargs):
+    """Every few seconds (beat): re-derive a page of organisations' wake-ups from PostgreSQL."""
+    from dialer.wakeups import reconcile
+
+    reconcile(timezone.now())
 
 
 @shared_task(name="dialer.maintain", **JOB_POLICY)

@@ -68,6 +68,8 @@ class Call(models.Model):
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),
             models.Index(fields=["organisation", "status"], name="call_live",
                          condition=Q(status__in=LIVE_CALL_STATUSES)),
+            # Upkeep: live calls by age (stranded admissions, calls live for suspiciously long).
+            models.Index(fields=["created_at"], name="call_live_by_age", condition=Q(status__in=LIVE_CALL_STATUSES)),
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "attempt"], name="call_attempt_unique_per_task"),
