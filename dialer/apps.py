@@ -20,6 +20,6 @@ def _finish_attempt(sender, call_id, outcome, ended_at, callback_at=None, **kwar
 
 
 def _nudge(sender, organisation_id, **kwargs):
-    from dialer.tasks import nudge_dispatcher
+    from dialer.dispatch_lock import nudge_dispatcher
 
     nudge_dispatcher(organisation_id)

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from campaigns.models import CampaignType, DoNotCall, Outcome, Task, TaskStatus
 from dialer import slots
+from dialer.dispatch_lock import nudge_dispatcher
 from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
 from dialer.retry_policy import decide_after_attempt
 from dialer.scheduling import dispatch_rank, resolve_config
@@ -60,8 +61,6 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
 
 
 def _after_commit(organisation_id, call):
-    from dialer.tasks import nudge_dispatcher
-
     try:
         if call.lease_token is not None:
             slots.release(organisation_id, str(call.id), call.lease_token)

@@ -6,6 +6,8 @@ exactly one more run. A crashed lock holder's lock expires on its own.
 """
 import secrets
 
+from config.jobs import Job, enqueue
+from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import keys
 
@@ -47,6 +49,12 @@ class DispatchLock:
         if self.held:
             get_redis().eval(_RELEASE_IF_OWNER, 1, self.key, self.token)
         return False
+
+
+def nudge_dispatcher(organisation_id):
+    """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands."""
+    if claim_nudge(organisation_id):
+        enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
 
 
 def claim_nudge(organisation_id):

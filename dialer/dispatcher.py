@@ -38,6 +38,7 @@ from campaigns.models import (
     CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, DoNotCall, Organisation, Priority, Task,
     TaskStatus,
 )
+from config import jobs
 from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
@@ -388,13 +389,15 @@ def dial_queue(admission):
 
 def publish_dial_jobs(admissions):
     """One dial job per queue per DIAL_JOB_SIZE calls: one message per call would cap dispatch."""
-    from dialer.tasks import dial_calls
+    publish_dial_jobs_by_queue([(dial_queue(admission), str(admission.call_id)) for admission in admissions])
 
+
+def publish_dial_jobs_by_queue(calls):
+    """Publish dial jobs for (queue, call id) pairs, DIAL_JOB_SIZE calls a job, over one connection."""
     by_queue = defaultdict(list)
-    for admission in admissions:
-        by_queue[dial_queue(admission)].append(str(admission.call_id))
-    with dial_calls.app.producer_or_acquire() as producer:  # one broker connection for the whole batch
+    for queue, call_id in calls:
+        by_queue[queue].append(call_id)
+    with jobs.one_connection() as producer:
         for queue, call_ids in by_queue.items():
             for start in range(0, len(call_ids), DIAL_JOB_SIZE):
-                dial_calls.apply_async(args=[call_ids[start:start + DIAL_JOB_SIZE]], queue=str(queue),
-                                       producer=producer)
+                jobs.enqueue(jobs.Job.DIAL_CALLS, call_ids[start:start + DIAL_JOB_SIZE], queue=queue, producer=producer)
