@@ -8,8 +8,8 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
 2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
-3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
-   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
+3. Re-check each candidate (`dialer.eligibility.recheck`: end time, attempts, do-not-call,
+   calling window, no live call to the same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
    at most the free capacity the claim was sized for, and nothing ranked below a campaign whose
    claim the re-check cut short, so a slot freed mid-pass never goes to a lower-ranked candidate
    while a higher-ranked task was left unclaimed (the next pass takes it).
@@ -35,18 +35,19 @@ from django.utils import timezone
 
 from campaigns.controls import do_complete_campaign_if_done
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, DoNotCall, Organisation, Priority, Task,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, DoNotCall, Organisation, Priority, Task,
     TaskStatus,
 )
 from config import jobs
 from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import keys, slots, wakeups
+from dialer import eligibility, keys, slots, wakeups
 from dialer.dispatch_lock import DispatchLock, clear_nudge
+from dialer.eligibility import recheck
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
-from dialer.windows import is_open, next_opening
+from dialer.windows import is_open
 from telephony.models import LIVE_CALL_STATUSES, Call
 
 logger = logging.getLogger(__name__)
@@ -283,24 +284,18 @@ def _recheck(organisation_id, tasks, campaigns, now):
         config = resolve_config(task, campaign)
         if config.window not in window_open:
             window_open[config.window] = is_open(config.window, now)
-        if config.end_at is not None and now >= config.end_at:
-            finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
-        elif task.attempts_made >= config.max_attempts:
-            finished[(TaskStatus.COMPLETED, CompletionReason.EXHAUSTED)].append(task.id)
-        elif task.phone in do_not_call:
-            finished[(TaskStatus.ARCHIVED, CompletionReason.DNC)].append(task.id)
-        elif not window_open[config.window]:
-            opening = next_opening(config.window, now)
-            if config.end_at is not None and opening >= config.end_at:
-                finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
-            else:
-                reschedule[task.id] = opening
-        elif task.phone in live_numbers:
-            continue  # stays queued; taken on a later pass once the other call ends
-        else:
+        verdict = recheck(config, task.attempts_made, listed=task.phone in do_not_call,
+                          number_live=task.phone in live_numbers, now=now, window_open=window_open[config.window])
+        if verdict.action == eligibility.DIAL:
             live_numbers.add(task.phone)
             dialable.append((task, campaign, config))
             continue
+        if verdict.action == eligibility.HOLD:
+            continue  # stays queued; taken on a later pass once the other call ends
+        if verdict.action == eligibility.RESCHEDULE:
+            reschedule[task.id] = verdict.at
+        else:
+            finished[(verdict.status, verdict.reason)].append(task.id)
         dropped[task.campaign_id] += 1
     for (status, reason), ids in finished.items():
         Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(

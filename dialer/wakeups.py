@@ -150,7 +150,10 @@ def rebuild(now):
 def reconcile_page_size(organisation_count):
     """Organisations per reconcile run so that all are covered within RECONCILE_SECONDS.
 
-    E.g. 10,000 organisations, a run every 10 s, 60 s to cover them: 1,667 per run.
+    With a run every 10 s and 60 s to cover them all:
+
+    >>> reconcile_page_size(10_000)
+    1667
     """
     runs = max(1, RECONCILE_SECONDS // RECONCILE_RUN_SECONDS)
     return max(1, math.ceil(organisation_count / runs))

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from campaigns.models import Outcome
+from campaigns.vocabulary import Outcome
 
 
 class EventKind(StrEnum):

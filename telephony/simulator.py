@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from redis.exceptions import RedisError
 
-from campaigns.models import Outcome
+from campaigns.vocabulary import Outcome
 from config.redis_client import get_redis
 from telephony.events import handle_event
 from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
