@@ -32,7 +32,6 @@ import csv
 import io
 import itertools
 import random
-import re
 from json.encoder import encode_basestring as encode_json_string
 
 import phonenumbers
@@ -44,6 +43,7 @@ from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, DoNotCall, Task, TaskStatus,
 )
 from campaigns.phone_numbers import parse_international, time_zones
+from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
@@ -51,7 +51,6 @@ from dialer.windows import InvalidTimezone, zone
 PHONE = "phone"
 TIMEZONE = "timezone"
 DELIMITERS = (",", ";", "\t")
-PROMPT_VARIABLE = re.compile(r"\$\{([^{}]*)\}")
 UNKNOWN_ZONE = "Etc/Unknown"
 NULL = "\\N"  # COPY text format
 BACKSLASH, DOUBLED_BACKSLASH = "\\", "\\\\"
@@ -192,10 +191,6 @@ def _delimiter(header_line):
     return max(DELIMITERS, key=lambda delimiter: (widths[delimiter], delimiter == ","))
 
 
-def _prompt_variables(prompt):
-    return list(dict.fromkeys(name.strip() for name in PROMPT_VARIABLE.findall(prompt or "")))
-
-
 def _check_header(header, prompt, parsed):
     """Header rules, reported on row 1; returns the cleaned column names, or None when the phone
     column is missing (rows cannot be read then)."""
@@ -215,7 +210,7 @@ def _check_header(header, prompt, parsed):
                          fatal=True)
         else:
             seen[name.lower()] = index
-    missing = [variable for variable in _prompt_variables(prompt) if variable not in names[1:]]
+    missing = [variable for variable in prompt_variables(prompt) if variable not in names[1:]]
     if missing:
         listed = ", ".join(missing)
         near = [f"{name} is not {variable}" for variable in missing for name in names[1:] if name.lower() == variable.lower()]

@@ -8,7 +8,8 @@ import logging
 
 from django.db import transaction
 
-from campaigns.models import CampaignType, DoNotCall, Outcome, Task, TaskStatus
+from campaigns.dnc import do_add_dnc_numbers
+from campaigns.models import CampaignType, Outcome, Task, TaskStatus
 from dialer import slots
 from dialer.dispatch_lock import nudge_dispatcher
 from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
@@ -37,8 +38,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     config = resolve_config(task, campaign)
     decision = decide_after_attempt(config, task.attempts_made, outcome, ended_at, callback_at)
     if outcome == Outcome.OPT_OUT:
-        DoNotCall.objects.get_or_create(organisation_id=organisation_id, phone=task.phone,
-                                        defaults={"reason": f"opt-out on call {call.id}"})
+        do_add_dnc_numbers(organisation_id, [(task.phone, f"opt-out on call {call.id}")])
     task.status = task_status_after_attempt(campaign.status, decision)
     task.last_outcome = outcome
     fields = ["status", "last_outcome", "next_attempt_at", "callback_at", "dispatch_rank", "final_outcome",

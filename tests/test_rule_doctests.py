@@ -3,11 +3,13 @@ import doctest
 
 import pytest
 
+from campaigns import prompts
 from dialer import eligibility, ordering, retry_policy, slot_model, wakeups, windows
 from telephony import rules
 
 
-@pytest.mark.parametrize("module", [eligibility, ordering, retry_policy, slot_model, wakeups, windows, rules],
+@pytest.mark.parametrize("module", [prompts, eligibility, ordering, retry_policy, slot_model, wakeups, windows,
+                                    rules],
                          ids=lambda module: module.__name__)
 def test_worked_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
