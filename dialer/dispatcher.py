@@ -39,12 +39,12 @@ from campaigns.models import (
     TaskStatus,
 )
 from config import jobs
-from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import eligibility, keys, slots, wakeups
 from dialer.dispatch_lock import DispatchLock, clear_nudge
 from dialer.eligibility import recheck
+from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open
