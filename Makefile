@@ -25,6 +25,8 @@ run: migrate
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest --create-db -q
 

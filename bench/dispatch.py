@@ -42,7 +42,6 @@ import argparse
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -449,7 +448,7 @@ def report(sizes, results, refill, worker_refill, lost, utilisation, waiting, en
         print(f"{f'sustained refills at {size:,} queued (calls/s)':<52}{r['sustained']:>14,.0f}  "
               f"≥ {TARGET_CALLS_PER_SECOND:,} {verdict(r['sustained'] >= TARGET_CALLS_PER_SECOND)}"
               f"  ({r['sustained'] / floor:.2f}× floor {floor:,.0f}/s)")
-        print(f"{f'  per CPU second of the dispatcher process (calls/s)':<52}{r['sustained_cpu']:>14,.0f}")
+        print(f"{'  per CPU second of the dispatcher process (calls/s)':<52}{r['sustained_cpu']:>14,.0f}")
         print(f"{f'run cost at {size:,} queued: run admitting {REFILL} (ms)':<52}{r['run_ms']:>14.1f}"
               f"  (CPU of this process {r['run_cpu_ms']:.1f} ms)")
     if len(sizes) >= 2:
