@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
 from campaigns.api.workspace_setup import validate_agent_body, validate_number_body
 from campaigns.dnc import InvalidPhone, parse_e164
-from campaigns.models import Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Priority, SlotMode, Workspace
+from campaigns.models import (
+    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Priority, SlotMode, Workspace,
+)
 from campaigns.tenancy import validate_organisation_total, validate_workspace_allocation
 from dialer.windows import InvalidTimezone, zone
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from campaigns.controls import do_finish_ended_campaigns
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import slots
+from dialer import keys, slots
 from dialer.dispatch_lock import nudge_dispatcher
 from dialer.dispatcher import PRIORITY_QUEUES, publish_dial_jobs_by_queue
 from telephony.calls import check_call_with_carrier, place_call
@@ -114,7 +114,7 @@ def check_stale_calls(now):
     for call_id in stale:
         if checked >= MAX_CHECKS_PER_RUN:
             break
-        if not redis.set(f"stale-check:{call_id}", 1, nx=True, ex=STALE_CHECK_EVERY_SECONDS):
+        if not redis.set(keys.stale_check(call_id), 1, nx=True, ex=STALE_CHECK_EVERY_SECONDS):
             continue
         checked += 1
         try:

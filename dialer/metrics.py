@@ -10,12 +10,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from campaigns.models import Organisation
 from config.redis_client import get_redis
-from dialer import slots
+from dialer import keys, slots
 
 DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-ADMISSIONS_KEY = "metrics:dispatch:admitted"  # hash: organisation id → calls admitted
-RUNS_KEY = "metrics:dispatch:runs"  # hash: organisation id → dispatcher runs
-SECONDS_KEY = "metrics:dispatch:seconds"  # hash: "<org>:<le>" → runs at or under le; "<org>:sum" → seconds
+ADMISSIONS_KEY, RUNS_KEY, SECONDS_KEY = keys.METRICS_ADMISSIONS, keys.METRICS_RUNS, keys.METRICS_SECONDS
 
 
 def _bucket_label(bound):

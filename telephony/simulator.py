@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from campaigns.vocabulary import Outcome
 from config.redis_client import get_redis
 from config.redis_scripts import ScriptSet
+from telephony import keys
 from telephony.events import handle_event
 from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
 from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
@@ -35,10 +36,8 @@ from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 logger = logging.getLogger(__name__)
 
 NAME = "simulated"
-DUE_KEY = "sim:due"
-EVENTS_KEY = "sim:events"
-CALL_KEY_PREFIX = "sim:call:"
-IDEMPOTENCY_KEY_PREFIX = "sim:idem:"
+DUE_KEY, EVENTS_KEY = keys.SIMULATOR_DUE, keys.SIMULATOR_EVENTS
+CALL_KEY_PREFIX, IDEMPOTENCY_KEY_PREFIX = keys.SIMULATOR_CALL_PREFIX, keys.SIMULATOR_IDEMPOTENCY_PREFIX
 # Simulated calls are forgotten this long after their last event (like a carrier's call log).
 RETENTION_SECONDS = 2 * 86400
 
