@@ -3,43 +3,13 @@
 The dispatcher checks the list right before every dial; task creation checks it too, so a listed
 number never becomes a dialable task (see `campaigns.realtime`).
 """
-from functools import lru_cache
-
-import phonenumbers
 from django.db import transaction
 
 from campaigns.access import access_dnc_entry
 from campaigns.models import DoNotCall
+from campaigns.phone_numbers import InvalidPhone, parse_e164  # noqa: F401 (re-exported for the API's callers)
 
 MAX_REASON_LENGTH = 200
-
-
-class InvalidPhone(ValueError):
-    """A phone number that is not a valid international (E.164) number; the message says why."""
-
-
-def parse_e164(value):
-    """The E.164 form of `value`, e.g. "+44 20 7183 8750" → "+442071838750".
-
-    The number must carry its country code; raises `InvalidPhone` otherwise.
-    """
-    if not isinstance(value, str):
-        raise InvalidPhone("must be a string in E.164 form, e.g. +14155550100")
-    return _parse_e164_string(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_e164_string(value):
-    """Cached: a bulk request repeats its caller ID on every body."""
-    if not value.strip().startswith("+"):
-        raise InvalidPhone("must start with + and the country code (E.164), e.g. +14155550100")
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise InvalidPhone("is not a phone number (E.164 expected, e.g. +14155550100)") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone("is not a valid phone number for its country code")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def listed_numbers(organisation_id, phones):

@@ -3,12 +3,12 @@ import doctest
 
 import pytest
 
-from campaigns import prompts
+from campaigns import phone_numbers, prompts
 from dialer import eligibility, ordering, retry_policy, slot_model, wakeups, windows
 from telephony import rules
 
 
-@pytest.mark.parametrize("module", [prompts, eligibility, ordering, retry_policy, slot_model, wakeups, windows,
+@pytest.mark.parametrize("module", [phone_numbers, prompts, eligibility, ordering, retry_policy, slot_model, wakeups, windows,
                                     rules],
                          ids=lambda module: module.__name__)
 def test_worked_examples_hold(module):
