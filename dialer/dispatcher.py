@@ -34,8 +34,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.controls import do_complete_campaign_if_done
+from campaigns.dnc import listed_numbers
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CampaignType, DoNotCall, Organisation, Priority, Task,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Priority, Task,
     TaskStatus,
 )
 from config import jobs
@@ -272,8 +273,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
     if not tasks:
         return [], Counter()
     phones = {t.phone for t in tasks}
-    do_not_call = set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=phones)
-                      .values_list("phone", flat=True))
+    do_not_call = listed_numbers(organisation_id, phones)
     live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
                                            status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
     dialable, reschedule, dropped = [], {}, Counter()
