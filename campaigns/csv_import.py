@@ -46,6 +46,7 @@ from campaigns.models import (
 from campaigns.phone_numbers import parse_international, time_zones
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
+from campaigns.task_store import NULL, copy_task_rows
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
 
@@ -53,7 +54,6 @@ PHONE = "phone"
 TIMEZONE = "timezone"
 DELIMITERS = (",", ";", "\t")
 UNKNOWN_ZONE = "Etc/Unknown"
-NULL = "\\N"  # COPY text format
 BACKSLASH, DOUBLED_BACKSLASH = "\\", "\\\\"
 COPY_CHUNK_ROWS = 2_000
 SHOWN_VALUE_LENGTH = 40
@@ -378,10 +378,7 @@ def _copy_tasks(campaign, contacts, now):
         first_attempts[contact_zone] = at.isoformat() if at else None
     dialable = sum(1 for _, phone, _, contact_zone in contacts
                    if phone not in on_dnc and first_attempts[contact_zone] is not None)
-    columns = ", ".join(connection.ops.quote_name(Task._meta.get_field(name).column) for name in COPY_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(Task._meta.db_table)} ({columns}) FROM STDIN",
-                           _ChunkReader(_copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat())))
+    copy_task_rows(COPY_COLUMNS, _copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat()))
     return len(contacts), dialable
 
 
@@ -409,17 +406,6 @@ def _copy_text(campaign_id, contacts, on_dnc, first_attempts, stamp):
             lines.append(f"{campaign_id}\t{phone}\t{context_json.replace(BACKSLASH, DOUBLED_BACKSLASH)}"
                          f"{before_tie_break}{random.getrandbits(31)}{after_tie_break}")
         yield "".join(lines)
-
-
-class _ChunkReader:
-    """The file COPY FROM STDIN reads, over an iterator of text chunks. psycopg2 sends each chunk as
-    it reads it, so PostgreSQL stores one chunk while the next is being formatted."""
-
-    def __init__(self, chunks):
-        self.chunks = chunks
-
-    def read(self, size=-1):
-        return next(self.chunks, "")
 
 
 def error_report_csv(contact_import):
