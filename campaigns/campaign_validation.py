@@ -291,6 +291,6 @@ def _check_cross_fields(body, values, now, errors):
         allowed = set(OPT_IN_OUTCOMES) | set(agent.outcomes)
         unknown = [outcome for outcome in values["retry_outcomes"] if outcome not in allowed]
         if unknown:
-            custom = ", ".join(agent.outcomes) or "none"
+            custom = ", ".join(agent.custom_outcomes) or "none"
             fail("retryOutcomes", f"{', '.join(unknown)}: not an outcome agent {agent.name} can give "
                                   f"(retriable: voicemail, silent and its custom outcomes: {custom}).")

@@ -90,6 +90,11 @@ class Agent(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def custom_outcomes(self):
+        """The outcomes it lists that are not built in (an agent may list built-in ones too)."""
+        return [outcome for outcome in self.outcomes if outcome not in Outcome.values]
+
 
 class Carrier(models.TextChoices):
     SIMULATED = "simulated", "Simulated"

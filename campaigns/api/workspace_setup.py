@@ -25,7 +25,10 @@ def _unknown_fields(body, allowed, errors):
 
 
 def validate_agent_body(body):
-    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required."""
+    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required.
+
+    `outcomes` may name built-in outcomes beside custom ones; each is stored once, in the order given.
+    """
     errors, fields = {}, {}
     _unknown_fields(body, AGENT_FIELDS, errors)
     name = body.get("name")
@@ -42,10 +45,9 @@ def validate_agent_body(body):
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
         errors.setdefault("outcomes", []).append("Give a list of outcome names.")
     else:
+        # A built-in name is welcome: a client lists what its agent reports, built-in or not.
         for outcome in outcomes:
-            if outcome in Outcome.values:
-                errors.setdefault("outcomes", []).append(f"{outcome!r} is a built-in outcome already.")
-            elif not OUTCOME_NAME.match(outcome):
+            if outcome not in Outcome.values and not OUTCOME_NAME.match(outcome):
                 errors.setdefault("outcomes", []).append(
                     f"{outcome!r}: use lowercase letters, digits, - and _ (at most 64 characters).")
         fields["outcomes"] = list(dict.fromkeys(outcomes))
