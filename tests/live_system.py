@@ -26,8 +26,8 @@ def process_env(**extra):
         CELERY_BROKER_URL=settings.REDIS_URL,
         DEBUG="true",
         DATABASE_CONN_MAX_AGE="0",
-        **{key: str(value) for key, value in extra.items()},
     )
+    env.update({key: str(value) for key, value in extra.items()})
     return env
 
 

@@ -42,6 +42,8 @@ def err(description):
 COMMON_ERRORS = {
     401: err("Missing, invalid or revoked API key."),
     429: err("Too many requests for this API key; see Retry-After."),
+    503: err("The database connection was lost mid-request (a restart or failover); nothing was committed. "
+             "Retry after Retry-After."),
 }
 NOT_FOUND = {404: err("No such object in this workspace (another workspace's objects are 404 too).")}
 BAD_REQUEST = {400: err("Invalid request: every error names its field and reason.")}
