@@ -151,6 +151,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["campaigns.api.docs.drop_trailing_slash_aliases"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "campaigns.api.docs.add_components_and_links"],
 }
 
 LOGGING = {

@@ -37,6 +37,14 @@ def test_invalid_campaign_body_names_every_field(api):
     assert {e["field"] for e in response.json()["errors"]} >= {"name", "agent", "slots", "colour"}
 
 
+def test_an_update_that_changes_the_type_is_a_conflict_naming_the_field(api, realtime):
+    response = api.patch(f"/api/v1/campaigns/{realtime.id}", {"type": "batch", "name": "Renamed"}, format="json")
+    assert response.status_code == 409 and [e["field"] for e in response.json()["errors"]] == ["type"]
+    realtime.refresh_from_db()
+    assert realtime.type == "realtime" and realtime.name != "Renamed"
+    assert api.patch(f"/api/v1/campaigns/{realtime.id}", {"type": "realtime"}, format="json").status_code == 200
+
+
 def test_campaign_body_must_be_an_object(api):
     assert api.post("/api/v1/campaigns", [1, 2], format="json").status_code == 400
 

@@ -43,7 +43,7 @@ def test_calling_number_is_normalised_and_unique_in_the_workspace(api):
     response = api.post("/api/v1/numbers", {"number": "+44 20 7183 8750", "carrier": "twilio"}, format="json")
     assert response.status_code == 201 and response.json()["number"] == "+442071838750"
     again = api.post("/api/v1/numbers", {"number": "+442071838750"}, format="json")
-    assert again.status_code == 400 and fields_of(again) == {"number"}
+    assert again.status_code == 409 and fields_of(again) == {"number"}
     assert CallingNumber.objects.count() == 1
     assert api.get("/api/v1/numbers").json()["results"][0]["carrier"] == "twilio"
 

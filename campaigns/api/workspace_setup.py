@@ -84,11 +84,14 @@ def do_create_agent(workspace, fields):
     return Agent.objects.create(workspace=workspace, **fields)
 
 
+class NumberTaken(ValueError):
+    """The workspace already has this calling number: a conflict with what is stored, not a bad body."""
+
+
 def do_create_calling_number(workspace, fields):
-    """Create a calling number; a number the workspace already has is a ValidationError on `number`."""
+    """Create a calling number; raises `NumberTaken` for a number the workspace already has."""
     try:
         with transaction.atomic():
             return CallingNumber.objects.create(workspace=workspace, **fields)
     except IntegrityError:
-        raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
-            from None
+        raise NumberTaken(f"{fields['number']} is already a calling number of this workspace.") from None
