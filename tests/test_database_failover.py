@@ -29,16 +29,17 @@ def live_web(**env):
     port = free_port()
     log = open(ROOT / "test-artifacts" / "failover-web.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--no-control-socket"],
         cwd=ROOT, env=process_env(DATABASE_CONN_MAX_AGE=60, **env), stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{base}/api/v1/ready-check", timeout=1)  # a 404 that touches no database
+                requests.get(f"{base}/api/v1/ready-check", timeout=10)  # a 404 that touches no database
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.1)
