@@ -104,11 +104,9 @@ CREATE_TASK_BODY = obj({
     "retries": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS,
                 "description": "Total attempts (default: the campaign's)."},
     "intervals": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INTERVAL_MS},
-                  "maxItems": MAX_ATTEMPTS - 1,
                   "description": "Exactly retries - 1 gaps in ms, from the end of one attempt to the next."},
     "priorities": {"type": "array", "items": {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY},
-                   "maxItems": MAX_ATTEMPTS, "description": "Exactly one per attempt (retries entries); higher "
-                                                            "dials sooner."},
+                   "description": "Exactly one per attempt (retries entries); higher dials sooner."},
     "retryOutcomes": {"type": "array", "items": RETRIABLE_OUTCOME},
     "context": CONTEXT,
 }, required=["phone", "campaign"], additionalProperties=False)
