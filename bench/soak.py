@@ -17,9 +17,11 @@ and in time, meanwhile:
   `telephony.events.handle_event` (duplicates and out-of-order delivery);
 - pauses and later resumes campaigns, and archives some for good.
 A sampler records live calls per campaign, workspace and organisation, from Call rows and from
-the Redis leases, every 50 ms. When the faults are over and every task is finished or waiting
-legitimately (a callback or a calling window still ahead), the run checks `check_invariants`
-and prints its figures. `run_soak` is what `tests/test_soak_short.py` runs, smaller.
+the Redis leases, every 50 ms. An API client calls the REST API throughout, through a gunicorn
+`web` process with persistent, health-checked database connections as in production, and counts
+the answers that are not 2xx: outside fault windows (the target is none) and within them. When
+the faults are over and every task is finished or waiting legitimately (a callback or a calling
+window still ahead), the run checks `check_invariants` and prints its figures. `run_soak` is what `tests/test_soak_short.py` runs, smaller.
 """
 import argparse
 import datetime as dt
@@ -59,6 +61,7 @@ class SoakConfig:
     seed: int = 10
     timeout: float = 1800.0
     sample_interval: float = 0.05
+    api_interval: float = 0.1  # between the API client's requests
 
 
 # Two cores shared with everything else: a sixth of the CI soak's tasks are dialable now, the rest
@@ -84,6 +87,9 @@ class SoakReport:
     outcomes: Counter = field(default_factory=Counter)
     violations: list = field(default_factory=list)
     cap_exceeded: list = field(default_factory=list)
+    api_requests: int = 0
+    api_errors_outside_faults: list = field(default_factory=list)  # "12.3 s GET /api/v1/slots: 503"
+    api_errors_during_faults: list = field(default_factory=list)
 
     def lines(self):
         out = [f"tasks {self.tasks}, calls {self.calls}, {self.seconds:.0f} s",
@@ -95,7 +101,11 @@ class SoakReport:
             out.append(f"  {node}: {from_calls} / {from_leases} of {cap}")
         out += [f"double dials: {self.double_dials}", f"leaked leases: {self.leaked_leases}",
                 f"lost tasks: {len(self.lost_tasks)}", f"caps exceeded: {len(self.cap_exceeded)}",
-                f"invariant violations: {len(self.violations)}"]
+                f"invariant violations: {len(self.violations)}",
+                f"API requests {self.api_requests}: errors outside fault windows "
+                f"{len(self.api_errors_outside_faults)}, during them {len(self.api_errors_during_faults)}"]
+        out += [f"  API error: {e}" for e in self.api_errors_outside_faults[:20]]
+        out += [f"  API error in a fault window: {e}" for e in self.api_errors_during_faults[:20]]
         out += [f"  {v}" for v in self.violations[:20]]
         out += [f"  lost: {t}" for t in self.lost_tasks[:20]]
         out += [f"  over cap: {c}" for c in self.cap_exceeded[:20]]
@@ -104,7 +114,7 @@ class SoakReport:
     @property
     def clean(self):
         return not (self.double_dials or self.leaked_leases or self.lost_tasks or self.violations
-                    or self.cap_exceeded)
+                    or self.cap_exceeded or self.api_errors_outside_faults)
 
 
 def _db_retry(fn, attempts=5):
@@ -260,6 +270,83 @@ class Sampler(threading.Thread):
         self.join()
 
 
+# --- an API client -----------------------------------------------------------------------------
+
+# A fault window: from a fault until this long after it. A request in flight when every database
+# connection is killed may fail (a 503 to retry); one that starts after it must not.
+API_FAULT_WINDOW_SECONDS = 2.0
+
+
+class ApiClient(threading.Thread):
+    """Calls the REST API's reads in turn until stopped, as a client would; keeps every answer."""
+
+    def __init__(self, base_url, raw_key, campaign_ids, interval):
+        super().__init__(daemon=True)
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {raw_key}"}
+        self.paths = ["/api/v1/campaigns", "/api/v1/slots", "/api/v1/agents", "/api/v1/dnc?limit=10"]
+        for campaign_id in campaign_ids[:3]:
+            self.paths += [f"/api/v1/campaigns/{campaign_id}", f"/api/v1/campaigns/{campaign_id}/tasks?limit=20"]
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.answers = []  # (monotonic start, monotonic end, path, status code or exception name)
+
+    def run(self):
+        import requests
+
+        session = requests.Session()
+        index = 0
+        while not self.stopped.is_set():
+            path = self.paths[index % len(self.paths)]
+            index += 1
+            began = time.monotonic()
+            try:
+                status = session.get(self.base_url + path, headers=self.headers, timeout=10).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            self.answers.append((began, time.monotonic(), path, status))
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+    def errors(self, fault_times, started):
+        """(outside fault windows, during them): every answer that is not 2xx, as readable lines. A
+        request is in a fault window when it was in flight at any moment of one."""
+        outside, during = [], []
+        for began, ended, path, status in self.answers:
+            if isinstance(status, int) and 200 <= status < 300:
+                continue
+            line = f"{began - started:.1f} s GET {path}: {status}"
+            in_window = any(began <= fault + API_FAULT_WINDOW_SECONDS and ended >= fault for fault in fault_times)
+            (during if in_window else outside).append(line)
+        return outside, during
+
+
+def _start_web(system, env):
+    """The `web` process on a free loopback port with production's connection settings; its URL."""
+    import socket
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # No control socket: its default path is one per machine, shared with any other gunicorn.
+    system._spawn("web", [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+                          "--workers", "1", "--no-control-socket"], env={**system.env, **env})
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base_url}/api/v1/ready", timeout=10)  # any answer will do: it is up
+            return base_url
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError("the web process did not start")
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 class FaultInjector:
@@ -271,6 +358,7 @@ class FaultInjector:
         self.wipe_redis = wipe_redis
         self.campaign_ids = campaign_ids
         self.injected = Counter()
+        self.fault_times = []  # monotonic instants at which faults were applied
         self.paused = []
         plan = (["kill-worker"] * config.worker_kills + ["wipe-redis"] * config.redis_wipes
                 + ["postgres"] * config.postgres_faults + ["replay-events"] * config.event_replays
@@ -287,6 +375,7 @@ class FaultInjector:
             self.restarts.remove((at, index))
         while self.plan and self.plan[0][0] <= elapsed:
             _, fault = self.plan.pop(0)
+            self.fault_times.append(time.monotonic())
             getattr(self, "_" + fault.replace("-", "_"))(elapsed)
             self.injected[fault] += 1
         if elapsed >= self.fault_window:
@@ -485,7 +574,8 @@ def run_soak(config, wipe_redis, log=print, **process_env):
     """
     from django.db import connections
 
-    from campaigns.models import Task
+    from campaigns.models import Campaign, Task
+    from campaigns.tenancy import do_create_api_key
     from dialer.invariants import check_invariants
     from dialer.maintenance import ORPHAN_LEASE_AFTER
     from telephony.models import Call
@@ -497,12 +587,19 @@ def run_soak(config, wipe_redis, log=print, **process_env):
     env = dict(DJANGO_SETTINGS_MODULE="soak_settings", PYTHONPATH=f"{SOAK_SETTINGS_PATH}{os.pathsep}{ROOT}",
                LOG_LEVEL="WARNING", **process_env)
     sampler = Sampler(config.sample_interval)
+    api_workspace = Campaign.objects.get(id=campaign_ids[0]).workspace
+    _, raw_key = do_create_api_key(api_workspace, name="soak API client")
+    api_campaigns = list(Campaign.objects.filter(workspace=api_workspace).values_list("id", flat=True))
     started = time.monotonic()
     with _soak_system(workers=config.workers, concurrency=config.concurrency, time_scale=config.time_scale,
                     **env) as system:
         simulator = next(p for p in system.processes if p not in system.worker_processes)
+        base_url = _start_web(system, {"DATABASE_CONN_MAX_AGE": "60", "DATABASE_CONN_HEALTH_CHECKS": "true"})
+        api_client = ApiClient(base_url, raw_key, api_campaigns, config.api_interval)
         injector = FaultInjector(config, system, rng, wipe_redis, campaign_ids)
+        started = time.monotonic()
         sampler.start()
+        api_client.start()
         deadline = started + config.timeout
         last_log = started
         while time.monotonic() < deadline:
@@ -525,10 +622,14 @@ def run_soak(config, wipe_redis, log=print, **process_env):
         if _db_retry(_leaked_leases):
             time.sleep(ORPHAN_LEASE_AFTER.total_seconds() + 6)
         sampler.stop()
+        api_client.stop()
     connections.close_all()
     report.seconds = time.monotonic() - started
     report.faults = injector.injected
     report.samples = sampler.samples
+    report.api_requests = len(api_client.answers)
+    report.api_errors_outside_faults, report.api_errors_during_faults = api_client.errors(
+        injector.fault_times, started)
     caps, names = _caps()
     for node, (cap, hard) in caps.items():
         from_calls, from_leases = sampler.from_calls[node], sampler.from_leases[node]
@@ -610,7 +711,9 @@ def main():
             "tasks": report.tasks, "calls": report.calls, "seconds": round(report.seconds),
             "faults": report.faults, "max_live": report.max_live, "double_dials": report.double_dials,
             "leaked_leases": report.leaked_leases, "lost_tasks": len(report.lost_tasks),
-            "violations": report.violations, "task_states": report.task_states}, indent=2, default=str))
+            "violations": report.violations, "task_states": report.task_states,
+            "api_requests": report.api_requests, "api_errors_outside_faults": report.api_errors_outside_faults,
+            "api_errors_during_faults": report.api_errors_during_faults}, indent=2, default=str))
     sys.exit(0 if report.clean else 1)
 
 

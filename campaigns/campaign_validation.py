@@ -74,8 +74,8 @@ def validate_campaign_body(workspace, body, instance=None, *, now=None):
                 for reason in exc.messages:
                     fail(field, reason)
 
-    if "type" in body and instance is not None and values["type"] != instance.type and "type" not in errors:
-        fail("type", f"A campaign's type cannot change (this one is {instance.type}).")
+    if "type" in body and instance is not None and "type" not in errors and (reason := type_change(body, instance)):
+        fail("type", reason)
     if values.get("type") == CampaignType.BATCH and values.get("calling_number") is None and "from" not in errors:
         fail("from", REQUIRED)
     _check_cross_fields(body, values, now, errors)
@@ -85,6 +85,16 @@ def validate_campaign_body(workspace, body, instance=None, *, now=None):
     if values["start_at"] is None:
         values["start_at"] = now
     return values
+
+
+def type_change(body, instance):
+    """Why `body` may not be applied to `instance` because it changes the campaign's type, or None.
+
+    The API answers this with 409 (the body is well formed; the stored campaign is of the other type).
+    """
+    if body.get("type") in CampaignType.values and body["type"] != instance.type:
+        return f"A campaign's type cannot change (this one is {instance.type})."
+    return None
 
 
 def _current_values(instance):
@@ -291,6 +301,6 @@ def _check_cross_fields(body, values, now, errors):
         allowed = set(OPT_IN_OUTCOMES) | set(agent.outcomes)
         unknown = [outcome for outcome in values["retry_outcomes"] if outcome not in allowed]
         if unknown:
-            custom = ", ".join(agent.outcomes) or "none"
+            custom = ", ".join(agent.custom_outcomes) or "none"
             fail("retryOutcomes", f"{', '.join(unknown)}: not an outcome agent {agent.name} can give "
                                   f"(retriable: voicemail, silent and its custom outcomes: {custom}).")

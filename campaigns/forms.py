@@ -69,7 +69,7 @@ class CampaignSettingsForm(forms.Form):
         self.fields["calling_number"].queryset = numbers
         custom = {}
         for agent in agents:
-            for outcome in agent.outcomes:
+            for outcome in agent.custom_outcomes:
                 custom.setdefault(outcome, []).append(agent.name)
         self.fields["retry_outcomes"].choices = [(outcome.value, outcome.label) for outcome in OPT_IN_OUTCOMES] + [
             (outcome, f"{outcome} ({', '.join(names)})") for outcome, names in sorted(custom.items())]

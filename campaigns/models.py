@@ -76,6 +76,11 @@ class Agent(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def custom_outcomes(self):
+        """The outcomes it lists that are not built in (an agent may list built-in ones too)."""
+        return [outcome for outcome in self.outcomes if outcome not in Outcome.values]
+
 
 class CallingNumber(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="numbers")

@@ -73,7 +73,8 @@ def sample_task_body(campaign):
         "start": time_to_hhmm(campaign.calling_start),
         "end": time_to_hhmm(campaign.calling_end),
         "timezone": campaign.timezone,
-        "startAfter": epoch_ms(campaign.start_at),
+        # Epoch milliseconds cannot be negative; a start before 1970 is in the past either way.
+        "startAfter": max(epoch_ms(campaign.start_at), 0),
         "retries": campaign.max_attempts,
         "intervals": [campaign.retry_interval_ms] * campaign.max_retries,
         "priorities": [100] * campaign.max_attempts,

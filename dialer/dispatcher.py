@@ -111,16 +111,23 @@ WHERE t.id = v.id AND t.status = 'queued'
 
 # The Call rows and the tasks' move to in progress, in one statement (one round trip); the
 # constant columns are the model's defaults, which Django keeps in Python, not in the table.
+# Each call also keeps the rules it was admitted under (window, zone, start, end, attempt limit),
+# so the invariant checker judges it by them. Weekday lists go as array literals, because unnest
+# would flatten a two-dimensional array.
 RECORD_ATTEMPTS_SQL = """
 WITH calls AS (
     INSERT INTO telephony_call (id, task_id, campaign_id, organisation_id, attempt, agent_id, carrier, from_number,
         to_number, lease_token, is_callback, created_at, status, carrier_status, outcome, recording_url, transcript,
-        analysis, prompt, answered_by)
+        analysis, prompt, answered_by, window_start, window_end, window_timezone, window_days, start_after, end_at,
+        max_attempts)
     SELECT v.id, v.task_id, v.campaign_id, %s, v.attempt, v.agent_id, v.carrier, v.from_number, v.to_number,
-        v.lease_token, v.is_callback, %s, 'admitted', '', '', '', '', '{}'::jsonb, '', ''
+        v.lease_token, v.is_callback, %s, 'admitted', '', '', '', '', '{}'::jsonb, '', '', v.window_start,
+        v.window_end, v.window_timezone, v.window_days::smallint[], v.start_after, v.end_at, v.max_attempts
     FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-                %s::bigint[], %s::boolean[])
-        AS v(id, task_id, campaign_id, attempt, agent_id, carrier, from_number, to_number, lease_token, is_callback)
+                %s::bigint[], %s::boolean[], %s::time[], %s::time[], %s::text[], %s::text[], %s::timestamptz[],
+                %s::timestamptz[], %s::int[])
+        AS v(id, task_id, campaign_id, attempt, agent_id, carrier, from_number, to_number, lease_token, is_callback,
+             window_start, window_end, window_timezone, window_days, start_after, end_at, max_attempts)
 )
 UPDATE campaigns_task
 SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at = NULL, callback_at = NULL,
@@ -355,9 +362,11 @@ def _record_attempts(organisation_id, admissions, now):
     if own_numbers:
         numbers = {number_id: (number, carrier) for number_id, number, carrier in
                    CallingNumber.objects.filter(id__in=own_numbers).values_list("id", "number", "carrier")}
-    columns = [[] for _ in range(10)]
+    columns = [[] for _ in range(17)]
     for admission in admissions:
         task, campaign = admission.task, admission.campaign
+        config = resolve_config(task, campaign)  # the config the re-check judged, from the same rows
+        window = config.window
         if task.calling_number_id is not None:
             number, carrier = numbers[task.calling_number_id]
         elif campaign.calling_number_id is not None:
@@ -365,7 +374,9 @@ def _record_attempts(organisation_id, admissions, now):
         else:
             number, carrier = "", settings.TELEPHONY_PROVIDER
         row = (str(admission.call_id), task.id, campaign.id, task.attempts_made + 1, task.agent_id or campaign.agent_id,
-               carrier, number, task.phone, admission.token, admission.is_callback)
+               carrier, number, task.phone, admission.token, admission.is_callback, window.start, window.end,
+               window.timezone, "{" + ",".join(map(str, sorted(window.days))) + "}", config.start_after,
+               config.end_at, config.max_attempts)
         for column, value in zip(columns, row):
             column.append(value)
     with connection.cursor() as cursor:

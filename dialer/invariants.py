@@ -10,10 +10,13 @@ What it checks, per organisation:
 - caps: live calls over the organisation total or a hard workspace or campaign allocation, both
   counted from Call rows and from the Redis leases not yet past expiry at `now` (invariant 1);
 - duplicates: two live calls for one task, or for one number in the organisation (invariant 4);
-- windows: a call admitted outside its task's calling window, before its start or at or after
-  its end, judged at `Call.created_at` with the task's config as it is now (invariant 5);
-- attempts: a call numbered past the task's attempt limit, attempt numbers with gaps, or
-  `Task.attempts_made` disagreeing with the task's calls (invariant 6);
+- windows: a call admitted outside its calling window, before its start or at or after its end,
+  judged at `Call.created_at` by the rules the call was admitted under (the window, zone, start,
+  end and attempt limit the dispatcher recorded on it), so a later update, pause or archive never
+  makes a past call look wrong; a call admitted before those were recorded is judged by its
+  task's config as it is now (invariant 5);
+- attempts: a call numbered past the attempt limit it was admitted under, attempt numbers with
+  gaps, or `Task.attempts_made` disagreeing with the task's calls (invariant 6);
 - leases: a lease whose call is not live, a live call without a lease, or a lease whose fencing
   token is not the call's (invariants 7 and 9);
 - task states: in progress without a live call, a live call whose task is not in progress,
@@ -25,6 +28,7 @@ the attempt's row commits). Judge lease findings on a quiet system, or re-check 
 one. While an organisation's lease epoch is missing (Redis lost its data and the dispatcher has
 not yet rebuilt the leases) its lease checks are skipped: nothing is admitted in that state.
 """
+import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,7 +39,7 @@ from campaigns.models import Campaign, Organisation, SlotMode, Task, TaskStatus,
 from config.redis_client import get_redis
 from dialer import keys
 from dialer.scheduling import resolve_config
-from dialer.windows import is_open
+from dialer.windows import CallingWindow, is_open
 from telephony.models import LIVE_CALL_STATUSES, Call
 
 TERMINAL_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.ARCHIVED)
@@ -44,6 +48,19 @@ TASK_CONFIG_FIELDS = (
     "calling_number_id", "timezone", "calling_start", "calling_end", "start_after", "end_after", "max_attempts",
     "intervals_ms", "priorities", "retry_outcomes",
 )
+
+
+# What the dispatcher records on a call at admission (dialer.dispatcher.RECORD_ATTEMPTS_SQL).
+ADMISSION_RULE_FIELDS = ("window_start", "window_end", "window_timezone", "window_days", "start_after", "end_at",
+                         "max_attempts")
+
+
+@dataclass(frozen=True)
+class AdmissionRules:
+    window: CallingWindow
+    start_after: dt.datetime
+    end_at: dt.datetime | None
+    max_attempts: int
 
 
 class Kind(StrEnum):
@@ -162,19 +179,29 @@ def _calls_against_config(organisation_id):
              .only(*TASK_CONFIG_FIELDS).order_by())
     calls_by_task = defaultdict(list)
     for call in (Call.objects.filter(organisation_id=organisation_id).order_by()
-                 .values_list("id", "task_id", "attempt", "created_at")):
+                 .values_list("id", "task_id", "attempt", "created_at", *ADMISSION_RULE_FIELDS)):
         calls_by_task[call[1]].append(call)
     found = []
     for task in tasks.iterator(chunk_size=5000):
         calls = calls_by_task.get(task.id, [])
         config = resolve_config(task, campaigns[task.campaign_id])
-        for call_id, _, attempt, created_at in calls:
-            found += _call_against_config(organisation_id, call_id, attempt, created_at, config)
-        attempts = sorted(attempt for _, _, attempt, _ in calls)
+        for call_id, _, attempt, created_at, *rules in calls:
+            found += _call_against_config(organisation_id, call_id, attempt, created_at,
+                                          _admission_rules(rules, config))
+        attempts = sorted(call[2] for call in calls)
         if attempts != list(range(1, len(attempts) + 1)) or task.attempts_made != len(attempts):
             found.append(Violation(Kind.ATTEMPTS_MISMATCH, organisation_id, f"task {task.id}",
                                    f"attempts_made is {task.attempts_made}; its calls are attempts {attempts}"))
     return found
+
+
+def _admission_rules(recorded, config):
+    """The rules a call was admitted under: those recorded on it, else (an older call) `config`'s."""
+    window_start, window_end, window_timezone, window_days, start_after, end_at, max_attempts = recorded
+    if window_start is None:
+        return AdmissionRules(config.window, config.start_after, config.end_at, config.max_attempts)
+    window = CallingWindow(start=window_start, end=window_end, timezone=window_timezone, days=frozenset(window_days))
+    return AdmissionRules(window, start_after, end_at, max_attempts)
 
 
 def _call_against_config(organisation_id, call_id, attempt, created_at, config):

@@ -1,6 +1,7 @@
 """Calls (one per attempt), the raw carrier events behind them, and outbound webhook deliveries."""
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -47,6 +48,18 @@ class Call(models.Model):
         help_text="When the carrier reported an answered call completed; the call ends once the agent's analysis "
                   "arrives or ANALYSIS_WAIT_SECONDS pass.")
     analysis_received_at = models.DateTimeField(null=True, blank=True)
+    # The rules the attempt was admitted under, as the dispatcher judged them: later updates,
+    # pauses and archives change the task's config, never what this call was allowed to do.
+    # Null on calls admitted before they were recorded.
+    window_start = models.TimeField(null=True, blank=True, help_text="Calling window start it was admitted in.")
+    window_end = models.TimeField(null=True, blank=True, help_text="Calling window end it was admitted in.")
+    window_timezone = models.CharField(max_length=64, blank=True, default="",
+                                       help_text="IANA zone the calling window was judged in.")
+    window_days = ArrayField(models.PositiveSmallIntegerField(), null=True, blank=True,
+                             help_text="Weekdays of the calling window (0 = Monday).")
+    start_after = models.DateTimeField(null=True, blank=True, help_text="Earliest instant the task could be dialed.")
+    end_at = models.DateTimeField(null=True, blank=True, help_text="The task's end when admitted; null for none.")
+    max_attempts = models.PositiveIntegerField(null=True, blank=True, help_text="The task's attempt limit when admitted.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -26,8 +26,8 @@ def process_env(**extra):
         CELERY_BROKER_URL=settings.REDIS_URL,
         DEBUG="true",
         DATABASE_CONN_MAX_AGE="0",
-        **{key: str(value) for key, value in extra.items()},
     )
+    env.update({key: str(value) for key, value in extra.items()})
     return env
 
 
@@ -45,9 +45,9 @@ class LiveSystem:
         self.log_dir = ROOT / "test-artifacts"
         self.log_dir.mkdir(exist_ok=True)
 
-    def _spawn(self, name, args):
+    def _spawn(self, name, args, env=None):
         log = open(self.log_dir / f"{name}.log", "ab")
-        process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         self.processes.append(process)
         return process

@@ -24,6 +24,16 @@ def test_creating_a_realtime_campaign_returns_a_sample_task_that_works_as_is(api
     assert api.post("/api/v1/tasks", sample, format="json").status_code == 201
 
 
+def test_a_sample_task_of_a_campaign_started_before_1970_still_works_as_is(api, agent, number):
+    response = api.post("/api/v1/campaigns", {"type": "realtime", "name": "Old", "agent": str(agent.id),
+                                              "from": number.number, "startAt": "1960-01-01T00:00:00Z"},
+                        format="json")
+    assert response.status_code == 201, response.json()
+    sample = response.json()["sampleTask"]
+    assert sample["startAfter"] == 0
+    assert api.post("/api/v1/tasks", sample, format="json").status_code == 201
+
+
 def test_batch_campaign_has_no_sample_task(api, agent, number):
     response = api.post("/api/v1/campaigns", {"type": "batch", "name": "List", "agent": agent.id,
                                               "from": number.number}, format="json")
@@ -35,6 +45,14 @@ def test_invalid_campaign_body_names_every_field(api):
                         format="json")
     assert response.status_code == 400
     assert {e["field"] for e in response.json()["errors"]} >= {"name", "agent", "slots", "colour"}
+
+
+def test_an_update_that_changes_the_type_is_a_conflict_naming_the_field(api, realtime):
+    response = api.patch(f"/api/v1/campaigns/{realtime.id}", {"type": "batch", "name": "Renamed"}, format="json")
+    assert response.status_code == 409 and [e["field"] for e in response.json()["errors"]] == ["type"]
+    realtime.refresh_from_db()
+    assert realtime.type == "realtime" and realtime.name != "Renamed"
+    assert api.patch(f"/api/v1/campaigns/{realtime.id}", {"type": "realtime"}, format="json").status_code == 200
 
 
 def test_campaign_body_must_be_an_object(api):

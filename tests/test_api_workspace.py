@@ -20,9 +20,18 @@ def test_agent_is_created_and_listed(api, workspace):
     assert [a["name"] for a in api.get("/api/v1/agents").json()["results"]] == ["Ava"]
 
 
+def test_agent_may_list_built_in_outcomes_stored_once_in_order(api):
+    response = api.post("/api/v1/agents", {"name": "Ava", "outcomes": [
+        "callback", "voicemail", "interested", "callback", "connected"]}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["outcomes"] == ["callback", "voicemail", "interested", "connected"]
+    assert Agent.objects.get().outcomes == ["callback", "voicemail", "interested", "connected"]
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "name"), ({"name": " "}, "name"), ({"name": "A", "prompt": 5}, "prompt"),
-    ({"name": "A", "outcomes": ["connected"]}, "outcomes"), ({"name": "A", "outcomes": ["Bad Name"]}, "outcomes"),
+    ({"name": "A", "outcomes": ["Bad Name"]}, "outcomes"), ({"name": "A", "outcomes": ["Voicemail"]}, "outcomes"),
+    ({"name": "A", "outcomes": ["no answer"]}, "outcomes"),
     ({"name": "A", "outcomes": "x"}, "outcomes"), ({"name": "A", "tone": "warm"}, "tone"),
 ])
 def test_invalid_agent_is_400_naming_the_field(api, body, field):
@@ -34,7 +43,7 @@ def test_calling_number_is_normalised_and_unique_in_the_workspace(api):
     response = api.post("/api/v1/numbers", {"number": "+44 20 7183 8750", "carrier": "twilio"}, format="json")
     assert response.status_code == 201 and response.json()["number"] == "+442071838750"
     again = api.post("/api/v1/numbers", {"number": "+442071838750"}, format="json")
-    assert again.status_code == 400 and fields_of(again) == {"number"}
+    assert again.status_code == 409 and fields_of(again) == {"number"}
     assert CallingNumber.objects.count() == 1
     assert api.get("/api/v1/numbers").json()["results"][0]["carrier"] == "twilio"
 

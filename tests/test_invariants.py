@@ -6,8 +6,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.campaign_validation import validate_campaign_body
+from campaigns.controls import do_archive_campaign, do_pause_campaign, do_update_campaign
 from campaigns.models import CampaignStatus, Task, TaskStatus
 from dialer import keys, slots
+from dialer.attempts import do_finish_attempt
+from dialer.dispatcher import dispatch_pass
 from dialer.invariants import Kind, check_invariants
 from telephony.models import Call, CallStatus
 from tests.factories import CallFactory, CampaignFactory, OrganisationFactory, TaskFactory, WorkspaceFactory
@@ -130,6 +134,61 @@ def test_a_call_outside_the_calling_window_is_reported(campaign):
     campaign.save(update_fields=["calling_start", "calling_end", "timezone"])
     ended_call(TaskFactory(campaign=campaign), at=NOON)
     assert kinds(campaign) == [Kind.OUTSIDE_WINDOW]
+
+
+def admit_at(campaign, now):
+    """The calls one real dispatcher pass admits at `now` (dial jobs are not published)."""
+    before = set(Call.objects.values_list("id", flat=True))
+    dispatch_pass(org_of(campaign), now)
+    return list(Call.objects.exclude(id__in=before))
+
+
+def update(campaign, body):
+    do_update_campaign(campaign, validate_campaign_body(campaign.workspace, body, instance=campaign))
+
+
+def end_call(call, outcome, at, django_capture_on_commit_callbacks):
+    """The carrier's terminal event, as telephony applies it: the call ends, then its attempt finishes."""
+    Call.objects.filter(id=call.id).update(status=CallStatus.ENDED, outcome=outcome, ended_at=at)
+    with django_capture_on_commit_callbacks(execute=True):  # releases the lease
+        do_finish_attempt(call.id, outcome, at)
+
+
+@pytest.fixture
+def office_hours(campaign, django_capture_on_commit_callbacks):
+    """Calling 09:00–17:00 UTC: two calls admitted at noon, one of them again after a busy first attempt."""
+    campaign.calling_start, campaign.calling_end, campaign.retry_interval_ms = dt.time(9), dt.time(17), 0
+    campaign.save(update_fields=["calling_start", "calling_end", "retry_interval_ms"])
+    retried, once = TaskFactory(campaign=campaign, next_attempt_at=NOON), TaskFactory(campaign=campaign,
+                                                                                       next_attempt_at=NOON)
+    first = admit_at(campaign, NOON)
+    assert {call.task_id for call in first} == {retried.id, once.id}
+    end_call(next(c for c in first if c.task_id == retried.id), "busy", NOON + dt.timedelta(minutes=1),
+             django_capture_on_commit_callbacks)
+    assert [call.attempt for call in admit_at(campaign, NOON + dt.timedelta(minutes=2))] == [2]
+    return campaign
+
+
+def test_calls_are_judged_by_the_rules_they_were_admitted_under_not_later_updates(office_hours):
+    campaign = office_hours
+    assert kinds(campaign, now=NOON + dt.timedelta(minutes=3)) == []
+    # New hours and zone that exclude noon UTC, a later start, and no retries any more.
+    update(campaign, {"callingHours": {"start": 1800, "end": 2000}, "timezone": "Asia/Kolkata",
+                      "startAt": (timezone.now() + dt.timedelta(hours=1)).isoformat(), "maxRetries": 0})
+    do_pause_campaign(campaign)
+    do_archive_campaign(campaign)
+    assert kinds(campaign, now=NOON + dt.timedelta(minutes=3)) == []
+
+
+def test_a_call_dialed_outside_the_window_it_was_admitted_under_is_still_reported(office_hours):
+    campaign = office_hours
+    # Hours that now include the evening, so only the call's own recorded window can tell.
+    update(campaign, {"callingHours": {"start": 900, "end": 2300}})
+    late = Call.objects.filter(attempt=2).get()
+    Call.objects.filter(id=late.id).update(created_at=NOON + dt.timedelta(hours=8))
+    violations = check_invariants(org_of(campaign), now=NOON + dt.timedelta(hours=9))
+    assert [(v.kind, v.subject) for v in violations] == [(Kind.OUTSIDE_WINDOW, f"call {late.id}")]
+    assert "09:00–17:00 UTC" in violations[0].detail
 
 
 def test_a_call_before_the_start_or_after_the_end_is_reported(campaign):

@@ -2,7 +2,8 @@
 
 The same code as `make soak` (`bench/soak.py`), smaller: workers killed with SIGKILL and
 restarted, the test's Redis db emptied, every PostgreSQL backend of the test database killed,
-carrier events delivered twice and out of order, campaigns paused, resumed and archived.
+carrier events delivered twice and out of order, campaigns paused, resumed and archived; an API
+client calls the REST API throughout.
 """
 import pytest
 
@@ -21,3 +22,4 @@ def test_a_short_soak_under_faults_loses_nothing_and_breaks_no_invariant(redis_c
     assert report.leaked_leases == 0
     assert report.lost_tasks == []
     assert report.violations == []
+    assert report.api_requests > 50 and report.api_errors_outside_faults == []

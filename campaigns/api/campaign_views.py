@@ -14,7 +14,7 @@ from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import campaign_json, contact_import_json, task_json
 from campaigns.campaign_actions import do_create_campaign
-from campaigns.campaign_validation import validate_campaign_body
+from campaigns.campaign_validation import type_change, validate_campaign_body
 from campaigns.csv_import import ImportRefused, do_import_contacts
 from campaigns.models import Task, TaskStatus
 from telephony.models import Call
@@ -90,10 +90,14 @@ class CampaignDetailView(WorkspaceView):
                                "or archived campaign.",
                    request={"application/json": schemas.CAMPAIGN_UPDATE},
                    responses={200: OpenApiResponse(schemas.CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
-                              409: schemas.err("The campaign is completed or archived."), **schemas.COMMON_ERRORS})
+                              409: schemas.err("The campaign is completed or archived, or the body changes its type."),
+                              **schemas.COMMON_ERRORS})
     def patch(self, request, campaign_id):
         campaign = campaign_of(self, campaign_id)
-        fields = validate_campaign_body(self.workspace, self.json_object(), instance=campaign)
+        body = self.json_object()
+        if reason := type_change(body, campaign):
+            return error_response(409, [error("type", reason)])
+        fields = validate_campaign_body(self.workspace, body, instance=campaign)
         try:
             controls.do_update_campaign(campaign, fields)
         except controls.ControlRefused as exc:

@@ -5,6 +5,7 @@ directory, so the docs need neither `collectstatic` nor the sidecar app in INSTA
 """
 import mimetypes
 from pathlib import Path
+from zoneinfo import available_timezones
 
 import drf_spectacular_sidecar
 from django.http import FileResponse, Http404, HttpResponse
@@ -62,3 +63,33 @@ def swagger_asset(request, name):
 def drop_trailing_slash_aliases(endpoints, **kwargs):
     """drf-spectacular preprocessing hook: document each endpoint once, under its slash-less path."""
     return [endpoint for endpoint in endpoints if not endpoint[0].endswith("/")]
+
+
+# Each create operation links its new object's id to the operations that take it, so a client
+# (and a stateful test) can follow create → read → control.
+ID_LINKS = {
+    "campaigns_create": ("campaign_id", "$response.body#/id", (
+        "campaigns_retrieve", "campaigns_update", "campaigns_pause", "campaigns_resume", "campaigns_archive",
+        "campaigns_contacts_upload", "campaigns_tasks_list")),
+    "tasks_create": ("task_id", "$response.body#/id", ("tasks_retrieve", "tasks_pause", "tasks_resume",
+                                                       "tasks_archive")),
+    "dnc_add": ("number", "$response.body#/entries/0/phone", ("dnc_remove",)),
+}
+
+
+def add_components_and_links(result, **kwargs):
+    """drf-spectacular postprocessing hook: the shared Timezone enum, required bodies, each create's links."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Timezone"] = {
+        "type": "string", "enum": sorted(available_timezones()), "example": "Europe/London",
+        "description": "An IANA timezone name.",
+    }
+    operations = {operation["operationId"]: operation for methods in result["paths"].values()
+                  for operation in methods.values() if isinstance(operation, dict) and "operationId" in operation}
+    for operation in operations.values():
+        if "requestBody" in operation:
+            operation["requestBody"]["required"] = True  # every body-taking endpoint refuses an empty request
+    for creator, (parameter, expression, targets) in ID_LINKS.items():
+        operations[creator]["responses"]["201"]["links"] = {
+            target: {"operationId": target, "parameters": {parameter: expression}} for target in targets
+        }
+    return result

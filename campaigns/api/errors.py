@@ -8,6 +8,13 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from config.job_policy import TRANSIENT_DATABASE_ERRORS
+
+# A request that met a connection lost mid-way (a database restart or failover) answers 503 and
+# says when to retry, rather than a 500: nothing was committed, and Django replaces the broken
+# connection before the next request.
+DATABASE_RETRY_AFTER_SECONDS = 1
+
 
 def error(field, message, **extra):
     return {"field": field, "message": message, **extra}
@@ -35,11 +42,15 @@ def _flatten_drf_detail(detail, field=None):
 
 
 def exception_handler(exc, context):
-    """DRF's exceptions (and Django's 404 and ValidationError) in the API's error body."""
+    """DRF's exceptions (and Django's 404 and ValidationError, and a lost database) in the API's error body."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     if isinstance(exc, DjangoValidationError):
         return error_response(status.HTTP_400_BAD_REQUEST, errors_from_django_validation(exc))
+    if isinstance(exc, TRANSIENT_DATABASE_ERRORS):
+        return error_response(status.HTTP_503_SERVICE_UNAVAILABLE,
+                              [error(None, "The database is unavailable for a moment; retry.")],
+                              headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     if not isinstance(exc, exceptions.APIException):
         return None
     headers = {}

@@ -1,6 +1,17 @@
-"""OpenAPI schemas of the API's JSON (raw, since bodies are validated by the domain, not serializers)."""
+"""OpenAPI schemas of the API's JSON (raw, since bodies are validated by the domain, not serializers).
+
+Request schemas state every limit the validation enforces that JSON Schema can express, so a
+request the schema allows is refused only for what it cannot: a number that is not valid for its
+country, an id or calling number that does not exist in the workspace, rules across fields, and
+limits that depend on stored state. Those are said in each field's description.
+"""
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
+from campaigns.api.idempotency import MAX_KEY_LENGTH
+from campaigns.api.pagination import MAX_LIMIT
+from campaigns.api.workspace_setup import MAX_CALLS_PER_SECOND, MAX_PROMPT_LENGTH, OUTCOME_NAME
+from campaigns.campaign_validation import MAX_NAME_LENGTH, MAX_RETRIES, MAX_RETRY_INTERVAL_MS, NEVER_RETRIED_OUTCOMES
+from campaigns.dnc import MAX_REASON_LENGTH
 from campaigns.models import CampaignStatus, CampaignType, Carrier, Priority, SlotMode, TaskStatus
 from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_INTERVAL_MS, MAX_PRIORITY
 from telephony.models import CallStatus
@@ -13,10 +24,40 @@ def nullable(schema):
 STRING = {"type": "string"}
 ID = {"type": "string", "description": "Object id (a string of digits).", "example": "42"}
 E164 = {"type": "string", "pattern": r"^\+[1-9][0-9]{6,14}$", "example": "+14155550100"}
+PHONE = {**E164, "description": "E.164. Must also be a valid number for its country code (phonenumbers' rules), "
+                                "which a pattern cannot say."}
 INSTANT = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."}
-HHMM = {"type": "integer", "minimum": 0, "maximum": 2400, "description": "Time of day as HHMM, e.g. 930."}
+INSTANT_IN = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset (Z or +05:30)."}
 EPOCH_MS = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS, "description": "Epoch milliseconds."}
 CONTEXT = {"type": "object", "additionalProperties": True, "description": "Prompt variables (${name})."}
+# Not only whitespace: names are trimmed before they are judged.
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S",
+        "description": f"1 to {MAX_NAME_LENGTH} characters once surrounding whitespace is trimmed."}
+# The IANA zone names this server knows, one shared component (see docs.add_components_and_links).
+TIMEZONE = {"$ref": "#/components/schemas/Timezone"}
+
+
+def hhmm(*, end):
+    """Time of day as an HHMM integer: a range per hour, since an integer cannot carry a pattern.
+
+    >>> [r["minimum"] for r in hhmm(end=False)["anyOf"][:2]], hhmm(end=True)["anyOf"][-1]
+    ([0, 100], {'enum': [2400]})
+    """
+    hours = [{"minimum": hour * 100, "maximum": hour * 100 + 59} for hour in range(24)]
+    if end:
+        return {"type": "integer", "anyOf": [*hours, {"enum": [2400]}],
+                "description": "Time of day as HHMM, e.g. 1800; 2400 is midnight at the end of the day."}
+    return {"type": "integer", "anyOf": hours, "description": "Time of day as HHMM, e.g. 930 for 09:30."}
+
+
+HHMM_START = hhmm(end=False)
+HHMM_END = hhmm(end=True)
+RETRIABLE_OUTCOME = {
+    "type": "string", "not": {"enum": list(NEVER_RETRIED_OUTCOMES)},
+    "description": "voicemail, silent, an always-retried outcome (accepted, always on) or one of the agent's "
+                   "custom outcomes; connected and opt-out are never retried. Which custom outcomes exist "
+                   "depends on the agent.",
+}
 
 
 def obj(properties, required=(), **extra):
@@ -42,27 +83,31 @@ def err(description):
 COMMON_ERRORS = {
     401: err("Missing, invalid or revoked API key."),
     429: err("Too many requests for this API key; see Retry-After."),
+    503: err("The database connection was lost mid-request (a restart or failover); nothing was committed. "
+             "Retry after Retry-After."),
 }
 NOT_FOUND = {404: err("No such object in this workspace (another workspace's objects are 404 too).")}
 BAD_REQUEST = {400: err("Invalid request: every error names its field and reason.")}
 
 CREATE_TASK_BODY = obj({
-    "phone": E164,
-    "campaign": ID,
-    "from": {**E164, "description": "A calling number of this workspace (default: the campaign's)."},
+    "phone": PHONE,
+    "campaign": {**ID, "description": "A realtime campaign of this workspace that is neither completed nor "
+                                      "archived."},
+    "from": {**E164, "description": "A calling number of this workspace (default: the campaign's; required when "
+                                    "the campaign has none)."},
     "agent": {**ID, "description": "An agent of this workspace (default: the campaign's)."},
-    "start": HHMM,
-    "end": HHMM,
-    "timezone": {"type": "string", "example": "Asia/Kolkata", "description": "IANA timezone of start/end."},
+    "start": HHMM_START,
+    "end": HHMM_END,
+    "timezone": {**TIMEZONE, "description": "IANA timezone of start/end, e.g. Asia/Kolkata."},
     "startAfter": EPOCH_MS,
-    "endAfter": {**EPOCH_MS, "description": "Epoch ms after which the task is archived; after startAfter."},
-    "retries": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS, "description": "Total attempts."},
+    "endAfter": {**EPOCH_MS, "description": "Epoch ms after which the task is archived; must be after startAfter."},
+    "retries": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS,
+                "description": "Total attempts (default: the campaign's)."},
     "intervals": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INTERVAL_MS},
                   "description": "Exactly retries - 1 gaps in ms, from the end of one attempt to the next."},
     "priorities": {"type": "array", "items": {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY},
-                   "description": "One per attempt; higher dials sooner."},
-    "retryOutcomes": {"type": "array", "items": STRING,
-                      "description": "voicemail, silent or the agent's custom outcomes."},
+                   "description": "Exactly one per attempt (retries entries); higher dials sooner."},
+    "retryOutcomes": {"type": "array", "items": RETRIABLE_OUTCOME},
     "context": CONTEXT,
 }, required=["phone", "campaign"], additionalProperties=False)
 
@@ -75,7 +120,7 @@ TASK = obj({
 })
 
 RESOLVED_CONFIG = obj({
-    "from": nullable(E164), "agent": ID, "start": HHMM, "end": HHMM, "timezone": STRING,
+    "from": nullable(E164), "agent": ID, "start": HHMM_START, "end": HHMM_END, "timezone": STRING,
     "days": {"type": "array", "items": {"type": "integer"}}, "startAfter": EPOCH_MS, "endAfter": nullable(EPOCH_MS),
     "retries": {"type": "integer"}, "intervals": {"type": "array", "items": {"type": "integer"}},
     "priorities": nullable({"type": "array", "items": {"type": "integer"}}),
@@ -104,28 +149,33 @@ CALL = obj({
     "transcript": STRING, "analysis": {"type": "object"}, "callbackAt": nullable(INSTANT),
 })
 
-CALLING_HOURS = obj({"start": HHMM, "end": HHMM}, required=["start", "end"])
+CALLING_HOURS = obj({"start": HHMM_START, "end": HHMM_END}, required=["start", "end"], additionalProperties=False)
 CAMPAIGN_SETTINGS = {
-    "type": {"type": "string", "enum": CampaignType.values},
-    "name": {"type": "string", "maxLength": 200},
-    "agent": ID,
-    "from": nullable({**E164, "description": "Calling number; required for batch campaigns."}),
+    "type": {"type": "string", "enum": CampaignType.values,
+             "description": "Fixed at creation: an update may repeat it, not change it (409)."},
+    "name": NAME,
+    "agent": {**ID, "description": "An agent of this workspace."},
+    "from": nullable({**E164, "description": "A calling number of this workspace; required (not null) for batch "
+                                             "campaigns."}),
     "priority": {"type": "string", "enum": Priority.values},
-    "timezone": STRING,
-    "startAt": INSTANT,
-    "endAt": nullable(INSTANT),
+    "timezone": TIMEZONE,
+    "startAt": INSTANT_IN,
+    "endAt": nullable({**INSTANT_IN, "description": "Must be after startAt and in the future."}),
     "callingHours": CALLING_HOURS,
-    "callingDays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}},
-    "maxRetries": {"type": "integer", "minimum": 0, "description": "Additional attempts (batch)."},
-    "retryInterval": {"type": "integer", "minimum": 0, "description": "Milliseconds."},
-    "retryOutcomes": {"type": "array", "items": STRING},
-    "slots": {"type": "integer", "minimum": 1},
+    "callingDays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "minItems": 1,
+                    "description": "Weekdays, 0 = Monday to 6 = Sunday; repeats are kept once."},
+    "maxRetries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES, "description": "Additional attempts."},
+    "retryInterval": {"type": "integer", "minimum": 0, "maximum": MAX_RETRY_INTERVAL_MS,
+                      "description": "Milliseconds."},
+    "retryOutcomes": {"type": "array", "items": RETRIABLE_OUTCOME},
+    "slots": {"type": "integer", "minimum": 1, "description": "At most the workspace's slots."},
     "slotMode": {"type": "string", "enum": SlotMode.values},
 }
 CAMPAIGN_CREATE = obj(CAMPAIGN_SETTINGS, required=["type", "name", "agent"], additionalProperties=False)
 CAMPAIGN_UPDATE = obj(CAMPAIGN_SETTINGS, additionalProperties=False)
 CAMPAIGN = obj({
-    "id": ID, **CAMPAIGN_SETTINGS, "status": {"type": "string", "enum": CampaignStatus.values},
+    "id": ID, **CAMPAIGN_SETTINGS, "name": STRING, "timezone": STRING, "startAt": INSTANT, "endAt": nullable(INSTANT),
+    "status": {"type": "string", "enum": CampaignStatus.values},
     "contactsUploadedAt": nullable(INSTANT), "createdAt": INSTANT, "updatedAt": INSTANT,
     "completedAt": nullable(INSTANT),
     "taskCounts": {"type": "object", "additionalProperties": {"type": "integer"},
@@ -143,8 +193,10 @@ def page_of(item_schema):
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", str, description="nextCursor of the previous page."),
-    OpenApiParameter("limit", int, description="Page size, 1 to 500 (default 50)."),
+    OpenApiParameter("cursor", str, description="nextCursor of the previous page; only a cursor this API returned "
+                                                 "is valid."),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                     description=f"Page size, 1 to {MAX_LIMIT} (default 50)."),
 ]
 
 CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this control changed."},
@@ -157,24 +209,31 @@ CONTACT_IMPORT = obj({
     "errors": {"type": "array", "items": obj({"row": {"type": "integer"}, "column": STRING, "reason": STRING})},
     "skipInvalid": {"type": "boolean"}, "createdAt": INSTANT,
 })
-CONTACTS_UPLOAD = obj({"file": {"type": "string", "format": "binary"},
+CONTACTS_UPLOAD = obj({"file": {"type": "string", "format": "binary",
+                                "description": "A UTF-8 CSV file whose first column is `phone`; a file with any "
+                                               "error imports nothing unless skipInvalid."},
                        "skipInvalid": {"type": "boolean", "description": "Import the good rows, skip bad ones."}},
                       required=["file"])
 
-AGENT_CREATE = obj({"name": {"type": "string", "maxLength": 200},
-                    "prompt": {"type": "string", "description": "Template; ${var} comes from task context."},
-                    "outcomes": {"type": "array", "items": STRING, "description": "Custom outcomes."}},
+AGENT_CREATE = obj({"name": NAME,
+                    "prompt": {"type": "string", "maxLength": MAX_PROMPT_LENGTH,
+                               "description": "Template; ${var} comes from task context."},
+                    "outcomes": {"type": "array", "items": {"type": "string", "pattern": OUTCOME_NAME.pattern},
+                                 "description": "The outcomes its call analysis reports: built-in names (e.g. "
+                                                "voicemail) and custom ones; each is kept once, in order."}},
                    required=["name"], additionalProperties=False)
 AGENT = obj({"id": ID, "name": STRING, "prompt": STRING, "outcomes": {"type": "array", "items": STRING},
              "createdAt": INSTANT})
 
-NUMBER_CREATE = obj({"number": E164, "carrier": {"type": "string", "enum": Carrier.values},
-                     "callsPerSecond": {"type": "integer", "minimum": 1}},
+NUMBER_CREATE = obj({"number": {**PHONE, "description": PHONE["description"] + " Unique in the workspace: "
+                                                                            "a number it already has is a 409."},
+                     "carrier": {"type": "string", "enum": Carrier.values},
+                     "callsPerSecond": {"type": "integer", "minimum": 1, "maximum": MAX_CALLS_PER_SECOND}},
                     required=["number"], additionalProperties=False)
 NUMBER = obj({"id": ID, "number": E164, "carrier": STRING, "callsPerSecond": {"type": "integer"},
               "createdAt": INSTANT})
 
-DNC_ENTRY_CREATE = obj({"phone": E164, "reason": {"type": "string", "maxLength": 200}},
+DNC_ENTRY_CREATE = obj({"phone": PHONE, "reason": {"type": "string", "maxLength": MAX_REASON_LENGTH}},
                        required=["phone"], additionalProperties=False)
 DNC_ENTRY = obj({"phone": E164, "reason": STRING, "createdAt": INSTANT})
 
@@ -188,5 +247,6 @@ SLOTS = obj({
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, location=OpenApiParameter.HEADER,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    location=OpenApiParameter.HEADER,
     description="Makes a retry return the first response and create nothing more (per workspace).")

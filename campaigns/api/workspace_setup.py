@@ -25,7 +25,10 @@ def _unknown_fields(body, allowed, errors):
 
 
 def validate_agent_body(body):
-    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required."""
+    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required.
+
+    `outcomes` may name built-in outcomes beside custom ones; each is stored once, in the order given.
+    """
     errors, fields = {}, {}
     _unknown_fields(body, AGENT_FIELDS, errors)
     name = body.get("name")
@@ -42,10 +45,9 @@ def validate_agent_body(body):
     if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):
         errors.setdefault("outcomes", []).append("Give a list of outcome names.")
     else:
+        # A built-in name is welcome: a client lists what its agent reports, built-in or not.
         for outcome in outcomes:
-            if outcome in Outcome.values:
-                errors.setdefault("outcomes", []).append(f"{outcome!r} is a built-in outcome already.")
-            elif not OUTCOME_NAME.match(outcome):
+            if outcome not in Outcome.values and not OUTCOME_NAME.match(outcome):
                 errors.setdefault("outcomes", []).append(
                     f"{outcome!r}: use lowercase letters, digits, - and _ (at most 64 characters).")
         fields["outcomes"] = list(dict.fromkeys(outcomes))
@@ -82,6 +84,10 @@ def do_create_agent(workspace, fields):
     return Agent.objects.create(workspace=workspace, **fields)
 
 
+class NumberTaken(ValueError):
+    """The workspace already has this calling number: a conflict with what is stored, not a bad body."""
+
+
 @transaction.atomic
 def do_update_agent(agent, fields):
     """Apply validated agent fields (`validate_agent_body`) to an existing agent."""
@@ -92,13 +98,12 @@ def do_update_agent(agent, fields):
 
 
 def do_create_calling_number(workspace, fields):
-    """Create a calling number; a number the workspace already has is a ValidationError on `number`."""
+    """Create a calling number; raises `NumberTaken` for a number the workspace already has."""
     try:
         with transaction.atomic():
             return CallingNumber.objects.create(workspace=workspace, **fields)
     except IntegrityError:
-        raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
-            from None
+        raise NumberTaken(f"{fields['number']} is already a calling number of this workspace.") from None
 
 
 def do_update_calling_number(number, fields):
@@ -109,6 +114,5 @@ def do_update_calling_number(number, fields):
         with transaction.atomic():
             number.save(update_fields=list(fields))
     except IntegrityError:
-        raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
-            from None
+        raise NumberTaken(f"{fields['number']} is already a calling number of this workspace.") from None
     return number

@@ -12,7 +12,7 @@ from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import agent_json, dnc_json, number_json
 from campaigns.api.workspace_setup import (
-    do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
+    NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
 from campaigns.models import CampaignStatus
 from campaigns.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
@@ -74,9 +74,14 @@ class NumberListView(WorkspaceView):
 
     @extend_schema(operation_id="numbers_create", summary="Add a calling number (caller ID)",
                    request={"application/json": schemas.NUMBER_CREATE},
-                   responses={201: OpenApiResponse(schemas.NUMBER), **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
+                   responses={201: OpenApiResponse(schemas.NUMBER), **schemas.BAD_REQUEST,
+                              409: schemas.err("The workspace already has this calling number."),
+                              **schemas.COMMON_ERRORS})
     def post(self, request):
-        number = do_create_calling_number(self.workspace, validate_number_body(self.json_object()))
+        try:
+            number = do_create_calling_number(self.workspace, validate_number_body(self.json_object()))
+        except NumberTaken as exc:
+            return error_response(409, [error("number", str(exc))])
         return Response(number_json(number), status=201)
 
 

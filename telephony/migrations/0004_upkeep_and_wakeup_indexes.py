@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('campaigns', '0003_upkeep_and_wakeup_indexes'),
-        ('telephony', '0002_call_prompt_and_analysis_wait'),
+        ('telephony', '0003_call_admission_rules'),
     ]
 
     operations = [
