@@ -96,7 +96,7 @@ def test_a_dial_job_that_meets_a_lost_connection_is_retried(monkeypatch, error):
         if len(runs) == 1:
             raise error
 
-    monkeypatch.setattr("dialer.maintenance.place_admitted_calls", place_admitted_calls)
+    monkeypatch.setattr("dialer.tasks.place_admitted_calls", place_admitted_calls)
     dial_calls.apply(args=[["call-1"]]).get()
     assert runs == [["call-1"], ["call-1"]]
 
@@ -108,7 +108,7 @@ def test_a_dial_job_gives_up_when_the_database_stays_down(monkeypatch):
         runs.append(call_ids)
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr("dialer.maintenance.place_admitted_calls", place_admitted_calls)
+    monkeypatch.setattr("dialer.tasks.place_admitted_calls", place_admitted_calls)
     with pytest.raises(OperationalError):
         dial_calls.apply(args=[["call-1"]]).get()
     assert len(runs) == 1 + dial_calls.max_retries
