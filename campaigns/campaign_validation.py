@@ -14,19 +14,17 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
 from django.utils.dateparse import parse_datetime
 
-from campaigns.models import Agent, CallingNumber, CampaignType, Outcome, Priority, SlotMode
+from campaigns.models import Agent, CallingNumber, CampaignType, Priority, SlotMode
+from dialer.retry_policy import AUTO_RETRIED, NEVER_RETRIED, OPT_IN_RETRIED
+from dialer.scheduling import MAX_RETRY_INTERVAL_MS
 from dialer.windows import InvalidTimezone, hhmm_to_time, zone
 
 # DESIGN section 1, outcomes and retries. Auto-retried outcomes are accepted in a body (clients
 # echo them) but never stored: they are always on. Never-retried ones are refused.
-ALWAYS_RETRIED_OUTCOMES = (Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED, Outcome.CALLBACK)
-OPT_IN_OUTCOMES = (Outcome.VOICEMAIL, Outcome.SILENT)
-NEVER_RETRIED_OUTCOMES = (Outcome.CONNECTED, Outcome.OPT_OUT)
 
 # Bounds that keep a schedule computable: intervals are summed into datetimes, and one task
 # carries one interval per retry.
 MAX_RETRIES = 100
-MAX_RETRY_INTERVAL_MS = 365 * 24 * 3600 * 1000
 MAX_NAME_LENGTH = 200
 MAX_ID = 2**63 - 1
 
@@ -250,12 +248,12 @@ def _clean_retry_outcomes(value, **_):
     # Checked against the agent once the agent is known (in _check_cross_fields).
     if not isinstance(value, list) or not all(isinstance(outcome, str) for outcome in value):
         raise ValidationError("Give a list of outcome names, like [\"voicemail\"].")
-    refused = [outcome for outcome in value if outcome in NEVER_RETRIED_OUTCOMES]
+    refused = [outcome for outcome in value if outcome in NEVER_RETRIED]
     if refused:
         raise ValidationError(f"{', '.join(refused)} is never retried.")
     kept = []
     for outcome in value:
-        if outcome not in ALWAYS_RETRIED_OUTCOMES and outcome not in kept:
+        if outcome not in AUTO_RETRIED and outcome not in kept:
             kept.append(outcome)
     return {"retry_outcomes": kept}
 
@@ -298,7 +296,7 @@ def _check_cross_fields(body, values, now, errors):
 
     agent = values["agent"]
     if agent is not None and "retryOutcomes" not in errors:
-        allowed = set(OPT_IN_OUTCOMES) | set(agent.outcomes)
+        allowed = set(OPT_IN_RETRIED) | set(agent.outcomes)
         unknown = [outcome for outcome in values["retry_outcomes"] if outcome not in allowed]
         if unknown:
             custom = ", ".join(agent.custom_outcomes) or "none"

@@ -6,13 +6,14 @@ from django import forms
 from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 
-from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
+from campaigns.campaign_validation import validate_campaign_body
 from campaigns.api.workspace_setup import validate_agent_body, validate_number_body
 from campaigns.dnc import InvalidPhone, parse_e164
 from campaigns.models import (
-    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Priority, SlotMode, Workspace,
+    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Outcome, Priority, SlotMode, Workspace,
 )
 from campaigns.tenancy import validate_organisation_total, validate_workspace_allocation
+from dialer.retry_policy import AUTO_RETRIED, OPT_IN_RETRIED, in_outcome_order
 from dialer.windows import InvalidTimezone, zone
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"),
@@ -61,7 +62,7 @@ class CampaignSettingsForm(forms.Form):
     slot_mode = forms.ChoiceField(choices=SlotMode.choices, initial=SlotMode.HARD,
                                   help_text="Hard: a strict cap. Soft: may borrow idle slots of the workspace.")
 
-    always_retried = ALWAYS_RETRIED_OUTCOMES
+    always_retried = [Outcome(outcome) for outcome in in_outcome_order(AUTO_RETRIED)]
 
     def __init__(self, *args, agents, numbers, **kwargs):
         super().__init__(*args, **kwargs)
@@ -71,7 +72,8 @@ class CampaignSettingsForm(forms.Form):
         for agent in agents:
             for outcome in agent.custom_outcomes:
                 custom.setdefault(outcome, []).append(agent.name)
-        self.fields["retry_outcomes"].choices = [(outcome.value, outcome.label) for outcome in OPT_IN_OUTCOMES] + [
+        self.fields["retry_outcomes"].choices = [(outcome, Outcome(outcome).label)
+                                                 for outcome in in_outcome_order(OPT_IN_RETRIED)] + [
             (outcome, f"{outcome} ({', '.join(names)})") for outcome, names in sorted(custom.items())]
         self.cleaned_fields = None
 

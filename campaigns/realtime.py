@@ -28,12 +28,12 @@ from campaigns.models import (
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from campaigns.task_store import insert_tasks
-from dialer.scheduling import dispatch_rank, first_attempt_at, resolve_config
+from dialer.retry_policy import NEVER_RETRIED
+from dialer.scheduling import MAX_RETRY_INTERVAL_MS, dispatch_rank, first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, hhmm_to_time, time_to_hhmm, zone
 
 MAX_TASKS_PER_REQUEST = 1000
 MAX_ATTEMPTS = 100
-MAX_INTERVAL_MS = 366 * 24 * 3600 * 1000
 MAX_PRIORITY = 2**31 - 1
 # Epoch milliseconds of 9999-12-31T23:59:59.999Z, the last instant a datetime can hold.
 MAX_EPOCH_MS = 253_402_300_799_999
@@ -43,7 +43,6 @@ FIELDS = ("phone", "campaign", "from", "agent", "start", "end", "timezone", "sta
           "priorities", "retries", "intervals", "retryOutcomes", "context")
 # Everything but who to call, where, and what to say: the task's submitted config.
 CONFIG_FIELDS = tuple(f for f in FIELDS if f not in ("phone", "campaign", "context"))
-NEVER_RETRIED = frozenset({Outcome.CONNECTED, Outcome.OPT_OUT})
 BUILT_IN_OUTCOMES = frozenset(Outcome.values)
 # A sample number in the range reserved for fiction (555-01xx), valid for phonenumbers.
 SAMPLE_PHONE = "+14155550100"
@@ -261,7 +260,7 @@ class _BodyValidator:
             retries = campaign.max_attempts
         inherited = "" if "retries" in self.body else " (inherited from the campaign)"
         if "intervals" in self.body:
-            reason = _int_list(self.body["intervals"], 0, MAX_INTERVAL_MS)
+            reason = _int_list(self.body["intervals"], 0, MAX_RETRY_INTERVAL_MS)
             if reason:
                 self.error("intervals", f"{reason} (milliseconds)")
             elif retries is not None and len(self.body["intervals"]) != retries - 1:

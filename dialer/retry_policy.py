@@ -16,9 +16,19 @@ from campaigns.vocabulary import CompletionReason, Outcome, TaskStatus
 from dialer.scheduling import next_attempt_after
 from dialer.windows import next_opening
 
+# The outcome classes, defined here only: validation (API, admin, CSV) and the schema read them.
 AUTO_RETRIED = frozenset({Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED, Outcome.CALLBACK})
 OPT_IN_RETRIED = frozenset({Outcome.VOICEMAIL, Outcome.SILENT})
 NEVER_RETRIED = frozenset({Outcome.CONNECTED, Outcome.OPT_OUT})
+
+
+def in_outcome_order(outcomes):
+    """Built-in outcomes in their declared order, for forms and messages.
+
+    >>> in_outcome_order(OPT_IN_RETRIED)
+    ['voicemail', 'silent']
+    """
+    return [outcome.value for outcome in Outcome if outcome in outcomes]
 
 _NEVER_RETRIED_REASONS = {Outcome.CONNECTED: CompletionReason.CONNECTED, Outcome.OPT_OUT: CompletionReason.OPT_OUT}
 

@@ -10,6 +10,11 @@ from campaigns.vocabulary import CampaignType
 from dialer.windows import CallingWindow, next_opening
 
 
+# The longest gap between attempts, for campaigns and tasks alike: a leap year. Keeps every
+# schedule computable (intervals are summed into datetimes).
+MAX_RETRY_INTERVAL_MS = 366 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """Everything that decides when and whether a task's attempts are placed.

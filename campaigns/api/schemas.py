@@ -10,10 +10,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from campaigns.api.idempotency import MAX_KEY_LENGTH
 from campaigns.api.pagination import MAX_LIMIT
 from campaigns.api.workspace_setup import MAX_CALLS_PER_SECOND, MAX_PROMPT_LENGTH, OUTCOME_NAME
-from campaigns.campaign_validation import MAX_NAME_LENGTH, MAX_RETRIES, MAX_RETRY_INTERVAL_MS, NEVER_RETRIED_OUTCOMES
+from campaigns.campaign_validation import MAX_NAME_LENGTH, MAX_RETRIES
 from campaigns.dnc import MAX_REASON_LENGTH
 from campaigns.models import CampaignStatus, CampaignType, Carrier, Priority, SlotMode, TaskStatus
-from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_INTERVAL_MS, MAX_PRIORITY
+from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_PRIORITY
+from dialer.retry_policy import NEVER_RETRIED, in_outcome_order
+from dialer.scheduling import MAX_RETRY_INTERVAL_MS
 from telephony.models import CallStatus
 
 
@@ -53,7 +55,7 @@ def hhmm(*, end):
 HHMM_START = hhmm(end=False)
 HHMM_END = hhmm(end=True)
 RETRIABLE_OUTCOME = {
-    "type": "string", "not": {"enum": list(NEVER_RETRIED_OUTCOMES)},
+    "type": "string", "not": {"enum": in_outcome_order(NEVER_RETRIED)},
     "description": "voicemail, silent, an always-retried outcome (accepted, always on) or one of the agent's "
                    "custom outcomes; connected and opt-out are never retried. Which custom outcomes exist "
                    "depends on the agent.",
@@ -103,7 +105,7 @@ CREATE_TASK_BODY = obj({
     "endAfter": {**EPOCH_MS, "description": "Epoch ms after which the task is archived; must be after startAfter."},
     "retries": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS,
                 "description": "Total attempts (default: the campaign's)."},
-    "intervals": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INTERVAL_MS},
+    "intervals": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_RETRY_INTERVAL_MS},
                   "description": "Exactly retries - 1 gaps in ms, from the end of one attempt to the next."},
     "priorities": {"type": "array", "items": {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY},
                    "description": "Exactly one per attempt (retries entries); higher dials sooner."},
