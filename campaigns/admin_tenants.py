@@ -13,7 +13,9 @@ from campaigns.forms import AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallF
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Organisation, OrganisationMember, Workspace,
 )
-from campaigns.tenancy import do_create_api_key, do_revoke_api_key, do_save_organisation, do_save_workspace
+from campaigns.tenancy import (
+    do_create_api_key, do_revoke_api_key, do_save_membership, do_save_organisation, do_save_workspace,
+)
 
 
 @admin.register(Organisation)
@@ -31,6 +33,9 @@ class OrganisationAdmin(OrganisationScopedAdmin):
 class OrganisationMemberAdmin(OrganisationScopedAdmin):
     organisation_path = "organisation_id"
     list_display = ["user", "organisation"]
+
+    def save_model(self, request, obj, form, change):
+        do_save_membership(obj)
 
 
 @admin.register(Workspace)

@@ -86,6 +86,13 @@ def do_upsert_workspace(organisation, name, slots, slot_mode=SlotMode.HARD):
     return workspace
 
 
+@transaction.atomic
+def do_save_membership(member):
+    """Give a staff user an organisation (admin): they then see only that organisation's rows."""
+    member.save()
+    return member
+
+
 def do_create_api_key(workspace, name=""):
     """Create a key; returns (ApiKey, raw key). The raw key exists only in this return value."""
     raw = generate_key()
