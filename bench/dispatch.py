@@ -32,7 +32,7 @@ Redis with `dialer.slots.sync_allocations`. For each N in --sizes:
    dial queues to see the job land. p50/p99 over --refill-samples.
 4. Utilisation: a second organisation (50 slots, 5 hard campaigns of 10) with 20,000 tasks whose
    simulated calls ring ~1 s and go unanswered; one Celery worker with beat (all queues, prefork,
-   concurrency 2) and the simulator process, as in tests/live_system.py. Live calls (PostgreSQL)
+   concurrency 2) and the simulator process, as in bench/live_system.py. Live calls (PostgreSQL)
    against available slots are sampled every 100 ms while work waits. A slot stays empty for
    about one refill latency per call, so utilisation ≈ 1 − refill / call length: 1 s calls are
    a harsh case (real calls last tens of seconds).
@@ -261,7 +261,7 @@ def measure_refill_with_worker(organisation_id, samples):
     from django.db import connections
 
     from config.redis_client import get_redis
-    from tests.live_system import LiveSystem
+    from bench.live_system import LiveSystem
 
     client = get_redis()
     rng = random.Random(7)
@@ -307,7 +307,7 @@ def measure_utilisation(seconds, time_scale, ring_ms):
 
     from django.db import connection, connections
 
-    from tests.live_system import LiveSystem
+    from bench.live_system import LiveSystem
 
     slots_total, campaigns = 50, 5
     organisation = create_organisation("Utilisation", slots_total, campaigns, slots_total // campaigns)

@@ -6,7 +6,7 @@
 Two organisations, each with a hard and a soft workspace and many batch campaigns (hard and soft,
 mixed priorities, retries, some calling windows shut right now), random outcomes and callbacks on
 the simulated carrier at a hundredth of real time; several Celery workers (one with beat) and the
-simulator, as `Procfile` runs them (`tests/live_system.py`). A fault injector, bounded in count
+simulator, as `Procfile` runs them (`bench/live_system.py`). A fault injector, bounded in count
 and in time, meanwhile:
 - kills a worker with SIGKILL (pool children included) and starts it again a moment later;
 - empties Redis (`FLUSHALL` on the soak's private redis-server, or `FLUSHDB` on the test's own
@@ -555,7 +555,7 @@ def _caps():
 
 def _soak_system(**kwargs):
     """A LiveSystem logging under test-artifacts/soak/, apart from other end-to-end runs."""
-    from tests.live_system import LiveSystem
+    from bench.live_system import LiveSystem
 
     class SoakSystem(LiveSystem):
         def __init__(self, **options):

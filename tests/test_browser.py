@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 
 from campaigns.models import Campaign, CampaignStatus, TaskStatus
 from tests.factories import AgentFactory, CallingNumberFactory, WorkspaceFactory
-from tests.live_system import LiveSystem
+from bench.live_system import LiveSystem
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"

@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from dialer.tasks import dial_calls
 from tests.factories import ApiKeyFactory, OrganisationFactory, WorkspaceFactory
-from tests.live_system import ROOT, process_env
+from bench.live_system import ROOT, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Task, TaskStatus
 from tests.factories import ApiKeyFactory, OrganisationFactory, WorkspaceFactory
-from tests.live_system import LiveSystem, wait_until
+from bench.live_system import LiveSystem, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

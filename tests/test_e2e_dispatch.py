@@ -18,7 +18,7 @@ from dialer import slots
 from dialer.dispatcher import dispatch_pass
 from telephony.models import LIVE_CALL_STATUSES, Call, CallEvent
 from tests.factories import CampaignFactory, OrganisationFactory, TaskFactory, WorkspaceFactory
-from tests.live_system import LiveSystem, wait_until
+from bench.live_system import LiveSystem, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
