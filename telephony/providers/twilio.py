@@ -4,17 +4,26 @@ Calls are created with status callbacks for every progress event and asynchronou
 machine detection reporting to the same URL; the call's audio goes to the agent runtime's media
 stream (AGENT_MEDIA_STREAM_URL) with our call id and agent id as stream parameters. Every webhook
 is checked with the SDK's RequestValidator against PUBLIC_BASE_URL + the request path.
+
+Every request has a timeout (CARRIER_TIMEOUT_SECONDS). What Twilio answers is sorted into the two
+refusals of `telephony.providers.base`: 429 (with its Retry-After), 5xx, a timeout, a lost
+connection or a concurrency limit → `CarrierUnavailable` (no attempt); any other 4xx, such as
+21211 invalid `To` → `CallRejected` (a failed attempt).
 """
 import datetime as dt
+import re
+import threading
 from email.utils import parsedate_to_datetime
 
+import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
+from telephony.providers.base import CallRejected, CarrierUnavailable, PlaceCallRequest, Provider
 from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 
 NAME = "twilio"
@@ -30,6 +39,8 @@ STATUS_EVENTS = {
     "answered": EventKind.ANSWERED,
 }
 TERMINAL_STATUSES = {status.value for status in CarrierStatus}
+# Voice platforms in front of Twilio (and Twilio's own queue) answer a full account this way.
+CONCURRENCY_LIMIT = re.compile(r"concurren\w* limit", re.IGNORECASE)
 
 
 def _int(value):
@@ -78,6 +89,40 @@ def normalise(params, call_id=None):
     return None
 
 
+def retry_after_seconds(value):
+    """A Retry-After header (seconds or an HTTP date) as seconds from now, or None.
+
+    >>> retry_after_seconds("3"), retry_after_seconds(None), retry_after_seconds("soon")
+    (3.0, None, None)
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpClient(TwilioHttpClient):
+    """The SDK's HTTP client with a timeout on every request, raising `CarrierUnavailable` for
+    answers that are not about the call: the SDK's own exception would drop Retry-After."""
+
+    def request(self, method, url, *args, **kwargs):
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise CarrierUnavailable(f"Twilio {method} {type(exc).__name__}: {exc}"[:300]) from exc
+        status = response.status_code
+        if status == 429 or status >= 500 or (400 <= status < 500 and CONCURRENCY_LIMIT.search(response.text or "")):
+            raise CarrierUnavailable(f"Twilio {status}: {(response.text or '')[:200]}",
+                                     retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+        return response
+
+
 def agent_twiml(request: PlaceCallRequest):
     response = VoiceResponse()
     connect = Connect()
@@ -93,9 +138,19 @@ class TwilioProvider(Provider):
 
     def __init__(self, http_client=None):
         self.http_client = http_client
+        # One HTTP session per thread: calls are placed from several threads, and a session
+        # keeps its connections to Twilio open between calls.
+        self._local = threading.local()
+
+    def _http_client(self):
+        if self.http_client is not None:
+            return self.http_client
+        if getattr(self._local, "http_client", None) is None:
+            self._local.http_client = HttpClient(timeout=settings.CARRIER_TIMEOUT_SECONDS)
+        return self._local.http_client
 
     def client(self):
-        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=self.http_client)
+        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=self._http_client())
         if settings.TWILIO_API_BASE_URL:
             client.api.base_url = settings.TWILIO_API_BASE_URL
         return client
@@ -110,7 +165,7 @@ class TwilioProvider(Provider):
                 async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
                 record=True)
         except TwilioRestException as exc:
-            raise CarrierRefused(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
+            raise CallRejected(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
         return call.sid
 
     def fetch_status(self, carrier_call_id, call_id=None):
