@@ -9,7 +9,8 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
 3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
-   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases.
+   same number), merge per-campaign streams into DESIGN's order, keep those whose calling number
+   has a calls-per-second turn now (`dialer.pacing`), admit them through the slot leases.
 4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
 Passes repeat while one may still admit more: its claim was cut at the per-pass bound, re-checks
 dropped candidates that later ones may replace, or events arrived during the run. A pass that
@@ -19,6 +20,7 @@ Hot path: campaigns and candidates are read as plain rows (no model instances), 
 recorded in one statement, and the dial jobs share one broker connection — a pass costs round
 trips per pass, not per call.
 """
+import datetime as dt
 import logging
 import time
 import uuid
@@ -37,7 +39,7 @@ from campaigns.models import (
 from config.metrics import record_dispatch
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import keys, slots
+from dialer import keys, pacing, slots
 from dialer.dispatch_lock import DispatchLock, clear_nudge
 from dialer.ordering import Candidate, order_candidates
 from dialer.scheduling import resolve_config
@@ -186,8 +188,12 @@ class PassResult:
     admitted: int
     # The claim was cut at the per-pass bound, or re-checks finished or rescheduled candidates
     # (the next ones may take their place). A candidate left queued for its number's live call
-    # does not count: the next pass would claim it first again.
+    # does not count: the next pass would claim it first again. Nor does one held for its
+    # calling number's calls-per-second turn: it waits for `next_turn_at`.
     may_admit_more: bool
+    # The earliest instant a candidate held for its number's calls-per-second turn may go (the
+    # organisation's next run is due then); None when no candidate was held.
+    next_turn_at: dt.datetime | None = None
 
 
 def dispatch_pass(organisation_id, now):
@@ -214,7 +220,7 @@ def _dispatch_pass(organisation_id, now):
             claimed = Counter(t.campaign_id for t in tasks)
             slots.set_waiting(organisation_id, dict(claimed))
             dialable, dropped = _recheck(organisation_id, tasks, campaigns, now)
-            admissions = _admit(organisation_id, dialable, campaigns, now)
+            admissions, next_turn_at = _admit(organisation_id, dialable, campaigns, now)
             if admissions:
                 _record_attempts(organisation_id, admissions, now)
                 transaction.on_commit(lambda: publish_dial_jobs(admissions))
@@ -226,7 +232,7 @@ def _dispatch_pass(organisation_id, now):
         logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
                     len(tasks), (time.perf_counter() - started) * 1000)
     cut_at_bound = any(limit == MAX_CANDIDATES_PER_PASS and claimed[c] == limit for c, limit in limits.items())
-    return PassResult(len(admissions), cut_at_bound or dropped > 0)
+    return PassResult(len(admissions), cut_at_bound or dropped > 0, next_turn_at)
 
 
 def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
@@ -300,7 +306,8 @@ def _recheck(organisation_id, tasks, campaigns, now):
 
 
 def _admit(organisation_id, dialable, campaigns, now):
-    """Admit candidates in DESIGN's order through the slot leases; returns the admissions."""
+    """Admit candidates in DESIGN's order, as their numbers' calls-per-second allow, through the
+    slot leases; returns the admissions and the next calls-per-second turn of those held."""
     by_task = {task.id: (task, campaign) for task, campaign, _ in dialable}
     ordered = order_candidates([
         Candidate(task_id=task.id, campaign_id=campaign.id, campaign_priority=campaign.priority,
@@ -308,15 +315,18 @@ def _admit(organisation_id, dialable, campaigns, now):
                   callback_at=task.callback_at, tie_break=task.tie_break)
         for task, campaign, _ in dialable
     ], now)
-    requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in ordered]
+    paced = pacing.take_turns_in_order(ordered, [
+        by_task[c.task_id][0].calling_number_id or by_task[c.task_id][1].calling_number_id for c in ordered], now)
+    requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in paced.allowed]
     results = slots.acquire_many(organisation_id, requests)
+    pacing.give_back_unused(paced, [isinstance(result, slots.Lease) for result in results])
     admissions = []
-    for candidate, (_, call_id), result in zip(ordered, requests, results):
+    for candidate, (_, call_id), result in zip(paced.allowed, requests, results):
         if isinstance(result, slots.Lease):
             task, campaign = by_task[candidate.task_id]
             is_callback = task.callback_at is not None and task.callback_at <= now
             admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
-    return admissions
+    return admissions, paced.next_turn_at
 
 
 def _record_attempts(organisation_id, admissions, now):
