@@ -10,9 +10,10 @@ refusals of `telephony.providers.base`: 429 (with its Retry-After), 5xx, a timeo
 connection or a concurrency limit → `CarrierUnavailable` (no attempt); any other 4xx, such as
 21211 invalid `To` → `CallRejected` (a failed attempt).
 """
+import contextlib
 import datetime as dt
+import queue
 import re
-import threading
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -112,6 +113,8 @@ class HttpClient(TwilioHttpClient):
     answers that are not about the call: the SDK's own exception would drop Retry-After."""
 
     def request(self, method, url, *args, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = settings.CARRIER_TIMEOUT_SECONDS
         try:
             response = super().request(method, url, *args, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
@@ -138,39 +141,46 @@ class TwilioProvider(Provider):
 
     def __init__(self, http_client=None):
         self.http_client = http_client
-        # One HTTP session per thread: calls are placed from several threads, and a session
-        # keeps its connections to Twilio open between calls.
-        self._local = threading.local()
+        # HTTP clients (each a requests session with its open connections to Twilio) are lent to
+        # one thread at a time: calls are placed from several threads, and keeping the sessions
+        # between calls saves a TCP (and TLS) handshake per call.
+        self._idle_clients = queue.SimpleQueue()
 
-    def _http_client(self):
-        if self.http_client is not None:
-            return self.http_client
-        if getattr(self._local, "http_client", None) is None:
-            self._local.http_client = HttpClient(timeout=settings.CARRIER_TIMEOUT_SECONDS)
-        return self._local.http_client
-
+    @contextlib.contextmanager
     def client(self):
-        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=self._http_client())
+        http_client = self.http_client
+        if http_client is None:
+            try:
+                http_client = self._idle_clients.get_nowait()
+            except queue.Empty:
+                http_client = HttpClient()
+        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client)
         if settings.TWILIO_API_BASE_URL:
             client.api.base_url = settings.TWILIO_API_BASE_URL
-        return client
+        try:
+            yield client
+        finally:
+            if self.http_client is None:
+                self._idle_clients.put(http_client)
 
     def place_call(self, request: PlaceCallRequest) -> str:
         try:
-            call = self.client().calls.create(
-                to=request.to_number, from_=request.from_number, twiml=agent_twiml(request),
-                status_callback=request.status_callback_url, status_callback_method="POST",
-                status_callback_event=PROGRESS_EVENTS,
-                machine_detection="Enable", async_amd="true",
-                async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
-                record=True)
+            with self.client() as client:
+                call = client.calls.create(
+                    to=request.to_number, from_=request.from_number, twiml=agent_twiml(request),
+                    status_callback=request.status_callback_url, status_callback_method="POST",
+                    status_callback_event=PROGRESS_EVENTS,
+                    machine_detection="Enable", async_amd="true",
+                    async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
+                    record=True)
         except TwilioRestException as exc:
             raise CallRejected(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
         return call.sid
 
     def fetch_status(self, carrier_call_id, call_id=None):
         try:
-            call = self.client().calls(carrier_call_id).fetch()
+            with self.client() as client:
+                call = client.calls(carrier_call_id).fetch()
         except TwilioRestException as exc:
             if exc.status == 404:
                 return None
@@ -183,7 +193,8 @@ class TwilioProvider(Provider):
 
     def hang_up(self, carrier_call_id):
         try:
-            self.client().calls(carrier_call_id).update(status="completed")
+            with self.client() as client:
+                client.calls(carrier_call_id).update(status="completed")
         except TwilioRestException as exc:
             if exc.status != 404:
                 raise
