@@ -307,6 +307,18 @@ def run_flood(standin, base_url, index, other_tasks=5, gap=1.5):
             "a_rate": (len(a_taken) - 1) / span if span else float("nan")}
 
 
+def settle(standin, timeout=180):
+    """Wait until the stand-in has sent everything and no call is live: scenarios must not overlap."""
+    from telephony.models import LIVE_CALL_STATUSES, Call
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not standin.pending_callbacks() and not Call.objects.filter(status__in=LIVE_CALL_STATUSES).exists():
+            return
+        time.sleep(0.5)
+    print(f"  (still busy after {timeout} s: the next scenario overlaps this one's tail)", flush=True)
+
+
 def report(results, args, load_before, load_after):
     print(f"\ncarrier path, Twilio provider against the stand-in; dialer pool {args.dialer_pool} × "
           f"{args.dialer_concurrency}, {args.web_workers} gunicorn workers; load {' '.join(load_before)} → "
@@ -403,9 +415,7 @@ def main():
                 after = cpu_seconds(system.process.pid)
                 result["cpu"] = {key: after[key] - before.get(key, 0.0) for key in after}
                 results.append(result)
-                deadline = time.monotonic() + 30
-                while standin.pending_callbacks() and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                settle(standin)
     finally:
         standin.stop()
         connections.close_all()

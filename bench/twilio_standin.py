@@ -62,7 +62,8 @@ class TwilioStandIn:
         self.callback_timings = []  # (ms late against its due time, ms the POST took) per callback sent
         self._lock = threading.Lock()
         self._recent = defaultdict(deque)  # from number → arrival times in the last second (rate limit)
-        self._schedule = []  # heap of (due monotonic, seq, action)
+        self._schedule = []  # heap of (due monotonic, seq, action, args)
+        self._outstanding = 0  # callbacks scheduled or being sent
         self._seq = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -90,8 +91,9 @@ class TwilioStandIn:
         self._senders.shutdown(wait=False, cancel_futures=True)
 
     def pending_callbacks(self):
+        """Callbacks and analyses not sent yet, or being sent."""
         with self._wake:
-            return len(self._schedule)
+            return self._outstanding
 
     # The create request -------------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class TwilioStandIn:
     def _later(self, due, action, *args):
         with self._wake:
             heapq.heappush(self._schedule, (due, next(self._seq), action, args))
+            self._outstanding += 1
             self._wake.notify()
 
     def _run_schedule(self):
@@ -167,8 +170,12 @@ class TwilioStandIn:
 
     def _timed(self, due, action, args):
         started = time.monotonic()
-        action(*args)
-        self.callback_timings.append(((started - due) * 1000, (time.monotonic() - started) * 1000))
+        try:
+            action(*args)
+        finally:
+            self.callback_timings.append(((started - due) * 1000, (time.monotonic() - started) * 1000))
+            with self._wake:
+                self._outstanding -= 1
 
     def _session(self):
         if getattr(self._sessions, "session", None) is None:
