@@ -22,7 +22,8 @@ migrate: services
 run: migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py setup_demo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
+	# honcho sets PORT for each process; the local run keeps web on the loopback address the README gives.
+	WEB_BIND="$${WEB_BIND:-127.0.0.1:8000}" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
 	$(VENV)/bin/ruff check .
@@ -36,6 +37,7 @@ bench: migrate
 	$(PY) bench/api_create_task.py
 	$(PY) bench/dispatch.py
 	$(PY) bench/tenants.py
+	$(PY) bench/carrier.py
 
 soak: migrate
 	$(PY) bench/soak.py --json test-artifacts/soak.json

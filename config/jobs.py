@@ -15,9 +15,13 @@ class Job(StrEnum):
     DIAL_CALLS = "dialer.dial_calls"
 
 
-def enqueue(job, *args, queue=Queue.EVENTS, producer=None):
-    """Publish `job` with positional `args` to `queue`; `producer` shares one broker connection."""
-    app.send_task(str(job), args=list(args), queue=str(queue), producer=producer)
+def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None):
+    """Publish `job` with positional `args` to `queue`; `producer` shares one broker connection.
+
+    `countdown` (seconds) is only for instants shorter than beat's tick; anything later belongs
+    in the database's schedule (`next_attempt_at`) and the wake-up schedule, never in the broker.
+    """
+    app.send_task(str(job), args=list(args), queue=str(queue), producer=producer, countdown=countdown)
 
 
 @contextmanager

@@ -124,7 +124,17 @@ TELEPHONY_PROVIDER = os.environ.get("TELEPHONY_PROVIDER", "simulated")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+# Where the Twilio SDK sends its requests (empty = Twilio itself); a local stand-in in benchmarks.
 TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
+# Every carrier request gives up after this long: a slow carrier holds only its own calls.
+CARRIER_TIMEOUT_SECONDS = float(os.environ.get("CARRIER_TIMEOUT_SECONDS", "10"))
+# Threads per worker process that send a dial job's calls to the carrier at the same time.
+DIAL_PLACING_THREADS = env_int("DIAL_PLACING_THREADS", 20)
+# A call the carrier would not take for a reason not about the callee (429, 5xx, timeout) is not
+# an attempt: its task is queued again after a backoff that doubles from the base up to the cap,
+# or after the carrier's Retry-After when it sent one (still capped).
+CARRIER_RETRY_BASE_SECONDS = float(os.environ.get("CARRIER_RETRY_BASE_SECONDS", "1"))
+CARRIER_RETRY_MAX_SECONDS = float(os.environ.get("CARRIER_RETRY_MAX_SECONDS", "60"))
 # Simulated carrier: 1.0 = real time; 0.1 = ten times faster.
 SIMULATED_TIME_SCALE = float(os.environ.get("SIMULATED_TIME_SCALE", "1.0"))
 
@@ -165,4 +175,7 @@ LOGGING = {
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The Twilio SDK logs a dozen INFO lines per request (headers included): at hundreds of calls a
+    # second that is most of a dial worker's CPU. Its warnings and errors still come through.
+    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")}},
 }

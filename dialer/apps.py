@@ -7,12 +7,13 @@ class DialerConfig(AppConfig):
 
     def ready(self):
         from campaigns.signals import tasks_changed
-        from telephony.signals import call_ended
+        from telephony.signals import call_ended, call_not_placed
 
         from config.metrics import register_collector
         from dialer.metrics import DialerCollector
 
         call_ended.connect(_finish_attempt, dispatch_uid="dialer.finish_attempt")
+        call_not_placed.connect(_requeue_not_placed, dispatch_uid="dialer.requeue_not_placed")
         tasks_changed.connect(_nudge, dispatch_uid="dialer.nudge_on_tasks_changed")
         register_collector(DialerCollector())
 
@@ -21,6 +22,13 @@ def _finish_attempt(sender, call_id, outcome, ended_at, callback_at=None, **kwar
     from dialer.attempts import do_finish_attempt
 
     do_finish_attempt(call_id, outcome, ended_at, callback_at)
+
+
+def _requeue_not_placed(sender, call_id, task_id, attempt, organisation_id, lease_token, is_callback,
+                        retry_after=None, **kwargs):
+    from dialer.attempts import do_requeue_not_placed_attempt
+
+    do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, lease_token, is_callback, retry_after)
 
 
 def _nudge(sender, organisation_id, **kwargs):

@@ -3,17 +3,23 @@
 `do_finish_attempt` runs inside the transaction in which telephony ends the call (it is the
 receiver of `telephony.signals.call_ended`), so the call's end and the task's next state commit
 together; the slot lease is released and the dispatcher nudged only after that commit.
+`do_requeue_not_placed_attempt` (the receiver of `telephony.signals.call_not_placed`) undoes an
+admission the carrier never took, the same way.
 """
+import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.dnc import do_add_dnc_numbers
-from campaigns.models import CampaignType, Outcome, Task, TaskStatus
-from dialer import slots
+from campaigns.models import CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
+from config.redis_client import get_redis
+from dialer import keys, slots
 from dialer.dispatch_lock import nudge_dispatcher
 from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
-from dialer.retry_policy import decide_after_attempt
+from dialer.retry_policy import decide_after_attempt, not_placed_retry_delay
 from dialer.scheduling import dispatch_rank, resolve_config
 from telephony.models import Call
 
@@ -60,10 +66,58 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     return task
 
 
+@transaction.atomic
+def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, lease_token, is_callback,
+                                  retry_after=None, now=None):
+    """Give back an attempt the carrier never took (429, 5xx, timeout, concurrency limit).
+
+    The task returns to queued (paused or archived if its campaign was meanwhile) with its
+    attempts unchanged, due again after `not_placed_retry_delay`; a due callback stays one. The
+    lease is released and the dispatcher nudged after commit. Idempotent like `do_finish_attempt`.
+    """
+    now = now or timezone.now()
+    task = Task.objects.select_for_update().select_related("campaign").get(id=task_id)
+    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
+    if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
+        return task
+    refusals = _count_refusal(organisation_id, task.id)
+    delay = not_placed_retry_delay(refusals, retry_after, settings.CARRIER_RETRY_BASE_SECONDS,
+                                   settings.CARRIER_RETRY_MAX_SECONDS)
+    campaign_status = task.campaign.status
+    if campaign_status in (CampaignStatus.ARCHIVED, CampaignStatus.COMPLETED):
+        task.status = TaskStatus.ARCHIVED
+        task.completion_reason = (CompletionReason.ARCHIVED if campaign_status == CampaignStatus.ARCHIVED
+                                  else CompletionReason.ENDED)
+        task.next_attempt_at, task.callback_at, task.completed_at = None, None, now
+    else:
+        task.status = TaskStatus.PAUSED if campaign_status == CampaignStatus.PAUSED else TaskStatus.QUEUED
+        task.next_attempt_at = now + dt.timedelta(seconds=delay)
+        task.callback_at = task.next_attempt_at if is_callback else None
+    task.attempts_made = attempt - 1
+    task.save(update_fields=["status", "attempts_made", "next_attempt_at", "callback_at", "completion_reason",
+                             "completed_at", "updated_at"])
+    if task.status == TaskStatus.ARCHIVED:
+        transaction.on_commit(lambda: _task_finished(task, task.campaign))
+    return task
+
+
+def _count_refusal(organisation_id, task_id):
+    key = keys.not_placed_refusals(organisation_id, task_id)
+    pipe = get_redis().pipeline()
+    pipe.incr(key)
+    # Refusals further apart than the longest backoff are not consecutive: start again from the base.
+    pipe.expire(key, int(settings.CARRIER_RETRY_MAX_SECONDS * 4) + 60)
+    return pipe.execute()[0]
+
+
 def _after_commit(organisation_id, call):
+    _release_and_nudge(organisation_id, call.id, call.lease_token)
+
+
+def _release_and_nudge(organisation_id, call_id, lease_token):
     try:
-        if call.lease_token is not None:
-            slots.release(organisation_id, str(call.id), call.lease_token)
+        if lease_token is not None:
+            slots.release(organisation_id, str(call_id), lease_token)
     finally:
         # Even when Redis failed the release (the reaper frees orphan leases), nudge the dispatcher.
         nudge_dispatcher(organisation_id)

@@ -14,6 +14,7 @@ from config.redis_scripts import ScriptSet
 from dialer import keys
 
 LOCK_SECONDS = 30
+SUB_TICK_SECONDS = 1.0  # beat's tick period (config/celery.py)
 NUDGE_PENDING_SECONDS = 5
 
 _scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend"))
@@ -46,6 +47,14 @@ def nudge_dispatcher(organisation_id):
     """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands."""
     if claim_nudge(organisation_id):
         enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
+
+
+def nudge_dispatcher_at(organisation_id, instant, now):
+    """Ask for a run at `instant` when it comes sooner than beat's next tick could take it (a
+    calls-per-second turn a fraction of a second away); later instants are the wake-up schedule's."""
+    delay = (instant - now).total_seconds()
+    if delay < SUB_TICK_SECONDS and claim_nudge(organisation_id):
+        enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS, countdown=max(delay, 0))
 
 
 def claim_nudge(organisation_id):

@@ -9,10 +9,12 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
 3. Re-check each candidate (`dialer.eligibility.recheck`: end time, attempts, do-not-call,
-   calling window, no live call to the same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
-   at most the free capacity the claim was sized for, and nothing ranked below a campaign whose
-   claim the re-check cut short, so a slot freed mid-pass never goes to a lower-ranked candidate
-   while a higher-ranked task was left unclaimed (the next pass takes it).
+   calling window, no live call to the same number), merge per-campaign streams into DESIGN's
+   order, keep those whose calling number has a calls-per-second turn now (`dialer.pacing`), and
+   admit them through the slot leases — at most the free capacity the claim was sized for, and
+   nothing ranked below a campaign whose claim the re-check cut short, so a slot freed mid-pass
+   never goes to a lower-ranked candidate while a higher-ranked task was left unclaimed (the
+   next pass takes it).
 4. Record the attempts in bulk (Call rows, tasks in progress) and publish the dial jobs on commit.
 Passes repeat while one may still admit more: its claim was cut at the per-pass bound, re-checks
 dropped candidates that later ones may replace, or events arrived during the run. A pass that
@@ -23,6 +25,7 @@ Hot path: campaigns and candidates are read as plain rows (no model instances), 
 recorded in one statement, and the dial jobs share one broker connection — a pass costs round
 trips per pass, not per call.
 """
+import datetime as dt
 import logging
 import time
 import uuid
@@ -42,8 +45,8 @@ from campaigns.models import (
 from config import jobs
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import eligibility, keys, slots, wakeups
-from dialer.dispatch_lock import DispatchLock, clear_nudge
+from dialer import eligibility, keys, pacing, slots, wakeups
+from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
 from dialer.eligibility import recheck
 from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
@@ -198,8 +201,13 @@ def _passes_under_lock(organisation_id, now):
             if not result.may_admit_more and not get_redis().exists(rerun):
                 break
         now = now or timezone.now()
-        # A run cut at MAX_PASSES_PER_RUN while it could still admit goes on at the next tick.
-        wakeups.schedule_next(organisation_id, now, also=[now] if result.may_admit_more else [])
+        # A run cut at MAX_PASSES_PER_RUN while it could still admit goes on at the next tick; one
+        # that held candidates for a calls-per-second turn, at that turn.
+        also = [now] if result.may_admit_more else []
+        if result.next_turn_at is not None:
+            also.append(result.next_turn_at)
+            nudge_dispatcher_at(organisation_id, result.next_turn_at, now)
+        wakeups.schedule_next(organisation_id, now, also=also)
         return True, admitted
 
 
@@ -208,8 +216,12 @@ class PassResult:
     admitted: int
     # The claim was cut at the per-pass bound, or re-checks finished or rescheduled candidates
     # (the next ones may take their place). A candidate left queued for its number's live call
-    # does not count: the next pass would claim it first again.
+    # does not count: the next pass would claim it first again. Nor does one held for its
+    # calling number's calls-per-second turn: it waits for `next_turn_at`.
     may_admit_more: bool
+    # The earliest instant a candidate held for its number's calls-per-second turn may go (the
+    # organisation's next run is due then); None when no candidate was held.
+    next_turn_at: dt.datetime | None = None
 
 
 def dispatch_pass(organisation_id, now):
@@ -239,7 +251,7 @@ def _dispatch_pass(organisation_id, now):
             short = {campaign_id for campaign_id in dropped if claimed[campaign_id] == limits[campaign_id]}
             last_claimed = {task.campaign_id: _candidate(task, campaigns[task.campaign_id])
                             for task in tasks if task.campaign_id in short}  # claim order: the last wins
-            admissions, held_back = _admit(organisation_id, dialable, campaigns, room.free, last_claimed, now)
+            admissions, held_back, next_turn_at = _admit(organisation_id, dialable, room.free, last_claimed, now)
             if admissions:
                 _record_attempts(organisation_id, admissions, now)
                 transaction.on_commit(lambda: publish_dial_jobs(admissions))
@@ -251,7 +263,7 @@ def _dispatch_pass(organisation_id, now):
         logger.info("dispatch org=%s admitted=%d candidates=%d ms=%.1f", organisation_id, len(admissions),
                     len(tasks), (time.perf_counter() - started) * 1000)
     cut_at_bound = any(limit == MAX_CANDIDATES_PER_PASS and claimed[c] == limit for c, limit in limits.items())
-    return PassResult(len(admissions), cut_at_bound or bool(dropped) or held_back)
+    return PassResult(len(admissions), cut_at_bound or bool(dropped) or held_back, next_turn_at)
 
 
 def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
@@ -325,8 +337,9 @@ def _candidate(task, campaign):
                      callback_at=task.callback_at, tie_break=task.tie_break)
 
 
-def _admit(organisation_id, dialable, campaigns, free, last_claimed, now):
-    """Admit candidates in DESIGN's order through the slot leases; returns (admissions, held_back).
+def _admit(organisation_id, dialable, free, last_claimed, now):
+    """Admit candidates in DESIGN's order, as their numbers' calls-per-second allow, through the
+    slot leases; returns (admissions, held_back, next_turn_at).
 
     The claim was sized from the headroom read at the start of the pass, and calls may have ended
     since: admitting everything claimed would let a lower-ranked candidate take a slot that a
@@ -334,26 +347,28 @@ def _admit(organisation_id, dialable, campaigns, free, last_claimed, now):
     the claim was sized for (the slots freed since belong to the next pass, which their calls'
     ends asked for, and whose claim sees them), and offers nothing ranked below a campaign whose
     claim fell short (`last_claimed`, see `cut_behind_short_claims`). `held_back` says a later
-    pass may admit more.
+    pass may admit more; `next_turn_at` is the next calls-per-second turn of a held candidate.
     """
     by_task = {task.id: (task, campaign) for task, campaign, _ in dialable}
     ordered = order_candidates([_candidate(task, campaign) for task, campaign, _ in dialable], now)
     ordered, held_back = cut_behind_short_claims(ordered, last_claimed, now)
-    requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in ordered]
+    paced = pacing.take_turns_in_order(ordered, [
+        by_task[c.task_id][0].calling_number_id or by_task[c.task_id][1].calling_number_id for c in ordered], now)
+    requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in paced.allowed]
     results = slots.acquire_many(organisation_id, requests)
-    admissions, surplus = [], []
-    for candidate, (_, call_id), result in zip(ordered, requests, results):
-        if not isinstance(result, slots.Lease):
-            continue
-        if len(admissions) == free:
+    admissions, surplus, kept = [], [], []
+    for candidate, (_, call_id), result in zip(paced.allowed, requests, results):
+        if isinstance(result, slots.Lease) and len(admissions) == free:
             surplus.append((call_id, result.token))
-            continue
-        task, campaign = by_task[candidate.task_id]
-        is_callback = task.callback_at is not None and task.callback_at <= now
-        admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
+        elif isinstance(result, slots.Lease):
+            task, campaign = by_task[candidate.task_id]
+            is_callback = task.callback_at is not None and task.callback_at <= now
+            admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
+        kept.append(isinstance(result, slots.Lease) and not (surplus and surplus[-1][0] == call_id))
     if surplus:
         slots.release_many(organisation_id, surplus)
-    return admissions, held_back or bool(surplus)
+    pacing.give_back_unused(paced, kept)
+    return admissions, held_back or bool(surplus), paced.next_turn_at
 
 
 def _record_attempts(organisation_id, admissions, now):

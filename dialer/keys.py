@@ -6,6 +6,9 @@ slot and a Lua script may touch any of them atomically.
 Dispatcher (`dialer/dispatch_lock.py`, `dialer/dispatcher.py`): `{org:<id>}:dispatch:lock`,
 `:nudged` and `:rerun` strings.
 
+Attempts (`dialer/attempts.py`): `{org:<id>}:not-placed:<task id>` counts a task's consecutive
+calls the carrier would not take (its backoff), expiring after a quiet while.
+
 Slot leases (`dialer/slots.py`, scripts in `dialer/lua/`), under `dialer:slots:{org:<id>}:`
 - `cfg` hash, the allocation tree as configured: `total` → org total; `version` → hash of the
   tree; `w:<workspace id>` → "<slots> <soft 0|1>"; `c:<campaign id>` → "<slots> <soft 0|1>
@@ -98,6 +101,11 @@ def dispatch_rerun(organisation_id):
     """Set by a run that found the lock taken: the holder makes one more pass."""
     return f"{{org:{organisation_id}}}:dispatch:rerun"
 
+
+
+def not_placed_refusals(organisation_id, task_id):
+    """How many of the task's recent calls the carrier would not take (429, 5xx, timeout)."""
+    return f"{{org:{organisation_id}}}:not-placed:{task_id}"
 
 
 # Deployment-wide keys (`dialer/wakeups.py`, `dialer/maintenance.py`): one small structure each,

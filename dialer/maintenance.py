@@ -18,7 +18,7 @@ from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.dispatch_lock import nudge_dispatcher
 from dialer.dispatcher import PRIORITY_QUEUES, publish_dial_jobs_by_queue
-from telephony.calls import check_call_with_carrier, place_call
+from telephony.calls import check_call_with_carrier, place_calls
 from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,8 @@ MAX_CHECKS_PER_RUN = 200
 
 
 def place_admitted_calls(call_ids):
-    for call_id in call_ids:
-        try:
-            place_call(call_id)
-        except Exception:  # one call's failure must not strand the others in this job
-            logger.exception("placing call %s failed", call_id)
+    """The dial job's body: the calls go to their carriers at once (`telephony.calls.place_calls`)."""
+    place_calls(call_ids)
 
 
 def run_maintenance(now=None):

@@ -94,3 +94,19 @@ def decide_after_attempt(config, attempts_made, outcome, ended_at, callback_at=N
         return _finish(outcome, CompletionReason.ENDED, TaskStatus.ARCHIVED)
     return AttemptDecision(retry=True, next_attempt_at=next_at, final_outcome="", completion_reason="",
                            is_callback=is_callback, terminal_status=None)
+
+
+def not_placed_retry_delay(refusals, retry_after, base_seconds, cap_seconds):
+    """Seconds until a task whose call the carrier would not take (429, 5xx, timeout) is tried
+    again. Not an attempt, so not the retry interval: a backoff doubling from `base_seconds` with
+    each consecutive refusal (`refusals` counts this one), or the carrier's Retry-After when it
+    sent one; never more than `cap_seconds`.
+
+    >>> [not_placed_retry_delay(n, None, 1, 60) for n in (1, 2, 3, 8)]
+    [1.0, 2.0, 4.0, 60.0]
+    >>> not_placed_retry_delay(1, 5, 1, 60), not_placed_retry_delay(1, 600, 1, 60)
+    (5.0, 60.0)
+    """
+    if retry_after is not None:
+        return float(min(max(retry_after, 0), cap_seconds))
+    return float(min(base_seconds * 2 ** min(max(refusals - 1, 0), 30), cap_seconds))

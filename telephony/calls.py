@@ -1,22 +1,32 @@
 """Placing calls (the dial job's one call into telephony) and checking them for the lease reaper."""
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
 from telephony.models import Call, CallStatus
-from telephony import cps
-from telephony.registry import calling_number_settings, get_provider
 from campaigns.prompts import render_prompt
+from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
+from telephony.registry import calling_number_carriers, get_provider
 from telephony.rules import CarrierStatus, analysis_overdue
-from telephony.providers.base import PlaceCallRequest
+from telephony.signals import call_not_placed
 
 logger = logging.getLogger(__name__)
+
+# Both conditional: an event that overtook the dial job may already have linked the id or moved on.
+RECORD_PLACED_SQL = """
+UPDATE telephony_call AS c
+SET carrier_call_id = COALESCE(c.carrier_call_id, v.carrier_call_id),
+    status = CASE WHEN c.status = 'admitted' THEN 'dialing' ELSE c.status END
+FROM unnest(%s::uuid[], %s::text[]) AS v(id, carrier_call_id)
+WHERE c.id = v.id
+"""
 
 
 def status_callback_url(provider_name, call_id):
@@ -26,55 +36,105 @@ def status_callback_url(provider_name, call_id):
 
 
 @transaction.atomic
-def _claim_for_placing(call_id, now):
-    """Mark the call as being placed, once. None when it is not ours to place (any more)."""
-    call = (Call.objects.select_for_update(of=("self",)).select_related("task", "campaign", "agent")
-            .filter(id=call_id).first())
-    if call is None or call.status != CallStatus.ADMITTED or call.carrier_call_id or call.placed_at:
-        return None
-    agent = call.agent or call.task.agent or call.campaign.agent
-    call.carrier, call.calls_per_second = calling_number_settings(call.campaign.workspace_id, call.from_number)
-    call.prompt = render_prompt(agent.prompt if agent else "", call.task.context or {})
-    # placed_at doubles as the claim: a dial job redelivered after a crash mid-request sees it and
-    # places nothing (at most one call per attempt; the reaper settles a call that never took).
-    call.placed_at = now
-    call.save(update_fields=["carrier", "prompt", "placed_at"])
-    return call
+def _claim_for_placing(call_ids, now):
+    """Mark the calls as being placed, once. Returns those that are ours to place."""
+    calls = list(Call.objects.select_for_update(of=("self",)).select_related("task", "campaign", "agent")
+                 .filter(id__in=call_ids, status=CallStatus.ADMITTED, carrier_call_id__isnull=True,
+                         placed_at__isnull=True).order_by("id"))
+    carriers = calling_number_carriers({(call.campaign.workspace_id, call.from_number) for call in calls})
+    for call in calls:
+        agent = call.agent or call.task.agent or call.campaign.agent
+        call.carrier = carriers[(call.campaign.workspace_id, call.from_number)]
+        call.prompt = render_prompt(agent.prompt if agent else "", call.task.context or {})
+        # placed_at doubles as the claim: a dial job redelivered after a crash mid-request sees it and
+        # places nothing (at most one call per attempt; the reaper settles a call that never took).
+        call.placed_at = now
+    Call.objects.bulk_update(calls, ["carrier", "prompt", "placed_at"])
+    return calls
 
 
-@transaction.atomic
-def _record_placed(call_id, carrier_call_id):
-    # Conditional updates: an event that overtook us may already have linked the id or moved on.
-    Call.objects.filter(id=call_id, carrier_call_id__isnull=True).update(carrier_call_id=carrier_call_id)
-    Call.objects.filter(id=call_id, status=CallStatus.ADMITTED).update(status=CallStatus.DIALING)
+def _record_placed(placed):
+    if placed:
+        with connection.cursor() as cursor:
+            cursor.execute(RECORD_PLACED_SQL, [[str(call_id) for call_id, _ in placed], [sid for _, sid in placed]])
 
 
-def place_call(call_id) -> None:
-    """Place an admitted call with its carrier. Idempotent by call id; runs in the dial job.
-
-    A call not `admitted`, already carrying a carrier call id, or already claimed by an earlier
-    delivery of the job is left alone. A carrier refusal ends the call as `failed` through the
-    event handler, like any terminal event.
-    """
-    call = _claim_for_placing(call_id, timezone.now())
-    if call is None:
-        return
-    if not cps.wait_for_turn(call.from_number, call.calls_per_second):
-        finish_now(call.id, CarrierStatus.FAILED, f"no calls-per-second turn for {call.from_number} "
-                                                  f"within {cps.MAX_WAIT_SECONDS} s")
-        return
-    provider = get_provider(call.carrier)
-    request = PlaceCallRequest(
+def _request(call, provider):
+    return PlaceCallRequest(
         idempotency_key=str(call.id), to_number=call.to_number, from_number=call.from_number,
         agent_id=call.agent_id, prompt=call.prompt, context=call.task.context or {}, attempt=call.attempt,
         status_callback_url=status_callback_url(provider.name, call.id))
+
+
+def _ask_carrier(call):
+    """The carrier's call id, or the exception it answered with. Runs in a placing thread: no ORM."""
+    provider = get_provider(call.carrier)
     try:
-        carrier_call_id = provider.place_call(request)
-    except Exception as exc:  # any refusal or transport error: this attempt failed, the dialer retries per policy
-        logger.warning("carrier %s refused call %s: %s", provider.name, call.id, exc)
-        finish_now(call.id, CarrierStatus.FAILED, f"carrier refused: {type(exc).__name__}: {exc}"[:500])
+        return provider.place_call(_request(call, provider))
+    except Exception as exc:  # sorted by the caller, in the job's own thread
+        return exc
+
+
+def _ask_concurrently(calls):
+    if len(calls) == 1:
+        return [_ask_carrier(calls[0])]
+    # A pool per job: threads die with it, so nothing outlives a forked worker or a finished job.
+    with ThreadPoolExecutor(max_workers=min(len(calls), settings.DIAL_PLACING_THREADS),
+                            thread_name_prefix="place-call") as pool:
+        return list(pool.map(_ask_carrier, calls))
+
+
+def place_calls(call_ids) -> None:
+    """Place admitted calls with their carriers, all at once. Idempotent by call id; the dial job.
+
+    The carrier requests go out concurrently (placing is I/O: the job lasts about one carrier
+    round trip, bounded by CARRIER_TIMEOUT_SECONDS); the database work before and after is done in
+    the job's own thread. A call not `admitted`, already carrying a carrier call id, or already
+    claimed by an earlier delivery of the job is left alone. What the carrier answers:
+    - a call id: the call is `dialing`;
+    - `CarrierUnavailable` (429, 5xx, timeout, concurrency limit): not an attempt. The Call row is
+      deleted and `call_not_placed` sent, in one transaction; the dialer queues the task again;
+    - any other refusal (`CallRejected`: an invalid number, another 4xx) or error: the call ends
+      `failed` through the event handler, like any terminal event.
+    """
+    calls = _claim_for_placing(list(call_ids), timezone.now())
+    if not calls:
         return
-    _record_placed(call.id, carrier_call_id)
+    answers = _ask_concurrently(calls)
+    placed = [(call.id, answer) for call, answer in zip(calls, answers) if isinstance(answer, str)]
+    _record_placed(placed)
+    for call, answer in zip(calls, answers):
+        if isinstance(answer, str):
+            continue
+        try:
+            if isinstance(answer, CarrierUnavailable):
+                logger.warning("carrier %s could not take call %s: %s", call.carrier, call.id, answer)
+                _not_placed(call.id, str(answer), answer.retry_after)
+            else:
+                logger.warning("carrier %s refused call %s: %s", call.carrier, call.id, answer)
+                finish_now(call.id, CarrierStatus.FAILED, f"carrier refused: {type(answer).__name__}: {answer}"[:500])
+        except Exception:  # one call's bookkeeping failure must not strand the others in this job
+            logger.exception("settling call %s after the carrier's answer failed", call.id)
+
+
+def place_call(call_id) -> None:
+    """Place one admitted call (see `place_calls`)."""
+    place_calls([call_id])
+
+
+@transaction.atomic
+def _not_placed(call_id, reason, retry_after):
+    """Undo an attempt the carrier never took: the Call row goes (it was not a call, and nothing may
+    count it as one) and the dialer is told, in the same transaction, to queue its task again."""
+    call = (Call.objects.select_for_update(of=("self",))
+            .filter(id=call_id, status=CallStatus.ADMITTED, carrier_call_id__isnull=True).first())
+    if call is None:
+        return False  # an event or the reaper settled it meanwhile
+    call_not_placed.send(sender=Call, call_id=call.id, task_id=call.task_id, attempt=call.attempt,
+                         organisation_id=call.organisation_id, lease_token=call.lease_token,
+                         is_callback=call.is_callback, retry_after=retry_after, reason=reason)
+    call.delete()
+    return True
 
 
 def check_call_with_carrier(call_id, now=None) -> bool:

@@ -1,33 +1,66 @@
-"""Calls-per-second limit per calling number (carriers impose one), shared by every worker.
+"""Calls-per-second limit per calling number (carriers impose one), applied at admission.
 
 A GCRA bucket in Redis per number (`lua/cps_take.lua`): up to `calls_per_second` calls may start
-in any one second. A dial job waits its turn briefly rather than being re-queued: the wait is
-bounded by the job's own size divided by the rate.
+in any one second, and no more than that many at once. The dispatcher asks for the turns its
+ordered candidates need before it leases their slots (`take_turns`), admits only the candidates
+that got one, and gives back the turns of those the slot leases then refused (`give_back`). A
+candidate without a turn stays queued and is eligible at the bucket's next turn; nothing ever
+waits for one, so a rate-limited number holds no worker.
+
+Worked example, a number allowed 3 calls per second, 5 candidates at t = 0 ms:
+    take_turns({"+14155550100": (3, 5)}, now_ms=0)  → {"+14155550100": Turns(granted=3, wait_ms=334)}
+    take_turns({"+14155550100": (3, 2)}, now_ms=334) → granted 1: one turn came back per 1/3 s.
+
+Runs in the dispatcher's process; telephony knows nothing of tasks, only numbers and counts.
 """
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from config.redis_client import get_redis
 
-SCRIPT = (Path(__file__).resolve().parent / "lua" / "cps_take.lua").read_text()
-MAX_WAIT_SECONDS = 30
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+TAKE_SCRIPT = (LUA_DIR / "cps_take.lua").read_text()
+GIVE_BACK_SCRIPT = (LUA_DIR / "cps_give_back.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Turns:
+    granted: int
+    wait_ms: int  # until the bucket's next turn after these (0 when one is free now)
 
 
 def bucket_key(number):
     return f"cps:{number}"
 
 
-def take(number, calls_per_second, now_ms=None):
-    """0 if a call from `number` may start now (and counts it), else the ms to wait first."""
-    script = get_redis().register_script(SCRIPT)  # hashes locally; runs by EVALSHA
-    return int(script(keys=[bucket_key(number)], args=[calls_per_second, "" if now_ms is None else now_ms]))
+def _script(source):
+    return get_redis().register_script(source)  # hashes locally; runs by EVALSHA, loads on NOSCRIPT
 
 
-def wait_for_turn(number, calls_per_second, sleep=time.sleep):
-    """Block until a call from `number` may start; True when it may, False after MAX_WAIT_SECONDS."""
-    deadline = time.monotonic() + MAX_WAIT_SECONDS
-    while (wait_ms := take(number, calls_per_second)) > 0:
-        if time.monotonic() + wait_ms / 1000 > deadline:
-            return False
-        sleep(wait_ms / 1000)
-    return True
+def take_turns(wanted, now_ms=None):
+    """Take turns for calls about to start: {number: (calls_per_second, count)} → {number: Turns}.
+
+    One pipelined round trip for every number. `now_ms` None = Redis TIME.
+    """
+    if not wanted:
+        return {}
+    script = _script(TAKE_SCRIPT)
+    pipe = get_redis().pipeline(transaction=False)
+    numbers = list(wanted)
+    for number in numbers:
+        rate, count = wanted[number]
+        script(keys=[bucket_key(number)], args=[rate, count, "" if now_ms is None else int(now_ms)], client=pipe)
+    return {number: Turns(int(granted), int(wait_ms)) for number, (granted, wait_ms) in zip(numbers, pipe.execute())}
+
+
+def give_back(unused):
+    """Return turns taken but not used: {number: (calls_per_second, count)}."""
+    unused = {number: (rate, count) for number, (rate, count) in unused.items() if count > 0}
+    if not unused:
+        return
+    script = _script(GIVE_BACK_SCRIPT)
+    pipe = get_redis().pipeline(transaction=False)
+    for number, (rate, count) in unused.items():
+        script(keys=[bucket_key(number)], args=[rate, count], client=pipe)
+    pipe.execute()
+

@@ -83,6 +83,8 @@ def _apply(call, event, now):
             return True
     elif event.kind == EventKind.COMPLETED:
         changed |= _apply_terminal(call, event, occurred, now)
+        if call.status == CallStatus.ENDED:
+            return True  # `_end` saved the call: a second UPDATE of the same fields would change nothing
     else:
         changed |= _advance(call, event, occurred)
     _save(call, changed)

@@ -2,6 +2,7 @@
 from functools import lru_cache
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 PROVIDERS = {
@@ -24,15 +25,18 @@ def get_provider(name=None):
         raise UnknownProvider(f"No telephony provider named {name!r}; known: {', '.join(PROVIDERS)}.") from None
 
 
-DEFAULT_CALLS_PER_SECOND = 10
-
-
-def calling_number_settings(workspace_id, number):
-    """(carrier, calls per second) of a workspace's calling number; defaults when it has none."""
+def calling_number_carriers(pairs):
+    """{(workspace id, number): carrier} for calling numbers; settings.TELEPHONY_PROVIDER where a
+    number is not a workspace's (or names no carrier)."""
     from campaigns.models import CallingNumber
 
-    found = (CallingNumber.objects.filter(workspace_id=workspace_id, number=number)
-             .values_list("carrier", "calls_per_second").first())
-    if found is None:
-        return settings.TELEPHONY_PROVIDER, DEFAULT_CALLS_PER_SECOND
-    return found[0] or settings.TELEPHONY_PROVIDER, found[1]
+    carriers = dict.fromkeys(pairs, settings.TELEPHONY_PROVIDER)
+    if not pairs:
+        return carriers
+    match = Q()
+    for workspace_id, number in pairs:
+        match |= Q(workspace_id=workspace_id, number=number)
+    for workspace_id, number, carrier in (CallingNumber.objects.filter(match)
+                                          .values_list("workspace_id", "number", "carrier")):
+        carriers[(workspace_id, number)] = carrier or settings.TELEPHONY_PROVIDER
+    return carriers

@@ -4,3 +4,10 @@ from django.dispatch import Signal
 # Sent once per call, inside the transaction that ends it.
 # Args: call_id, outcome, ended_at, callback_at (or None).
 call_ended = Signal()
+
+# Sent when the carrier would not take an admitted call for a reason not about the callee (429,
+# 5xx, timeout, concurrency limit), inside the transaction that deletes its Call row: the call
+# never existed for the carrier and is not an attempt.
+# Args: call_id, task_id, attempt, organisation_id, lease_token, is_callback, retry_after (the
+# carrier's Retry-After in seconds, or None), reason.
+call_not_placed = Signal()

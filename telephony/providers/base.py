@@ -19,14 +19,31 @@ class PlaceCallRequest:
 
 
 class CarrierRefused(Exception):
-    """The carrier would not place the call (bad number, account problem, rejected request)."""
+    """The carrier would not place the call. Raised as is, it counts as a `failed` attempt."""
+
+
+class CallRejected(CarrierRefused):
+    """A refusal about the callee or the request (an invalid number, a 4xx other than 429): the
+    attempt was made and failed, and the retry policy decides what comes next."""
+
+
+class CarrierUnavailable(CarrierRefused):
+    """A refusal that is not about the callee: rate limited (429), a 5xx, a timeout, a lost
+    connection, a concurrency limit. No call was placed and no attempt is counted; the task is
+    tried again soon. `retry_after` is the carrier's Retry-After in seconds, or None."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Provider(abc.ABC):
     """A carrier. Placing returns at once; the call's life arrives later as events.
 
-    Providers raise on refusal, never return error values; `parse_webhook` returns normalised
-    events (`telephony.rules.NormalizedEvent`) that `telephony.events.handle_event` applies.
+    Providers raise on refusal (`CallRejected` or `CarrierUnavailable`), never return error
+    values, and are called from several threads at once (a dial job places its calls
+    concurrently); `parse_webhook` returns normalised events (`telephony.rules.NormalizedEvent`)
+    that `telephony.events.handle_event` applies.
     """
 
     name: str

@@ -4,17 +4,27 @@ Calls are created with status callbacks for every progress event and asynchronou
 machine detection reporting to the same URL; the call's audio goes to the agent runtime's media
 stream (AGENT_MEDIA_STREAM_URL) with our call id and agent id as stream parameters. Every webhook
 is checked with the SDK's RequestValidator against PUBLIC_BASE_URL + the request path.
+
+Every request has a timeout (CARRIER_TIMEOUT_SECONDS). What Twilio answers is sorted into the two
+refusals of `telephony.providers.base`: 429 (with its Retry-After), 5xx, a timeout, a lost
+connection or a concurrency limit → `CarrierUnavailable` (no attempt); any other 4xx, such as
+21211 invalid `To` → `CallRejected` (a failed attempt).
 """
+import contextlib
 import datetime as dt
+import queue
+import re
 from email.utils import parsedate_to_datetime
 
+import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
+from telephony.providers.base import CallRejected, CarrierUnavailable, PlaceCallRequest, Provider
 from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 
 NAME = "twilio"
@@ -30,6 +40,8 @@ STATUS_EVENTS = {
     "answered": EventKind.ANSWERED,
 }
 TERMINAL_STATUSES = {status.value for status in CarrierStatus}
+# Voice platforms in front of Twilio (and Twilio's own queue) answer a full account this way.
+CONCURRENCY_LIMIT = re.compile(r"concurren\w* limit", re.IGNORECASE)
 
 
 def _int(value):
@@ -78,6 +90,42 @@ def normalise(params, call_id=None):
     return None
 
 
+def retry_after_seconds(value):
+    """A Retry-After header (seconds or an HTTP date) as seconds from now, or None.
+
+    >>> retry_after_seconds("3"), retry_after_seconds(None), retry_after_seconds("soon")
+    (3.0, None, None)
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpClient(TwilioHttpClient):
+    """The SDK's HTTP client with a timeout on every request, raising `CarrierUnavailable` for
+    answers that are not about the call: the SDK's own exception would drop Retry-After."""
+
+    def request(self, method, url, *args, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = settings.CARRIER_TIMEOUT_SECONDS
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise CarrierUnavailable(f"Twilio {method} {type(exc).__name__}: {exc}"[:300]) from exc
+        status = response.status_code
+        if status == 429 or status >= 500 or (400 <= status < 500 and CONCURRENCY_LIMIT.search(response.text or "")):
+            raise CarrierUnavailable(f"Twilio {status}: {(response.text or '')[:200]}",
+                                     retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+        return response
+
+
 def agent_twiml(request: PlaceCallRequest):
     response = VoiceResponse()
     connect = Connect()
@@ -93,29 +141,46 @@ class TwilioProvider(Provider):
 
     def __init__(self, http_client=None):
         self.http_client = http_client
+        # HTTP clients (each a requests session with its open connections to Twilio) are lent to
+        # one thread at a time: calls are placed from several threads, and keeping the sessions
+        # between calls saves a TCP (and TLS) handshake per call.
+        self._idle_clients = queue.SimpleQueue()
 
+    @contextlib.contextmanager
     def client(self):
-        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=self.http_client)
+        http_client = self.http_client
+        if http_client is None:
+            try:
+                http_client = self._idle_clients.get_nowait()
+            except queue.Empty:
+                http_client = HttpClient()
+        client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client)
         if settings.TWILIO_API_BASE_URL:
             client.api.base_url = settings.TWILIO_API_BASE_URL
-        return client
+        try:
+            yield client
+        finally:
+            if self.http_client is None:
+                self._idle_clients.put(http_client)
 
     def place_call(self, request: PlaceCallRequest) -> str:
         try:
-            call = self.client().calls.create(
-                to=request.to_number, from_=request.from_number, twiml=agent_twiml(request),
-                status_callback=request.status_callback_url, status_callback_method="POST",
-                status_callback_event=PROGRESS_EVENTS,
-                machine_detection="Enable", async_amd="true",
-                async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
-                record=True)
+            with self.client() as client:
+                call = client.calls.create(
+                    to=request.to_number, from_=request.from_number, twiml=agent_twiml(request),
+                    status_callback=request.status_callback_url, status_callback_method="POST",
+                    status_callback_event=PROGRESS_EVENTS,
+                    machine_detection="Enable", async_amd="true",
+                    async_amd_status_callback=request.status_callback_url, async_amd_status_callback_method="POST",
+                    record=True)
         except TwilioRestException as exc:
-            raise CarrierRefused(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
+            raise CallRejected(f"Twilio {exc.status} {exc.code}: {exc.msg}") from exc
         return call.sid
 
     def fetch_status(self, carrier_call_id, call_id=None):
         try:
-            call = self.client().calls(carrier_call_id).fetch()
+            with self.client() as client:
+                call = client.calls(carrier_call_id).fetch()
         except TwilioRestException as exc:
             if exc.status == 404:
                 return None
@@ -128,7 +193,8 @@ class TwilioProvider(Provider):
 
     def hang_up(self, carrier_call_id):
         try:
-            self.client().calls(carrier_call_id).update(status="completed")
+            with self.client() as client:
+                client.calls(carrier_call_id).update(status="completed")
         except TwilioRestException as exc:
             if exc.status != 404:
                 raise
