@@ -19,6 +19,10 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -123,6 +127,12 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
+# Requests to URLs customers chose (webhooks; telephony/outbound.py) reach only public internet
+# addresses unless this is on: for a deployment that really calls internal hosts.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", False)
+OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 3.0)
+OUTBOUND_TIMEOUT_SECONDS = env_float("OUTBOUND_TIMEOUT_SECONDS", 10.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 64 * 1024)
 # Simulated carrier: 1.0 = real time; 0.1 = ten times faster.
 SIMULATED_TIME_SCALE = float(os.environ.get("SIMULATED_TIME_SCALE", "1.0"))
 
