@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
 from campaigns.models import CampaignType, Organisation, Priority, SlotMode, Workspace
-from campaigns.tenancy import validate_organisation_total, validate_workspace_allocation
+from campaigns.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.windows import InvalidTimezone, zone
 
 WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"), (5, "Saturday"),
@@ -220,6 +220,14 @@ class WorkspaceForm(forms.ModelForm):
     class Meta:
         model = Workspace
         fields = ["organisation", "name", "slots", "slot_mode", "webhook_url"]
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        try:
+            validate_webhook_url(url, "webhook_url")
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["webhook_url"]) from None
+        return url
 
     def clean(self):
         cleaned = super().clean()

@@ -133,6 +133,12 @@ def number_json(number):
             "callsPerSecond": number.calls_per_second, "createdAt": iso(number.created_at)}
 
 
+def workspace_json(workspace):
+    return {"id": str(workspace.id), "name": workspace.name, "organisation": str(workspace.organisation_id),
+            "slots": workspace.slots, "slotMode": workspace.slot_mode, "webhookUrl": workspace.webhook_url,
+            "createdAt": iso(workspace.created_at)}
+
+
 def dnc_json(entry):
     return {"phone": entry.phone, "reason": entry.reason, "createdAt": iso(entry.created_at)}
 

@@ -186,6 +186,15 @@ SLOTS = obj({
     "campaigns": {"type": "array", "items": obj({"id": ID, **SLOT_USE["properties"]})},
 })
 
+WEBHOOK_URL = {"type": "string", "maxLength": 200, "example": "https://hooks.example.com/dialer",
+               "description": "Receives call.ended and task.finished, signed; empty for none. http(s) only, "
+                              "and its host must resolve only to public internet addresses (checked when set "
+                              "and at every delivery)."}
+WORKSPACE = obj({"id": ID, "name": STRING, "organisation": ID, "slots": {"type": "integer"},
+                 "slotMode": {"type": "string", "enum": SlotMode.values}, "webhookUrl": WEBHOOK_URL,
+                 "createdAt": INSTANT})
+WORKSPACE_UPDATE = obj({"webhookUrl": WEBHOOK_URL}, additionalProperties=False)
+
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", str, location=OpenApiParameter.HEADER,

@@ -21,6 +21,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/resume", task_views.TaskResumeView.as_view(), name="api-task-resume"),
     path("tasks/<str:task_id>/archive", task_views.TaskArchiveView.as_view(), name="api-task-archive"),
     path("calls/<str:call_id>", task_views.CallDetailView.as_view(), name="api-call"),
+    path("workspace", workspace_views.WorkspaceDetailView.as_view(), name="api-workspace"),
     path("agents", workspace_views.AgentListView.as_view(), name="api-agents"),
     path("numbers", workspace_views.NumberListView.as_view(), name="api-numbers"),
     path("slots", workspace_views.SlotsView.as_view(), name="api-slots"),
