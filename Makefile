@@ -22,7 +22,8 @@ migrate: services
 run: migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py setup_demo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
+	# Served over plain HTTP on 127.0.0.1: no HTTPS redirect, HSTS or secure-only cookies.
+	SECURE_HTTPS=false PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
 	$(PY) manage.py collectstatic --noinput -v0

@@ -23,6 +23,17 @@ def env_float(name, default):
     return float(os.environ.get(name, default))
 
 
+def env_header(name):
+    """A request header as `Name: value` (e.g. `X-Forwarded-Proto: https`) → Django's META form."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    header, _, expected = value.partition(":")
+    if not expected.strip():
+        raise ImproperlyConfigured(f"{name} must look like 'X-Forwarded-Proto: https'.")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip()
+
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -33,6 +44,20 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+# HTTPS. A production deployment (DEBUG off) is served over HTTPS unless it says otherwise with
+# SECURE_HTTPS=false (a local run, a test on loopback): that one switch turns off the redirect,
+# HSTS and secure-only cookies together, which would otherwise make plain-HTTP logins impossible.
+SECURE_HTTPS = env_bool("SECURE_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = SECURE_HTTPS
+SESSION_COOKIE_SECURE = SECURE_HTTPS
+CSRF_COOKIE_SECURE = SECURE_HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy, the header it sets (and strips from clients) to say the
+# request came over HTTPS; unset, only a direct TLS connection counts as secure.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
