@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from campaigns import admin_logins  # noqa: F401 - registers the login-protection pages
 from campaigns import dashboard
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.campaign_actions import do_create_campaign

@@ -1,4 +1,5 @@
 """Settings for dialer. Every value comes from the environment, with safe local defaults."""
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    # Before campaigns, whose admin re-registers axes' pages for superusers only.
+    "axes",
     "campaigns",
     "dialer",
     "telephony",
@@ -83,7 +86,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login attempt.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user/address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is refused — the right password included — for AXES_COOLOFF_MINUTES, or
+# until a superuser deletes the attempt in the admin (or runs `manage.py axes_reset`).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "config.urls"
 
