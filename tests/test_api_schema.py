@@ -1,4 +1,6 @@
 """The OpenAPI schema and docs, and a bounded schemathesis run that must find no server error."""
+import socket
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -15,7 +17,8 @@ ENDPOINTS = {
     "/api/v1/campaigns": {"get", "post"}, "/api/v1/campaigns/{campaign_id}": {"get", "patch"},
     "/api/v1/campaigns/{campaign_id}/pause": {"post"}, "/api/v1/campaigns/{campaign_id}/resume": {"post"},
     "/api/v1/campaigns/{campaign_id}/archive": {"post"}, "/api/v1/campaigns/{campaign_id}/contacts": {"post"},
-    "/api/v1/campaigns/{campaign_id}/tasks": {"get"}, "/api/v1/tasks": {"post"}, "/api/v1/tasks/{task_id}": {"get"},
+    "/api/v1/campaigns/{campaign_id}/tasks": {"get"}, "/api/v1/campaigns/{campaign_id}/history": {"get"},
+    "/api/v1/workspace": {"get", "patch"}, "/api/v1/tasks": {"post"}, "/api/v1/tasks/{task_id}": {"get"},
     "/api/v1/tasks/{task_id}/pause": {"post"}, "/api/v1/tasks/{task_id}/resume": {"post"},
     "/api/v1/tasks/{task_id}/archive": {"post"}, "/api/v1/calls/{call_id}": {"get"},
     "/api/v1/agents": {"get", "post"}, "/api/v1/numbers": {"get", "post"}, "/api/v1/slots": {"get"},
@@ -61,7 +64,18 @@ def keep_test_connection():
 
 
 @pytest.fixture
-def auth_header(keep_test_connection):
+def no_name_resolution(monkeypatch):
+    """Generated webhook URLs must not send DNS queries past loopback: names do not resolve."""
+    real = socket.getaddrinfo
+
+    def numeric_only(host, *args, **kwargs):
+        return real(host, *args, **{**kwargs, "flags": kwargs.get("flags", 0) | socket.AI_NUMERICHOST})
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+
+
+@pytest.fixture
+def auth_header(keep_test_connection, no_name_resolution):
     workspace = WorkspaceFactory(organisation=OrganisationFactory(), slots=10)
     TaskFactory(campaign=CampaignFactory(workspace=workspace, type="realtime"))
     return {"Authorization": f"Bearer {ApiKeyFactory(workspace=workspace).raw_key}"}

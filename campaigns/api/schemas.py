@@ -186,6 +186,20 @@ SLOTS = obj({
     "campaigns": {"type": "array", "items": obj({"id": ID, **SLOT_USE["properties"]})},
 })
 
+CONTROL_RECORD = obj({
+    "id": ID, "action": {"type": "string", "enum": ["pause", "resume", "archive", "update"]},
+    "task": nullable({**ID, "description": "The task controlled; null for the whole campaign."}),
+    "source": {"type": "string", "enum": ["api", "admin", "command"]},
+    "actor": obj({"kind": {"type": "string", "enum": ["api_key", "user", "command"]},
+                  "name": {"type": "string", "description": "The API key's name, the username, or the operator "
+                                                            "a command named."},
+                  "prefix": nullable({"type": "string", "description": "The API key's prefix, e.g. dk_a1b2c3d."})},
+                 required=["kind", "name", "prefix"]),
+    "tasksChanged": {"type": "integer"},
+    "fields": {"type": "array", "items": STRING, "description": "The settings an update set."},
+    "createdAt": INSTANT,
+}, required=["id", "action", "task", "source", "actor", "tasksChanged", "fields", "createdAt"])
+
 WEBHOOK_URL = {"type": "string", "maxLength": 200, "example": "https://hooks.example.com/dialer",
                "description": "Receives call.ended and task.finished, signed; empty for none. http(s) only, "
                               "and its host must resolve only to public internet addresses (checked when set "

@@ -14,6 +14,8 @@ urlpatterns = [
          name="api-campaign-archive"),
     path("campaigns/<str:campaign_id>/contacts", campaign_views.CampaignContactsView.as_view(),
          name="api-campaign-contacts"),
+    path("campaigns/<str:campaign_id>/history", campaign_views.CampaignHistoryView.as_view(),
+         name="api-campaign-history"),
     path("campaigns/<str:campaign_id>/tasks", campaign_views.CampaignTasksView.as_view(), name="api-campaign-tasks"),
     path("tasks", task_views.TaskCreateView.as_view(), name="api-tasks"),
     path("tasks/<str:task_id>", task_views.TaskDetailView.as_view(), name="api-task"),
