@@ -51,6 +51,9 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS"
 # HSTS and secure-only cookies together, which would otherwise make plain-HTTP logins impossible.
 SECURE_HTTPS = env_bool("SECURE_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = SECURE_HTTPS
+# Paths (regexes, no leading slash) answered over plain HTTP too, e.g. `^metrics$` for a scraper
+# inside the network; whatever they serve then travels unencrypted.
+SECURE_REDIRECT_EXEMPT = [p.strip() for p in os.environ.get("SECURE_REDIRECT_EXEMPT", "").split(",") if p.strip()]
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if SECURE_HTTPS else 0
