@@ -182,17 +182,16 @@ class OutboundSession:
             pool.close()
         self.pools.clear()
 
-    def _pool(self, target, address, connect_timeout, read_timeout):
+    def _pool(self, target, address):
         key = (target.scheme, address, target.port, target.host)
         if key not in self.pools:
-            timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
             if target.scheme == "https":
                 # Connect to the checked IP; SNI and the certificate check are for the host name.
                 self.pools[key] = urllib3.HTTPSConnectionPool(
-                    address, target.port, timeout=timeout, retries=False, cert_reqs="CERT_REQUIRED",
-                    ca_certs=self.ca_certs, server_hostname=target.host, assert_hostname=target.host)
+                    address, target.port, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=self.ca_certs,
+                    server_hostname=target.host, assert_hostname=target.host)
             else:
-                self.pools[key] = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False)
+                self.pools[key] = urllib3.HTTPConnectionPool(address, target.port, retries=False)
         return self.pools[key]
 
     def request(self, method, url, body=None, headers=None, max_bytes=None, connect_timeout=None,
@@ -214,10 +213,11 @@ class OutboundSession:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            pool = self._pool(target, address, min(connect_timeout, remaining), remaining)
+            timeout = urllib3.Timeout(connect=min(connect_timeout, remaining), read=remaining)
             try:
-                response = pool.urlopen(method, target.path, body=body, headers=headers, redirect=False,
-                                        retries=False, preload_content=False, assert_same_host=False)
+                response = self._pool(target, address).urlopen(
+                    method, target.path, body=body, headers=headers, redirect=False, retries=False,
+                    timeout=timeout, preload_content=False, assert_same_host=False)
             except urllib3.exceptions.NewConnectionError:
                 failure = OutboundError("connection refused or unreachable")
                 continue  # the host's next checked address, if any
