@@ -26,6 +26,8 @@ run: migrate
 	SECURE_HTTPS=false PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest --create-db -q
 

@@ -42,7 +42,6 @@ import argparse
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -227,12 +226,12 @@ def finish_one_call(organisation_id, rng):
 def measure_refill_in_process(organisation_id, samples):
     import random
 
+    from config import jobs
     from config.redis_client import get_redis
     from dialer.dispatcher import dispatch_organisation
-    from dialer.tasks import dial_calls
 
     published = []
-    original = dial_calls.apply_async
+    original = jobs.enqueue
 
     def recording(*args, **kwargs):
         result = original(*args, **kwargs)
@@ -241,7 +240,7 @@ def measure_refill_in_process(organisation_id, samples):
 
     rng = random.Random(6)
     latencies = []
-    dial_calls.apply_async = recording
+    jobs.enqueue = recording
     try:
         for _ in range(samples):
             published.clear()
@@ -252,7 +251,7 @@ def measure_refill_in_process(organisation_id, samples):
             get_redis().delete("events")
             drain_dial_queues()
     finally:
-        del dial_calls.apply_async
+        jobs.enqueue = original
     return latencies
 
 
@@ -321,7 +320,7 @@ def measure_utilisation(seconds, time_scale, ring_ms):
     ended_sql = "SELECT count(*) FROM telephony_call WHERE organisation_id = %s AND status = 'ended'"
     connections.close_all()
     with LiveSystem(workers=1, concurrency=2, beat=True, simulator=True, time_scale=time_scale, LOG_LEVEL="WARNING"):
-        from dialer.tasks import nudge_dispatcher
+        from dialer.dispatch_lock import nudge_dispatcher
 
         nudge_dispatcher(organisation.id)
         time.sleep(5)  # start-up and first fill
@@ -449,7 +448,7 @@ def report(sizes, results, refill, worker_refill, lost, utilisation, waiting, en
         print(f"{f'sustained refills at {size:,} queued (calls/s)':<52}{r['sustained']:>14,.0f}  "
               f"≥ {TARGET_CALLS_PER_SECOND:,} {verdict(r['sustained'] >= TARGET_CALLS_PER_SECOND)}"
               f"  ({r['sustained'] / floor:.2f}× floor {floor:,.0f}/s)")
-        print(f"{f'  per CPU second of the dispatcher process (calls/s)':<52}{r['sustained_cpu']:>14,.0f}")
+        print(f"{'  per CPU second of the dispatcher process (calls/s)':<52}{r['sustained_cpu']:>14,.0f}")
         print(f"{f'run cost at {size:,} queued: run admitting {REFILL} (ms)':<52}{r['run_ms']:>14.1f}"
               f"  (CPU of this process {r['run_cpu_ms']:.1f} ms)")
     if len(sizes) >= 2:

@@ -1,3 +1,5 @@
+"""Admin pages of campaigns and tasks: the operator dashboard, controls, settings and contact
+uploads. The tenant objects' pages are in `campaigns/admin_tenants.py`."""
 import datetime as dt
 import json
 import uuid
@@ -14,8 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from campaigns import admin_logins  # noqa: F401 - registers the login-protection pages
-from campaigns import dashboard
+from campaigns import admin_logins, admin_tenants, dashboard  # noqa: F401 (the first two register their pages)
 from campaigns.audit import Actor, campaign_history, do_record_control
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.campaign_actions import do_create_campaign
@@ -24,15 +25,11 @@ from campaigns.controls import (
     do_resume_task, do_update_campaign,
 )
 from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
-from campaigns.forms import (
-    WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm, OrganisationForm, WorkspaceForm,
-)
+from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
 from campaigns.models import (
-    Agent, ApiKey, CallingNumber, Campaign, CampaignStatus, CampaignType, ContactImport, DoNotCall, Organisation,
-    OrganisationMember, Task, TaskStatus, Workspace,
+    Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Task, TaskStatus, Workspace,
 )
 from campaigns.realtime import sample_task_body
-from campaigns.tenancy import do_save_organisation, do_save_workspace
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, can_transition_campaign
 from dialer.scheduling import resolve_config
 from dialer.windows import time_to_hhmm
@@ -42,56 +39,6 @@ SHOWN_REPORT_ENTRIES = 200
 # Controls shown on the campaign page, newest first; GET /api/v1/campaigns/{id}/history has them all.
 SHOWN_CONTROL_RECORDS = 20
 
-
-@admin.register(Organisation)
-class OrganisationAdmin(OrganisationScopedAdmin):
-    organisation_path = "id"
-    form = OrganisationForm
-    list_display = ["name", "total_slots", "created_at"]
-    search_fields = ["name"]
-
-    def save_model(self, request, obj, form, change):
-        do_save_organisation(obj)
-
-
-@admin.register(OrganisationMember)
-class OrganisationMemberAdmin(OrganisationScopedAdmin):
-    organisation_path = "organisation_id"
-    list_display = ["user", "organisation"]
-
-
-@admin.register(Workspace)
-class WorkspaceAdmin(OrganisationScopedAdmin):
-    organisation_path = "organisation_id"
-    form = WorkspaceForm
-    list_display = ["name", "organisation", "slots", "slot_mode", "webhook_url"]
-    list_filter = ["slot_mode"]
-    search_fields = ["name"]
-
-    def save_model(self, request, obj, form, change):
-        do_save_workspace(obj)
-
-
-@admin.register(Agent)
-class AgentAdmin(OrganisationScopedAdmin):
-    organisation_path = "workspace__organisation_id"
-    list_display = ["name", "workspace", "created_at"]
-    search_fields = ["name"]
-
-
-@admin.register(CallingNumber)
-class CallingNumberAdmin(OrganisationScopedAdmin):
-    organisation_path = "workspace__organisation_id"
-    list_display = ["number", "workspace", "carrier", "calls_per_second"]
-    search_fields = ["number"]
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(OrganisationScopedAdmin):
-    organisation_path = "workspace__organisation_id"
-    list_display = ["prefix", "name", "workspace", "created_at", "revoked_at", "last_used_at"]
-    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
-    exclude = []
 
 
 @dataclass(frozen=True)
@@ -591,24 +538,3 @@ def _duration(ms):
     if ms % 60_000 == 0:
         return f"{ms // 60_000} min"
     return f"{ms / 1000:g} s"
-
-
-@admin.register(DoNotCall)
-class DoNotCallAdmin(OrganisationScopedAdmin):
-    organisation_path = "organisation_id"
-    list_display = ["phone", "organisation", "reason", "created_at"]
-    search_fields = ["phone"]
-
-
-@admin.register(ContactImport)
-class ContactImportAdmin(OrganisationScopedAdmin):
-    organisation_path = "campaign__workspace__organisation_id"
-    list_display = ["id", "campaign", "rows_total", "rows_imported", "duplicates", "error_count", "created_at"]
-    list_select_related = ["campaign"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # An import is a record of what a file did; imports happen on the campaign's contacts page.
-        return False

@@ -32,7 +32,6 @@ import csv
 import io
 import itertools
 import random
-import re
 from json.encoder import encode_basestring as encode_json_string
 
 import phonenumbers
@@ -40,20 +39,21 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
+from campaigns.dnc import listed_numbers
 from campaigns.models import (
-    Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, DoNotCall, Task, TaskStatus,
+    Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, Task, TaskStatus,
 )
 from campaigns.phone_numbers import parse_international, time_zones
+from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
+from campaigns.task_store import NULL, copy_task_rows
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
 
 PHONE = "phone"
 TIMEZONE = "timezone"
 DELIMITERS = (",", ";", "\t")
-PROMPT_VARIABLE = re.compile(r"\$\{([^{}]*)\}")
 UNKNOWN_ZONE = "Etc/Unknown"
-NULL = "\\N"  # COPY text format
 BACKSLASH, DOUBLED_BACKSLASH = "\\", "\\\\"
 COPY_CHUNK_ROWS = 2_000
 SHOWN_VALUE_LENGTH = 40
@@ -192,10 +192,6 @@ def _delimiter(header_line):
     return max(DELIMITERS, key=lambda delimiter: (widths[delimiter], delimiter == ","))
 
 
-def _prompt_variables(prompt):
-    return list(dict.fromkeys(name.strip() for name in PROMPT_VARIABLE.findall(prompt or "")))
-
-
 def _check_header(header, prompt, parsed):
     """Header rules, reported on row 1; returns the cleaned column names, or None when the phone
     column is missing (rows cannot be read then)."""
@@ -215,7 +211,7 @@ def _check_header(header, prompt, parsed):
                          fatal=True)
         else:
             seen[name.lower()] = index
-    missing = [variable for variable in _prompt_variables(prompt) if variable not in names[1:]]
+    missing = [variable for variable in prompt_variables(prompt) if variable not in names[1:]]
     if missing:
         listed = ", ".join(missing)
         near = [f"{name} is not {variable}" for variable in missing for name in names[1:] if name.lower() == variable.lower()]
@@ -354,7 +350,7 @@ def _drop_numbers_already_in(campaign, parsed):
     if campaign.contacts_uploaded_at is None or not parsed.contacts:
         return parsed.contacts
     phones = [contact[1] for contact in parsed.contacts]
-    existing = _phones_among(Task, "campaign", campaign.id, phones)
+    existing = _campaign_phones_among(campaign.id, phones)
     kept = []
     for contact in parsed.contacts:
         if contact[1] in existing:
@@ -364,34 +360,25 @@ def _drop_numbers_already_in(campaign, parsed):
     return kept
 
 
-def _phones_among(model, owner_field, owner_id, phones):
-    """The subset of `phones` (E.164, so free of commas) that `model` has for one owner. They go as
-    one comma-separated text the server splits: a 100,000-item IN list Django would compile
-    placeholder by placeholder, and a list parameter becomes an ARRAY[...] of 100,000 constants
-    that psycopg2 quotes and PostgreSQL plans one by one (~4x slower than the split)."""
-    quote = connection.ops.quote_name
+def _campaign_phones_among(campaign_id, phones):
+    """The subset of `phones` (E.164, so free of commas) the campaign already has tasks for, sent
+    as one text the server splits, like `campaigns.dnc.listed_numbers` does."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT phone FROM {quote(model._meta.db_table)} "
-                       f"WHERE {quote(model._meta.get_field(owner_field).column)} = %s "
-                       "AND phone = ANY(string_to_array(%s, ','))",
-                       [owner_id, ",".join(phones)])
+        cursor.execute("SELECT phone FROM campaigns_task WHERE campaign_id = %s "
+                       "AND phone = ANY(string_to_array(%s, ','))", [campaign_id, ",".join(phones)])
         return {phone for (phone,) in cursor.fetchall()}
 
 
 def _copy_tasks(campaign, contacts, now):
     """COPY the contacts into campaigns_task; returns (tasks stored, tasks queued for dialling)."""
-    on_dnc = _phones_among(DoNotCall, "organisation", campaign.workspace.organisation_id,
-                           [contact[1] for contact in contacts])
+    on_dnc = listed_numbers(campaign.workspace.organisation_id, [contact[1] for contact in contacts])
     first_attempts = {}
     for contact_zone in {contact[3] for contact in contacts}:
         at = first_attempt_at(resolve_config(Task(timezone=contact_zone), campaign), now)
         first_attempts[contact_zone] = at.isoformat() if at else None
     dialable = sum(1 for _, phone, _, contact_zone in contacts
                    if phone not in on_dnc and first_attempts[contact_zone] is not None)
-    columns = ", ".join(connection.ops.quote_name(Task._meta.get_field(name).column) for name in COPY_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(Task._meta.db_table)} ({columns}) FROM STDIN",
-                           _ChunkReader(_copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat())))
+    copy_task_rows(COPY_COLUMNS, _copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat()))
     return len(contacts), dialable
 
 
@@ -419,17 +406,6 @@ def _copy_text(campaign_id, contacts, on_dnc, first_attempts, stamp):
             lines.append(f"{campaign_id}\t{phone}\t{context_json.replace(BACKSLASH, DOUBLED_BACKSLASH)}"
                          f"{before_tie_break}{random.getrandbits(31)}{after_tie_break}")
         yield "".join(lines)
-
-
-class _ChunkReader:
-    """The file COPY FROM STDIN reads, over an iterator of text chunks. psycopg2 sends each chunk as
-    it reads it, so PostgreSQL stores one chunk while the next is being formatted."""
-
-    def __init__(self, chunks):
-        self.chunks = chunks
-
-    def read(self, size=-1):
-        return next(self.chunks, "")
 
 
 def error_report_csv(contact_import):

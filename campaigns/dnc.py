@@ -3,51 +3,28 @@
 The dispatcher checks the list right before every dial; task creation checks it too, so a listed
 number never becomes a dialable task (see `campaigns.realtime`).
 """
-from functools import lru_cache
-
-import phonenumbers
-from django.db import transaction
+from django.db import connection, transaction
 
 from campaigns.access import access_dnc_entry
 from campaigns.models import DoNotCall
+from campaigns.phone_numbers import InvalidPhone, parse_e164  # noqa: F401 (re-exported for the API's callers)
 
 MAX_REASON_LENGTH = 200
 
 
-class InvalidPhone(ValueError):
-    """A phone number that is not a valid international (E.164) number; the message says why."""
-
-
-def parse_e164(value):
-    """The E.164 form of `value`, e.g. "+44 20 7183 8750" → "+442071838750".
-
-    The number must carry its country code; raises `InvalidPhone` otherwise.
-    """
-    if not isinstance(value, str):
-        raise InvalidPhone("must be a string in E.164 form, e.g. +14155550100")
-    return _parse_e164_string(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_e164_string(value):
-    """Cached: a bulk request repeats its caller ID on every body."""
-    if not value.strip().startswith("+"):
-        raise InvalidPhone("must start with + and the country code (E.164), e.g. +14155550100")
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise InvalidPhone("is not a phone number (E.164 expected, e.g. +14155550100)") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone("is not a valid phone number for its country code")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 def listed_numbers(organisation_id, phones):
-    """The subset of `phones` (E.164) on the organisation's do-not-call list. One query."""
+    """The subset of `phones` (E.164) on the organisation's do-not-call list. One query, whatever
+    asks: task creation, the CSV import and the dispatcher's check right before a dial.
+
+    The numbers go as one comma-separated text the server splits (E.164 has no commas): a
+    100,000-item list would otherwise be compiled and planned constant by constant (~4x slower).
+    """
     if not phones:
         return set()
-    return set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=list(phones))
-               .values_list("phone", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT phone FROM campaigns_donotcall WHERE organisation_id = %s "
+                       "AND phone = ANY(string_to_array(%s, ','))", [organisation_id, ",".join(phones)])
+        return {phone for (phone,) in cursor.fetchall()}
 
 
 @transaction.atomic

@@ -1,5 +1,5 @@
-"""Admin forms for batch campaigns: the create form (validated by `validate_campaign_body`, the
-same layer as the REST API) and the contact upload form."""
+"""Admin forms: batch campaigns (validated by `validate_campaign_body`, the same layer as the
+REST API), the contact upload, and the tenant objects (checked by the API's validation too)."""
 import datetime as dt
 
 from django import forms
@@ -7,7 +7,11 @@ from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 
 from campaigns.campaign_validation import ALWAYS_RETRIED_OUTCOMES, OPT_IN_OUTCOMES, validate_campaign_body
-from campaigns.models import CampaignType, Organisation, Priority, SlotMode, Workspace
+from campaigns.api.workspace_setup import validate_agent_body, validate_number_body
+from campaigns.dnc import InvalidPhone, parse_e164
+from campaigns.models import (
+    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Priority, SlotMode, Workspace,
+)
 from campaigns.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.windows import InvalidTimezone, zone
 
@@ -235,3 +239,88 @@ class WorkspaceForm(forms.ModelForm):
             validate_workspace_allocation(cleaned["organisation"], cleaned["slots"],
                                           exclude_workspace_id=self.instance.pk)
         return cleaned
+
+
+def _raise_as_form_errors(error, field_names):
+    """A body validation error (camelCase keys) as form errors on the matching form fields."""
+    raise ValidationError({field_names.get(key, None): messages for key, messages in error.message_dict.items()})
+
+
+class AgentForm(forms.ModelForm):
+    """Admin form for an agent, checked by the API's own `validate_agent_body`; after `is_valid()`,
+    `cleaned_fields` holds the validated field values."""
+
+    outcomes = forms.CharField(required=False, help_text="Custom outcomes the agent reports, comma-separated.")
+
+    class Meta:
+        model = Agent
+        fields = ["workspace", "name", "prompt", "outcomes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["outcomes"] = ", ".join(self.instance.outcomes)
+
+    def clean_outcomes(self):
+        return [name.strip() for name in self.cleaned_data["outcomes"].split(",") if name.strip()]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.cleaned_fields = validate_agent_body({"name": cleaned.get("name") or "",
+                                                       "prompt": cleaned.get("prompt") or "",
+                                                       "outcomes": cleaned.get("outcomes") or []})
+        except ValidationError as error:
+            _raise_as_form_errors(error, {"name": "name", "prompt": "prompt", "outcomes": "outcomes"})
+        return cleaned
+
+
+class CallingNumberForm(forms.ModelForm):
+    """Admin form for a calling number, checked by the API's own `validate_number_body`."""
+
+    number = forms.CharField(help_text="E.164, with the country code: +14155550100.")
+
+    class Meta:
+        model = CallingNumber
+        fields = ["workspace", "number", "carrier", "calls_per_second"]
+
+    def clean_number(self):
+        return _e164_or_error(self.cleaned_data["number"])
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.cleaned_fields = validate_number_body({
+                "number": cleaned.get("number") or "", "carrier": cleaned.get("carrier"),
+                "callsPerSecond": cleaned.get("calls_per_second")})
+        except ValidationError as error:
+            _raise_as_form_errors(error, {"number": "number", "carrier": "carrier", "callsPerSecond": "calls_per_second"})
+        return cleaned
+
+
+class ApiKeyForm(forms.ModelForm):
+    """Admin form for a new API key: the key itself is generated, shown once, and stored hashed."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["workspace", "name"]
+
+
+class DoNotCallForm(forms.ModelForm):
+    """Admin form for a do-not-call entry; the number is stored in E.164."""
+
+    phone = forms.CharField(help_text="E.164, with the country code: +14155550100.")
+
+    class Meta:
+        model = DoNotCall
+        fields = ["organisation", "phone", "reason"]
+
+    def clean_phone(self):
+        return _e164_or_error(self.cleaned_data["phone"])
+
+
+def _e164_or_error(value):
+    try:
+        return parse_e164(value)
+    except InvalidPhone as exc:
+        raise ValidationError(f"The number {exc}.") from None

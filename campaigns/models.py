@@ -12,10 +12,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-
-class SlotMode(models.TextChoices):
-    HARD = "hard", "Hard"
-    SOFT = "soft", "Soft"
+from campaigns.vocabulary import (  # noqa: F401 (re-exported: the models' vocabulary)
+    CampaignStatus, CampaignType, Carrier, CompletionReason, Outcome, Priority, SlotMode, TaskStatus,
+)
 
 
 class Organisation(models.Model):
@@ -61,19 +60,6 @@ class Workspace(models.Model):
         return f"{self.organisation.name} / {self.name}"
 
 
-class Outcome(models.TextChoices):
-    """The built-in outcomes; agents may add custom ones (see DESIGN section 1)."""
-
-    CONNECTED = "connected", "Connected"
-    NO_ANSWER = "no-answer", "No answer"
-    BUSY = "busy", "Busy"
-    FAILED = "failed", "Failed"
-    CALLBACK = "callback", "Callback"
-    VOICEMAIL = "voicemail", "Voicemail"
-    SILENT = "silent", "Silent"
-    OPT_OUT = "opt-out", "Opt-out"
-
-
 class Agent(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
     name = models.CharField(max_length=200)
@@ -89,11 +75,6 @@ class Agent(models.Model):
 
     def __str__(self):
         return self.name
-
-
-class Carrier(models.TextChoices):
-    SIMULATED = "simulated", "Simulated"
-    TWILIO = "twilio", "Twilio"
 
 
 class CallingNumber(models.Model):
@@ -134,25 +115,6 @@ class ApiKey(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
-
-
-class CampaignType(models.TextChoices):
-    BATCH = "batch", "Batch"
-    REALTIME = "realtime", "Realtime"
-
-
-class Priority(models.TextChoices):
-    LOW = "low", "Low"
-    NORMAL = "normal", "Normal"
-    HIGH = "high", "High"
-
-
-class CampaignStatus(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    PAUSED = "paused", "Paused"
-    COMPLETED = "completed", "Completed"
-    ARCHIVED = "archived", "Archived"
 
 
 ALL_WEEKDAYS = [0, 1, 2, 3, 4, 5, 6]
@@ -253,24 +215,6 @@ class ControlRecord(models.Model):
 
     def __str__(self):
         return f"{self.action} of campaign {self.campaign_id} by {self.actor_name or self.actor_kind}"
-
-
-class TaskStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    IN_PROGRESS = "in_progress", "In progress"
-    COMPLETED = "completed", "Completed"
-    PAUSED = "paused", "Paused"
-    ARCHIVED = "archived", "Archived"
-
-
-class CompletionReason(models.TextChoices):
-    CONNECTED = "connected", "Connected"
-    NOT_RETRIED = "outcome", "Outcome not retried"
-    EXHAUSTED = "exhausted", "Attempts used up"
-    ARCHIVED = "archived", "Archived"
-    ENDED = "ended", "End time reached"
-    DNC = "dnc", "Do-not-call"
-    OPT_OUT = "opt-out", "Opted out"
 
 
 def random_tie_break():

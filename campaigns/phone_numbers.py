@@ -17,6 +17,7 @@ than three digits) goes through phonenumbers itself. `tests/test_csv_import_spee
 compares both paths on generated numbers.
 
 `time_zones(number)` is `phonenumbers.timezone.time_zones_for_number` for a valid number.
+`parse_e164(value)` is the API's and the admin's check of one number, on the same parser.
 """
 import functools
 import re
@@ -53,6 +54,38 @@ class InternationalNumber(NamedTuple):
     e164: str
     extension: str  # "" when there is none
     kind: int  # a PhoneNumberType; UNKNOWN when the number is not valid
+
+
+class InvalidPhone(ValueError):
+    """A phone number that is not a valid international (E.164) number; the message says why."""
+
+
+def parse_e164(value):
+    """The E.164 form of `value`, e.g. "+44 20 7183 8750" → "+442071838750".
+
+    The number must carry its country code and be valid for it (phonenumbers' `is_valid_number`,
+    which is a type other than UNKNOWN); raises `InvalidPhone` otherwise.
+
+    >>> parse_e164("+44 20 7946 0958")
+    '+442079460958'
+    """
+    if not isinstance(value, str):
+        raise InvalidPhone("must be a string in E.164 form, e.g. +14155550100")
+    return _parse_e164_string(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_e164_string(value):
+    """Cached: a bulk request repeats its caller ID on every body."""
+    if not value.strip().startswith("+"):
+        raise InvalidPhone("must start with + and the country code (E.164), e.g. +14155550100")
+    try:
+        number = parse_international(value)
+    except NumberParseException:
+        raise InvalidPhone("is not a phone number (E.164 expected, e.g. +14155550100)") from None
+    if number.kind == PhoneNumberType.UNKNOWN:
+        raise InvalidPhone("is not a valid phone number for its country code")
+    return number.e164
 
 
 def parse_international(text):

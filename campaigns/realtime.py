@@ -16,7 +16,6 @@ not refused for one listed number, and the number is never dialed. Likewise a ta
 comes before any calling window opens is created `archived` with reason `ended`.
 """
 import datetime as dt
-import re
 
 from django.db import transaction
 from django.utils import timezone as django_timezone
@@ -26,6 +25,7 @@ from campaigns.dnc import InvalidPhone, listed_numbers, parse_e164
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
+from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from campaigns.task_store import insert_tasks
 from dialer.scheduling import dispatch_rank, first_attempt_at, resolve_config
@@ -45,7 +45,6 @@ FIELDS = ("phone", "campaign", "from", "agent", "start", "end", "timezone", "sta
 CONFIG_FIELDS = tuple(f for f in FIELDS if f not in ("phone", "campaign", "context"))
 NEVER_RETRIED = frozenset({Outcome.CONNECTED, Outcome.OPT_OUT})
 BUILT_IN_OUTCOMES = frozenset(Outcome.values)
-PROMPT_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A sample number in the range reserved for fiction (555-01xx), valid for phonenumbers.
 SAMPLE_PHONE = "+14155550100"
 
@@ -79,7 +78,7 @@ def sample_task_body(campaign):
         "intervals": [campaign.retry_interval_ms] * campaign.max_retries,
         "priorities": [100] * campaign.max_attempts,
         "retryOutcomes": list(campaign.retry_outcomes),
-        "context": {name: "" for name in dict.fromkeys(PROMPT_VARIABLE.findall(campaign.agent.prompt))},
+        "context": {name: "" for name in prompt_variables(campaign.agent.prompt)},
     }
     # Without a campaign default, tasks must name their caller ID: suggest the workspace's first.
     number = campaign.calling_number or campaign.workspace.numbers.order_by("id").first()

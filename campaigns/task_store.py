@@ -3,6 +3,10 @@
 Django's `bulk_create` builds its SQL field by field and costs ~0.6 ms a row for Task's 27
 columns; even `execute_values` spends most of its time composing and parsing one huge statement.
 COPY skips both, and drawing the ids first keeps what `bulk_create` gives: saved instances.
+
+`copy_task_rows` is the one COPY into the task table: `insert_tasks` formats model instances for
+it, the CSV import its own streamed rows (`campaigns/csv_import.py`), in COPY's text format
+(`NULL`, tab-separated, backslashes doubled).
 """
 import io
 import json
@@ -13,7 +17,7 @@ from django.db import connection, models
 from campaigns.models import Task
 
 _FIELDS = list(Task._meta.concrete_fields)
-_NULL = "\\N"
+NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -49,7 +53,7 @@ def _encoder(field):
         encode = _escaped
     else:
         encode = str
-    return lambda value: _NULL if value is None else encode(value)
+    return lambda value: NULL if value is None else encode(value)
 
 
 def _isoformat(value):
@@ -72,7 +76,6 @@ def insert_tasks(tasks):
     """INSERT unsaved Task instances, filling in their ids (and auto timestamps) in place."""
     if len(tasks) < COPY_FROM_ROWS:
         return Task.objects.bulk_create(tasks)
-    table = connection.ops.quote_name(Task._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                        [Task._meta.db_table, len(tasks)])
@@ -84,9 +87,27 @@ def insert_tasks(tasks):
                 field.pre_save(task, add=True)
             out.write("\t".join(encode(getattr(task, attname)) for attname, encode in _COLUMNS))
             out.write("\n")
-        out.seek(0)
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in _FIELDS)
-        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", out)
+    copy_task_rows([field.attname for field in _FIELDS], iter([out.getvalue()]))
     for task in tasks:
         task._state.adding = False
     return tasks
+
+
+def copy_task_rows(attnames, chunks):
+    """COPY rows in text format into the task table's columns for `attnames` (model attribute
+    names). `chunks` is an iterator of text; psycopg2 sends each chunk as it reads it, so
+    PostgreSQL stores one while the next is being formatted."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(Task._meta.get_field(name).column) for name in attnames)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {quote(Task._meta.db_table)} ({columns}) FROM STDIN", _ChunkReader(chunks))
+
+
+class _ChunkReader:
+    """The file COPY FROM STDIN reads, over an iterator of text chunks."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def read(self, size=-1):
+        return next(self.chunks, "")

@@ -8,8 +8,10 @@ import logging
 
 from django.db import transaction
 
-from campaigns.models import CampaignType, DoNotCall, Outcome, Task, TaskStatus
+from campaigns.dnc import do_add_dnc_numbers
+from campaigns.models import CampaignType, Outcome, Task, TaskStatus
 from dialer import slots
+from dialer.dispatch_lock import nudge_dispatcher
 from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
 from dialer.retry_policy import decide_after_attempt
 from dialer.scheduling import dispatch_rank, resolve_config
@@ -36,8 +38,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     config = resolve_config(task, campaign)
     decision = decide_after_attempt(config, task.attempts_made, outcome, ended_at, callback_at)
     if outcome == Outcome.OPT_OUT:
-        DoNotCall.objects.get_or_create(organisation_id=organisation_id, phone=task.phone,
-                                        defaults={"reason": f"opt-out on call {call.id}"})
+        do_add_dnc_numbers(organisation_id, [(task.phone, f"opt-out on call {call.id}")])
     task.status = task_status_after_attempt(campaign.status, decision)
     task.last_outcome = outcome
     fields = ["status", "last_outcome", "next_attempt_at", "callback_at", "dispatch_rank", "final_outcome",
@@ -60,8 +61,6 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
 
 
 def _after_commit(organisation_id, call):
-    from dialer.tasks import nudge_dispatcher
-
     try:
         if call.lease_token is not None:
             slots.release(organisation_id, str(call.id), call.lease_token)

@@ -5,25 +5,18 @@ mark is pending; the job clears the mark as it starts, so events arriving during
 exactly one more run. A crashed lock holder's lock expires on its own.
 """
 import secrets
+from pathlib import Path
 
+from config.jobs import Job, enqueue
+from config.queues import Queue
 from config.redis_client import get_redis
+from config.redis_scripts import ScriptSet
 from dialer import keys
 
 LOCK_SECONDS = 30
 NUDGE_PENDING_SECONDS = 5
 
-_RELEASE_IF_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-_EXTEND_IF_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend"))
 
 
 class DispatchLock:
@@ -41,12 +34,18 @@ class DispatchLock:
 
     def extend(self):
         """Keep the lock through a long run; False if it expired and someone else took it."""
-        return bool(get_redis().eval(_EXTEND_IF_OWNER, 1, self.key, self.token, self.seconds * 1000))
+        return _scripts.run(get_redis(), "lock_extend", [self.key], [self.token, self.seconds * 1000]) == 1
 
     def __exit__(self, *exc):
         if self.held:
-            get_redis().eval(_RELEASE_IF_OWNER, 1, self.key, self.token)
+            _scripts.run(get_redis(), "lock_release", [self.key], [self.token])
         return False
+
+
+def nudge_dispatcher(organisation_id):
+    """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands."""
+    if claim_nudge(organisation_id):
+        enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
 
 
 def claim_nudge(organisation_id):

@@ -8,8 +8,8 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
 2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
-3. Re-check each candidate (end time, calling window, attempts, do-not-call, no live call to the
-   same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
+3. Re-check each candidate (`dialer.eligibility.recheck`: end time, attempts, do-not-call,
+   calling window, no live call to the same number), merge per-campaign streams into DESIGN's order, admit through the slot leases —
    at most the free capacity the claim was sized for, and nothing ranked below a campaign whose
    claim the re-check cut short, so a slot freed mid-pass never goes to a lower-ranked candidate
    while a higher-ranked task was left unclaimed (the next pass takes it).
@@ -34,18 +34,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.controls import do_complete_campaign_if_done
+from campaigns.dnc import listed_numbers
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, DoNotCall, Organisation, Priority, Task,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Priority, Task,
     TaskStatus,
 )
-from config.metrics import record_dispatch
+from config import jobs
 from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import keys, slots, wakeups
+from dialer import eligibility, keys, slots, wakeups
 from dialer.dispatch_lock import DispatchLock, clear_nudge
+from dialer.eligibility import recheck
+from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
-from dialer.windows import is_open, next_opening
+from dialer.windows import is_open
 from telephony.models import LIVE_CALL_STATUSES, Call
 
 logger = logging.getLogger(__name__)
@@ -270,8 +273,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
     if not tasks:
         return [], Counter()
     phones = {t.phone for t in tasks}
-    do_not_call = set(DoNotCall.objects.filter(organisation_id=organisation_id, phone__in=phones)
-                      .values_list("phone", flat=True))
+    do_not_call = listed_numbers(organisation_id, phones)
     live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
                                            status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
     dialable, reschedule, dropped = [], {}, Counter()
@@ -282,24 +284,18 @@ def _recheck(organisation_id, tasks, campaigns, now):
         config = resolve_config(task, campaign)
         if config.window not in window_open:
             window_open[config.window] = is_open(config.window, now)
-        if config.end_at is not None and now >= config.end_at:
-            finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
-        elif task.attempts_made >= config.max_attempts:
-            finished[(TaskStatus.COMPLETED, CompletionReason.EXHAUSTED)].append(task.id)
-        elif task.phone in do_not_call:
-            finished[(TaskStatus.ARCHIVED, CompletionReason.DNC)].append(task.id)
-        elif not window_open[config.window]:
-            opening = next_opening(config.window, now)
-            if config.end_at is not None and opening >= config.end_at:
-                finished[(TaskStatus.ARCHIVED, CompletionReason.ENDED)].append(task.id)
-            else:
-                reschedule[task.id] = opening
-        elif task.phone in live_numbers:
-            continue  # stays queued; taken on a later pass once the other call ends
-        else:
+        verdict = recheck(config, task.attempts_made, listed=task.phone in do_not_call,
+                          number_live=task.phone in live_numbers, now=now, window_open=window_open[config.window])
+        if verdict.action == eligibility.DIAL:
             live_numbers.add(task.phone)
             dialable.append((task, campaign, config))
             continue
+        if verdict.action == eligibility.HOLD:
+            continue  # stays queued; taken on a later pass once the other call ends
+        if verdict.action == eligibility.RESCHEDULE:
+            reschedule[task.id] = verdict.at
+        else:
+            finished[(verdict.status, verdict.reason)].append(task.id)
         dropped[task.campaign_id] += 1
     for (status, reason), ids in finished.items():
         Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(
@@ -388,13 +384,15 @@ def dial_queue(admission):
 
 def publish_dial_jobs(admissions):
     """One dial job per queue per DIAL_JOB_SIZE calls: one message per call would cap dispatch."""
-    from dialer.tasks import dial_calls
+    publish_dial_jobs_by_queue([(dial_queue(admission), str(admission.call_id)) for admission in admissions])
 
+
+def publish_dial_jobs_by_queue(calls):
+    """Publish dial jobs for (queue, call id) pairs, DIAL_JOB_SIZE calls a job, over one connection."""
     by_queue = defaultdict(list)
-    for admission in admissions:
-        by_queue[dial_queue(admission)].append(str(admission.call_id))
-    with dial_calls.app.producer_or_acquire() as producer:  # one broker connection for the whole batch
+    for queue, call_id in calls:
+        by_queue[queue].append(call_id)
+    with jobs.one_connection() as producer:
         for queue, call_ids in by_queue.items():
             for start in range(0, len(call_ids), DIAL_JOB_SIZE):
-                dial_calls.apply_async(args=[call_ids[start:start + DIAL_JOB_SIZE]], queue=str(queue),
-                                       producer=producer)
+                jobs.enqueue(jobs.Job.DIAL_CALLS, call_ids[start:start + DIAL_JOB_SIZE], queue=queue, producer=producer)

@@ -110,3 +110,17 @@ WAKEUPS_RECONCILED_UP_TO = "dialer:wakeups:reconciled-up-to"
 """The last organisation id the reconciliation pass re-derived; it goes on from there."""
 ORGANISATIONS_WITH_LEASES = "dialer:organisations-with-leases"
 """Set: organisations that were given a slot lease and may still hold one, for the reaper."""
+
+
+def stale_check(call_id):
+    """Present for a minute after upkeep asked the carrier about a long-lived call."""
+    return f"dialer:stale-check:{call_id}"
+
+
+# What the dispatcher measures about itself (`dialer/metrics.py`), hashes keyed by organisation id.
+METRICS_ADMISSIONS = "metrics:dispatch:admitted"
+"""Hash: organisation id → calls admitted."""
+METRICS_RUNS = "metrics:dispatch:runs"
+"""Hash: organisation id → dispatcher runs."""
+METRICS_SECONDS = "metrics:dispatch:seconds"
+"""Hash: "<org>:<le>" → runs at or under le seconds; "<org>:sum" → seconds in all."""

@@ -9,7 +9,7 @@ Campaign: scheduled → running (first task started) → completed (nothing left
 paused and back (to running if it had started, else scheduled); archived from anywhere but itself,
 final. A completed campaign may still be archived to put it away.
 """
-from campaigns.models import CampaignStatus, CompletionReason, TaskStatus
+from campaigns.vocabulary import CampaignStatus, CompletionReason, TaskStatus
 
 TASK_TRANSITIONS = {
     TaskStatus.QUEUED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.PAUSED, TaskStatus.ARCHIVED, TaskStatus.COMPLETED}),

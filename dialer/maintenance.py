@@ -13,8 +13,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns.controls import do_finish_ended_campaigns
+from config.queues import Queue
 from config.redis_client import get_redis
-from dialer import slots
+from dialer import keys, slots
+from dialer.dispatch_lock import nudge_dispatcher
+from dialer.dispatcher import PRIORITY_QUEUES, publish_dial_jobs_by_queue
 from telephony.calls import check_call_with_carrier, place_call
 from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
 
@@ -66,8 +69,6 @@ def lease_still_needed(call_id):
 def reap_leases(organisation_id, now=None):
     """Free the organisation's expired and orphan leases; nudge its dispatcher when slots were
     freed (work may be waiting for them), and stop visiting it once it holds none."""
-    from dialer.tasks import nudge_dispatcher
-
     slots.sync_allocations(organisation_id)
     report = slots.reap_expired(organisation_id, lease_still_needed)
     orphans = release_orphan_leases(organisation_id, now or timezone.now())
@@ -93,13 +94,12 @@ def release_orphan_leases(organisation_id, now):
 
 
 def redial_stranded_calls(now):
-    from dialer.tasks import dial_calls
-
+    """Re-publish admitted calls whose dial job vanished, to the dial queue they were admitted to."""
     stranded = list(Call.objects.filter(status=CallStatus.ADMITTED, placed_at__isnull=True,
                                         created_at__lt=now - REDIAL_ADMITTED_AFTER)
-                    .values_list("id", flat=True)[:1000])
-    for start in range(0, len(stranded), 20):
-        dial_calls.delay([str(call_id) for call_id in stranded[start:start + 20]])
+                    .values_list("id", "is_callback", "campaign__priority")[:1000])
+    publish_dial_jobs_by_queue([(Queue.DIAL_CALLBACK if is_callback else PRIORITY_QUEUES[priority], str(call_id))
+                                for call_id, is_callback, priority in stranded])
     return len(stranded)
 
 
@@ -114,7 +114,7 @@ def check_stale_calls(now):
     for call_id in stale:
         if checked >= MAX_CHECKS_PER_RUN:
             break
-        if not redis.set(f"stale-check:{call_id}", 1, nx=True, ex=STALE_CHECK_EVERY_SECONDS):
+        if not redis.set(keys.stale_check(call_id), 1, nx=True, ex=STALE_CHECK_EVERY_SECONDS):
             continue
         checked += 1
         try:

@@ -60,8 +60,17 @@ def ordering_key(candidate, now):
 def order_candidates(candidates, now):
     """The candidates in dispatch order, as a list: per-campaign streams merged by their heads.
 
-    E.g. campaign A (high) with first attempts a1, a2 and campaign B (normal) with b1 → a1, a2, b1;
-    100 equal tasks of one batch campaign → ordered by their random tie-breaks.
+    Campaign A (high) with a first and a second attempt, campaign B (normal) with a first attempt
+    that waited longer: A's first, then A's second (priority wins between campaigns), then B's.
+
+    >>> now = dt.datetime(2026, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
+    >>> def task(task_id, campaign, priority, rank, minutes_ago):
+    ...     return Candidate(task_id, campaign, priority, rank, now - dt.timedelta(minutes=minutes_ago), None, 0)
+    >>> [c.task_id for c in order_candidates([task(3, "B", "normal", 0, 60), task(2, "A", "high", 1, 5),
+    ...                                        task(1, "A", "high", 0, 1)], now)]
+    [1, 2, 3]
+
+    100 equal tasks of one batch campaign are ordered by their random tie-breaks.
     """
     streams = {}
     for candidate in candidates:
@@ -101,8 +110,14 @@ def cut_behind_short_claims(ordered, last_claimed, now):
     candidate's tier, so once the campaign's own candidates are used up nothing of that tier or
     below is offered; higher tiers still are.
 
-    E.g. high campaign H claimed h1, h2 and lost h2; normal campaign N claimed n1: ordered
-    [h1, n1] → ([h1], True): H's next task outranks n1 and gets its slot on the next pass.
+    High campaign H claimed h1 and h2 and lost h2 to the re-check; normal campaign N claimed n1.
+    H's unclaimed next task outranks n1, so n1 waits for the next pass:
+
+    >>> now = dt.datetime(2026, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
+    >>> h1, h2, n1 = (Candidate(i, c, p, 0, now, None, 0) for i, c, p in [(1, "H", "high"), (2, "H", "high"),
+    ...                                                                    (3, "N", "normal")])
+    >>> cut_behind_short_claims([h1, n1], {"H": h2}, now) == ([h1], True)
+    True
     """
     left = Counter(c.campaign_id for c in ordered if c.campaign_id in last_claimed)
     barriers = [rank_tier(last_claimed[campaign_id], now) for campaign_id in last_claimed if not left[campaign_id]]

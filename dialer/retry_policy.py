@@ -12,7 +12,7 @@ DESIGN section 1, Outcomes and retries:
 import datetime as dt
 from dataclasses import dataclass
 
-from campaigns.models import CompletionReason, Outcome, TaskStatus
+from campaigns.vocabulary import CompletionReason, Outcome, TaskStatus
 from dialer.scheduling import next_attempt_after
 from dialer.windows import next_opening
 

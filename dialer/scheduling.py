@@ -6,7 +6,7 @@ the timing functions take `now` or the end of the last attempt as arguments.
 import datetime as dt
 from dataclasses import dataclass
 
-from campaigns.models import CampaignType
+from campaigns.vocabulary import CampaignType
 from dialer.windows import CallingWindow, next_opening
 
 

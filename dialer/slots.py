@@ -36,6 +36,8 @@ apply at the next admission: a node over a lowered cap admits nothing until call
 """
 import hashlib
 import json
+import logging
+from enum import IntEnum
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +45,12 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from config.redis_client import get_redis
+from config.redis_scripts import ScriptSet
 from dialer import keys
 from dialer.slot_model import Allocation, AllocationTree, CampaignAllocation, Denial
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,31 +74,15 @@ class ReapReport:
     freed: list
 
 
-class _Scripts:
-    """The slot scripts by name, called by SHA1; loaded into Redis on first NOSCRIPT (a new or
-    restarted server). EVALSHA is issued directly: redis-py's Script objects would ask
-    SCRIPT EXISTS before every pipeline."""
-
-    names = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage", "headroom")
-
-    def __init__(self):
-        shared = (LUA_DIR / "_shared.lua").read_text()
-        self.sources = {name: shared + (LUA_DIR / f"{name}.lua").read_text() for name in self.names}
-        self.shas = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in self.sources.items()}
-
-    def load(self, client):
-        for source in self.sources.values():
-            client.script_load(source)
-
-
-_scripts = _Scripts()
+SCRIPT_NAMES = ("acquire", "release", "renew", "configure", "set_waiting", "restore", "usage", "headroom")
+_scripts = ScriptSet(LUA_DIR, SCRIPT_NAMES)
 
 
 def _script_call(name, organisation_id, now_ms):
     """The start of an EVALSHA of a slot script: the SHA1, KEYS[1] and ARGV[1..2] as `_shared.lua`
-    describes. The script's own arguments follow it."""
-    return ("EVALSHA", _scripts.shas[name], 1, keys.organisation_leases(organisation_id),
-            keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms))
+    describes. The script's own arguments follow it; built once per batch, not per call."""
+    return _scripts.command(name, [keys.organisation_leases(organisation_id)],
+                            [keys.node_prefix(organisation_id), "" if now_ms is None else int(now_ms)])
 
 
 def _run(name, organisation_id, *args, now_ms=None):
@@ -108,20 +96,9 @@ def _run(name, organisation_id, *args, now_ms=None):
 
 
 def _run_many(name, organisation_id, arg_lists, now_ms=None):
-    """`_run` for each argument list, in one pipeline; replies in order. A batch refused for a
-    missing script ran nothing, so it is sent again once the scripts are loaded."""
-    client = get_redis()
+    """`_run` for each argument list, in one pipeline; replies in order."""
     call = _script_call(name, organisation_id, now_ms)
-    for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        for args in arg_lists:
-            pipe.execute_command(*call, *args)
-        try:
-            return pipe.execute()
-        except NoScriptError:
-            if attempt:
-                raise
-            _scripts.load(client)
+    return _scripts.run_many(get_redis(), [(*call, *args) for args in arg_lists])
 
 
 def _lease_ms():
@@ -180,20 +157,40 @@ def forget_organisation_if_leaseless(organisation_id):
     return True
 
 
+class LeaseReply(IntEnum):
+    """What release.lua and renew.lua answer."""
+
+    DONE = 1
+    NO_LEASE = 0  # already freed: a repeated release is a no-op
+    STALE_TOKEN = -1  # the lease is another admission's: the caller's token is out of date
+
+
+def _lease_changed(organisation_id, call_id, reply, verb):
+    reply = LeaseReply(reply)
+    if reply is LeaseReply.STALE_TOKEN:
+        # Fencing did its job, but a caller holding an old token is worth knowing about.
+        logger.warning("stale %s of call %s in organisation %s: the lease holds another token", verb, call_id,
+                       organisation_id)
+    return reply is LeaseReply.DONE
+
+
 def release(organisation_id, call_id, token):
     """Free the call's lease if `token` is its own. True when this call freed it."""
-    return _run("release", organisation_id, str(call_id), int(token)) == 1
+    return _lease_changed(organisation_id, call_id, _run("release", organisation_id, str(call_id), int(token)),
+                          "release")
 
 
 def release_many(organisation_id, leases):
     """`release` for each (call_id, token), in one pipeline; a bool per lease, in order."""
-    replies = _run_many("release", organisation_id, [(str(call_id), int(token)) for call_id, token in leases])
-    return [reply == 1 for reply in replies]
+    leases = [(str(call_id), int(token)) for call_id, token in leases]
+    replies = _run_many("release", organisation_id, leases)
+    return [_lease_changed(organisation_id, call_id, reply, "release") for (call_id, _), reply in zip(leases, replies)]
 
 
 def renew(organisation_id, call_id, token, until_ms):
     """Move the lease's expiry to `until_ms` if `token` is its own. True when renewed."""
-    return _run("renew", organisation_id, str(call_id), int(token), int(until_ms)) == 1
+    return _lease_changed(organisation_id, call_id,
+                          _run("renew", organisation_id, str(call_id), int(token), int(until_ms)), "renew")
 
 
 # Part of every tree's digest: raising it when the scripts' key layout changes makes the first

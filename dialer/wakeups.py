@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.redis_client import get_redis
+from config.redis_scripts import ScriptSet
 from dialer import keys
 
 RECONCILE_SECONDS = settings.WAKEUP_RECONCILE_SECONDS
@@ -40,7 +41,7 @@ RETRY_FAILED_RUN = dt.timedelta(seconds=5)
 TAKE_AT_ONCE = 1000
 REBUILD_PAGE = 2000
 
-TAKE_DUE_SCRIPT = (Path(__file__).resolve().parent / "lua" / "take_due_wakeups.lua").read_text()
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("take_due_wakeups",))
 
 # Per open campaign of the given organisations, its next queued task still to come after `after`
 # (for a campaign not started yet, any queued task: it becomes due at the start). One index probe
@@ -123,10 +124,9 @@ def take_due(now):
     client = get_redis()
     if not client.exists(keys.WAKEUPS_BUILT):
         rebuild(now)
-    take = client.register_script(TAKE_DUE_SCRIPT)  # hashes locally; runs by EVALSHA
     due = []
     while True:
-        batch = take(keys=[keys.WAKEUPS], args=[_ms(now), TAKE_AT_ONCE])
+        batch = _scripts.run(client, "take_due_wakeups", [keys.WAKEUPS], [_ms(now), TAKE_AT_ONCE])
         due += [int(organisation_id) for organisation_id in batch]
         if len(batch) < TAKE_AT_ONCE:
             return due
@@ -150,7 +150,10 @@ def rebuild(now):
 def reconcile_page_size(organisation_count):
     """Organisations per reconcile run so that all are covered within RECONCILE_SECONDS.
 
-    E.g. 10,000 organisations, a run every 10 s, 60 s to cover them: 1,667 per run.
+    With a run every 10 s and 60 s to cover them all:
+
+    >>> reconcile_page_size(10_000)
+    1667
     """
     runs = max(1, RECONCILE_SECONDS // RECONCILE_RUN_SECONDS)
     return max(1, math.ceil(organisation_count / runs))

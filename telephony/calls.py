@@ -12,7 +12,8 @@ from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now
 from telephony.models import Call, CallStatus
 from telephony import cps
 from telephony.registry import calling_number_settings, get_provider
-from telephony.rules import CarrierStatus, analysis_overdue, render_prompt
+from campaigns.prompts import render_prompt
+from telephony.rules import CarrierStatus, analysis_overdue
 from telephony.providers.base import PlaceCallRequest
 
 logger = logging.getLogger(__name__)

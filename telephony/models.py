@@ -4,18 +4,9 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-
-class CallStatus(models.TextChoices):
-    """A call's life. The first four are live: the call holds a slot lease."""
-
-    ADMITTED = "admitted", "Admitted"  # slot leased, attempt recorded, dial job published
-    DIALING = "dialing", "Dialing"  # the carrier accepted the call
-    RINGING = "ringing", "Ringing"
-    ANSWERED = "answered", "Answered"
-    ENDED = "ended", "Ended"
-
-
-LIVE_CALL_STATUSES = [CallStatus.ADMITTED, CallStatus.DIALING, CallStatus.RINGING, CallStatus.ANSWERED]
+from telephony.vocabulary import (  # noqa: F401 (re-exported: the models' vocabulary)
+    LIVE_CALL_STATUSES, CallStatus, WebhookDeliveryStatus,
+)
 
 
 class Call(models.Model):
@@ -107,12 +98,6 @@ class CallEvent(models.Model):
     class Meta:
         ordering = ["received_at", "id"]
         indexes = [models.Index(fields=["call", "received_at"], name="call_event_call")]
-
-
-class WebhookDeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed (gave up)"
 
 
 class WebhookDelivery(models.Model):

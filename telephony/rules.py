@@ -3,11 +3,10 @@
 No ORM, no Redis, no clock: every function takes plain values (and `now` when it needs time).
 """
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from campaigns.models import Outcome
+from campaigns.vocabulary import Outcome
 
 
 class EventKind(StrEnum):
@@ -140,22 +139,3 @@ def analysis_overdue(carrier_ended_at, now, wait_seconds):
     True
     """
     return now - carrier_ended_at >= dt.timedelta(seconds=wait_seconds)
-
-
-PROMPT_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-PRIVATE_CONTEXT_PREFIX = "_"  # `_sim` and friends configure the platform, never the prompt
-
-
-def render_prompt(template, context):
-    """`${var}` → the context's value; a missing or private (`_`-prefixed) variable renders empty.
-
-    >>> render_prompt("Hi ${name}, ${_sim}!", {"name": "Ada", "_sim": "[]"})
-    'Hi Ada, !'
-    """
-    def value(match):
-        name = match.group(1)
-        if name.startswith(PRIVATE_CONTEXT_PREFIX) or context.get(name) is None:
-            return ""
-        return str(context[name])
-
-    return PROMPT_VARIABLE.sub(value, template)

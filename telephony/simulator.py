@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from redis.exceptions import RedisError
 
-from campaigns.models import Outcome
+from campaigns.vocabulary import Outcome
 from config.redis_client import get_redis
+from config.redis_scripts import ScriptSet
+from telephony import keys
 from telephony.events import handle_event
 from telephony.providers.base import CarrierRefused, PlaceCallRequest, Provider
 from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
@@ -34,10 +36,8 @@ from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 logger = logging.getLogger(__name__)
 
 NAME = "simulated"
-DUE_KEY = "sim:due"
-EVENTS_KEY = "sim:events"
-CALL_KEY_PREFIX = "sim:call:"
-IDEMPOTENCY_KEY_PREFIX = "sim:idem:"
+DUE_KEY, EVENTS_KEY = keys.SIMULATOR_DUE, keys.SIMULATOR_EVENTS
+CALL_KEY_PREFIX, IDEMPOTENCY_KEY_PREFIX = keys.SIMULATOR_CALL_PREFIX, keys.SIMULATOR_IDEMPOTENCY_PREFIX
 # Simulated calls are forgotten this long after their last event (like a carrier's call log).
 RETENTION_SECONDS = 2 * 86400
 
@@ -49,7 +49,7 @@ SCRIPT_KEYS = {"outcome", "ring_ms", "talk_ms", "callback_in_ms"}
 NOT_ANSWERED = {Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED}
 COST_PER_MINUTE = "0.0140"
 
-_POP_SCRIPT = (Path(__file__).parent / "lua" / "pop_due_events.lua").read_text()
+_scripts = ScriptSet(Path(__file__).parent / "lua", ("pop_due_events",))
 
 
 def call_key(carrier_call_id):
@@ -264,8 +264,7 @@ def pop_due_events(now_ms=None, limit=500, redis_client=None):
     """Atomically take up to `limit` due events (JSON strings) off the simulator's schedule."""
     client = redis_client or get_redis()
     now_ms = redis_now_ms(client) if now_ms is None else now_ms
-    script = client.register_script(_POP_SCRIPT)
-    return script(keys=[DUE_KEY, EVENTS_KEY], args=[now_ms, limit, CALL_KEY_PREFIX])
+    return _scripts.run(client, "pop_due_events", [DUE_KEY, EVENTS_KEY], [now_ms, limit, CALL_KEY_PREFIX])
 
 
 def process_due_events(now_ms=None, limit=500, per_transaction=50) -> int:

@@ -390,3 +390,9 @@ def test_generated_valid_files_round_trip_exactly_into_tasks(columns, data, deli
     assert (result.rows_imported, result.error_count, result.duplicates) == (len(rows), 0, 0)
     stored = {task.phone: task.context for task in campaign.tasks.all()}
     assert stored == {row[0]: dict(zip(columns, row[1:])) for row in rows}
+
+
+def test_an_upload_is_asked_only_for_the_variables_the_prompt_will_fill():
+    campaign = batch_campaign(prompt="Hi ${first name} ${ name }, ${_sim}")
+    result = upload(campaign, f"phone,name\n{LONDON},Ada\n")
+    assert entries(result) == [] and result.rows_imported == 1

@@ -188,3 +188,20 @@ def test_context_json_is_what_json_dumps_writes(pairs):
     names, values = [name for name, _ in pairs], [value for _, value in pairs]
     keys = [encode_basestring(name) + ":" for name in names]
     assert _context_json(keys, values) == json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
+
+
+@given(st.sampled_from(["+44 20 7946 0958", "+1 415 555 0100", "+91 98765 43210", "+33 1 23 45 67 89", "+999 1234",
+                        "+44 0207 946 0958", "+1 (212) 555-01", "+61 4 1234 5678", "+49 30 1234567 ext. 9"]))
+def test_the_api_check_of_one_number_is_phonenumbers_own_verdict(text):
+    from campaigns.phone_numbers import InvalidPhone, parse_e164
+
+    try:
+        parsed = phonenumbers.parse(text, None)
+        expected = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                    if phonenumbers.is_valid_number(parsed) else None)
+    except phonenumbers.NumberParseException:
+        expected = None
+    try:
+        assert parse_e164(text) == expected
+    except InvalidPhone:
+        assert expected is None

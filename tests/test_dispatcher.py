@@ -380,7 +380,7 @@ class TestCampaignCompletion:
         assert campaign.status == CampaignStatus.COMPLETED
 
     def test_dispatcher_runs_are_counted_for_the_metrics(self, redis_client, django_capture_on_commit_callbacks):
-        from config.metrics import ADMISSIONS_KEY
+        from dialer.metrics import ADMISSIONS_KEY
 
         campaign = make_campaign(slots=2)
         TaskFactory.create_batch(3, campaign=campaign)

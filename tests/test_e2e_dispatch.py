@@ -12,9 +12,10 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from campaigns.models import CampaignStatus, Task, TaskStatus
+from config import jobs
+from config.queues import Queue
 from dialer import slots
 from dialer.dispatcher import dispatch_pass
-from dialer.tasks import dial_calls
 from telephony.models import LIVE_CALL_STATUSES, Call, CallEvent
 from tests.factories import CampaignFactory, OrganisationFactory, TaskFactory, WorkspaceFactory
 from tests.live_system import LiveSystem, wait_until
@@ -123,8 +124,8 @@ def test_the_same_dial_job_delivered_twice_places_one_call(redis_client, django_
     with django_capture_on_commit_callbacks(execute=True):
         dispatch_pass(campaign.workspace.organisation_id, task.next_attempt_at)
     call = Call.objects.get()
-    dial_calls.apply_async(args=[[str(call.id)]], queue="dial.normal")
-    dial_calls.apply_async(args=[[str(call.id)]], queue="dial.normal")
+    for _ in range(2):
+        jobs.enqueue(jobs.Job.DIAL_CALLS, [str(call.id)], queue=Queue.DIAL_NORMAL)
     with LiveSystem(time_scale=0.01, beat=False):
         wait_until(lambda: Task.objects.get(id=task.id).status == TaskStatus.COMPLETED, timeout=60,
                    message="the task to complete")

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.logging import ContextFilter, JsonFormatter, log_context
-from config.metrics import record_dispatch
+from dialer.metrics import record_dispatch
 from dialer import slots
 from telephony.models import CallStatus
 from tests.factories import CallFactory, CampaignFactory

@@ -6,7 +6,8 @@ from hypothesis import given, strategies as st
 
 from telephony import rules, simulator, webhooks_out
 from telephony.providers import twilio
-from telephony.rules import STATUS_RANK, EventKind, merge_outcome, render_prompt, status_after
+from campaigns.prompts import render_prompt
+from telephony.rules import STATUS_RANK, EventKind, merge_outcome, status_after
 
 CARRIER_STATUSES = ["completed", "no-answer", "busy", "failed", "canceled"]
 ANSWERED_BY = ["", "human", "unknown", "machine_start", "machine_end_beep", "fax"]

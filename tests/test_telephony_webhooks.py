@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from telephony import webhooks_out
 from telephony.events import handle_event
-from telephony.models import Call, CallEvent, CallStatus, WebhookDelivery, WebhookDeliveryStatus
+from telephony.models import Call, CallEvent, CallStatus, WebhookDeliveryStatus
 from telephony.rules import EventKind, NormalizedEvent
 from tests.factories import (
     AgentFactory, ApiKeyFactory, CallFactory, CampaignFactory, TaskFactory, UserFactory, WebhookDeliveryFactory,

@@ -2,7 +2,7 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from campaigns.models import CampaignStatus, CampaignType, Carrier, Priority, SlotMode, TaskStatus
-from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_INTERVAL_MS, MAX_PRIORITY, MAX_TASKS_PER_REQUEST
+from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_INTERVAL_MS, MAX_PRIORITY
 from telephony.models import CallStatus
 
 

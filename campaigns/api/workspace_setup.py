@@ -82,6 +82,15 @@ def do_create_agent(workspace, fields):
     return Agent.objects.create(workspace=workspace, **fields)
 
 
+@transaction.atomic
+def do_update_agent(agent, fields):
+    """Apply validated agent fields (`validate_agent_body`) to an existing agent."""
+    for name, value in fields.items():
+        setattr(agent, name, value)
+    agent.save(update_fields=list(fields))
+    return agent
+
+
 def do_create_calling_number(workspace, fields):
     """Create a calling number; a number the workspace already has is a ValidationError on `number`."""
     try:
@@ -90,3 +99,16 @@ def do_create_calling_number(workspace, fields):
     except IntegrityError:
         raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
             from None
+
+
+def do_update_calling_number(number, fields):
+    """Apply validated fields (`validate_number_body`); a number the workspace already has is refused."""
+    for name, value in fields.items():
+        setattr(number, name, value)
+    try:
+        with transaction.atomic():
+            number.save(update_fields=list(fields))
+    except IntegrityError:
+        raise ValidationError({"number": [f"{fields['number']} is already a calling number of this workspace."]}) \
+            from None
+    return number

@@ -1,5 +1,5 @@
--- Shared prelude of the slot scripts: dialer/slots.py prepends this file to each of them before
--- registering it. Not a script on its own.
+-- Shared prelude of the slot scripts, pulled into each by its `--- @include _shared` line
+-- (config/redis_scripts.py). Not a script on its own.
 --
 -- Every slot script takes the same KEYS and first two ARGV (dialer/slots.py `_script_call`):
 --   KEYS[1] the organisation's lease set, which routes the call to its Redis Cluster node

@@ -8,6 +8,7 @@
 --          6 campaign full, 7 campaign siblings waiting).
 -- The rule is dialer.slot_model.admit; sibling claims come from the parents' `children` sums,
 -- so the cost does not grow with the number of campaigns.
+--- @include _shared
 
 if redis.call('EXISTS', K_EPOCH) == 0 then return {0, 1} end
 local cid, call = ARGV[3], ARGV[4]

@@ -7,6 +7,7 @@
 -- own copy for admission, which reads only the nodes it touches. Nodes left out of the tree
 -- lose their hash (so they admit nothing), keeping their waiting work out of every sum.
 -- Leases are untouched: an allocation lowered below use admits nothing until calls end.
+--- @include _shared
 
 local configured = {}
 for i = 5, #ARGV, 2 do configured[ARGV[i]] = ARGV[i + 1] end

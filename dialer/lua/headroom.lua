@@ -5,6 +5,7 @@
 -- headroom > 0: a hard campaign's allocation − used; a soft one's at least the organisation's
 -- free capacity; never more than that free capacity or ARGV[3]. The admission rule itself is
 -- acquire's: this only bounds how many candidates are worth claiming.
+--- @include _shared
 
 local after_now = '(' .. now_ms()
 local cap = tonumber(ARGV[3])

@@ -3,6 +3,7 @@
 -- ARGV[3] call id   ARGV[4] fencing token
 -- Returns: 1 freed; 0 no lease for the call id (already freed: idempotent);
 --          -1 the lease belongs to another token (stale caller; nothing changes).
+--- @include _shared
 
 local call = ARGV[3]
 local record = redis.call('HGET', K_LEASES, call)

@@ -4,6 +4,7 @@
 -- Returns: 1 renewed; 0 no lease for the call id; -1 the lease belongs to another token.
 -- A lease already pruned past expiry occupies its slots again: the call is still live, and
 -- live calls are never cut, even if that puts a node over its cap until calls end.
+--- @include _shared
 
 local call = ARGV[3]
 local record = redis.call('HGET', K_LEASES, call)

@@ -5,6 +5,7 @@
 -- Returns: flat list of call id, token pairs for the calls given no token (fresh tokens).
 -- A call id that already holds a lease keeps it. The fence moves past every restored token and
 -- past now * 1000, so tokens stay monotonic across a Redis that lost its data.
+--- @include _shared
 
 local now = now_ms()
 local expiry = now + tonumber(ARGV[3])

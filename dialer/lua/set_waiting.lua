@@ -3,6 +3,7 @@
 -- ARGV[3..] campaign id, waiting count pairs
 -- Returns: 1.
 -- Workspace figures are derived from the campaigns' workspaces in the allocation tree.
+--- @include _shared
 
 local waiting = {}
 for i = 3, #ARGV, 2 do

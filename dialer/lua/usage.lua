@@ -2,6 +2,7 @@
 -- KEYS[1], ARGV[1..2]: see _shared.lua. Read-only.
 -- Returns: {total, organisation used, {wid, slots, soft, used, ...}, {cid, wid, slots, soft, used, ...}}
 -- "used" counts leases not yet past expiry.
+--- @include _shared
 
 local after_now = '(' .. now_ms()
 local function live(key) return redis.call('ZCOUNT', key, after_now, '+inf') end

@@ -1,0 +1,147 @@
+"""Admin pages of the tenant objects: organisations, members, workspaces, agents, calling numbers,
+API keys, the do-not-call list and contact imports. Every save goes through the same validation
+and actions as the REST API."""
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from campaigns.admin_scoping import OrganisationScopedAdmin
+from campaigns.api.workspace_setup import (
+    do_create_agent, do_create_calling_number, do_update_agent, do_update_calling_number,
+)
+from campaigns.dnc import do_add_dnc_numbers, do_remove_dnc_number
+from campaigns.forms import AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallForm, OrganisationForm, WorkspaceForm
+from campaigns.models import (
+    Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Organisation, OrganisationMember, Workspace,
+)
+from campaigns.tenancy import do_create_api_key, do_revoke_api_key, do_save_organisation, do_save_workspace
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(OrganisationScopedAdmin):
+    organisation_path = "id"
+    form = OrganisationForm
+    list_display = ["name", "total_slots", "created_at"]
+    search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        do_save_organisation(obj)
+
+
+@admin.register(OrganisationMember)
+class OrganisationMemberAdmin(OrganisationScopedAdmin):
+    organisation_path = "organisation_id"
+    list_display = ["user", "organisation"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(OrganisationScopedAdmin):
+    organisation_path = "organisation_id"
+    form = WorkspaceForm
+    list_display = ["name", "organisation", "slots", "slot_mode", "webhook_url"]
+    list_filter = ["slot_mode"]
+    search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        do_save_workspace(obj)
+
+
+def _copy_saved(saved, obj):
+    """Make the admin's unsaved `obj` the row an action saved, for the admin's log and redirect."""
+    obj.__dict__.update({key: value for key, value in saved.__dict__.items() if key != "_state"})
+    obj._state.adding = False
+
+
+@admin.register(Agent)
+class AgentAdmin(OrganisationScopedAdmin):
+    organisation_path = "workspace__organisation_id"
+    form = AgentForm
+    list_display = ["name", "workspace", "created_at"]
+    search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            do_update_agent(obj, form.cleaned_fields)
+        else:
+            _copy_saved(do_create_agent(form.cleaned_data["workspace"], form.cleaned_fields), obj)
+
+
+@admin.register(CallingNumber)
+class CallingNumberAdmin(OrganisationScopedAdmin):
+    organisation_path = "workspace__organisation_id"
+    form = CallingNumberForm
+    list_display = ["number", "workspace", "carrier", "calls_per_second"]
+    search_fields = ["number"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            do_update_calling_number(obj, form.cleaned_fields)
+        else:
+            _copy_saved(do_create_calling_number(form.cleaned_data["workspace"], form.cleaned_fields), obj)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(OrganisationScopedAdmin):
+    """Keys are created here like `create_workspace --api-key` does: generated, shown once, stored
+    hashed. An existing key can only be revoked (the list's action)."""
+
+    organisation_path = "workspace__organisation_id"
+    form = ApiKeyForm
+    list_display = ["prefix", "name", "workspace", "created_at", "revoked_at", "last_used_at"]
+    actions = ["revoke_keys"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["workspace", "name", "prefix", "created_at", "revoked_at", "last_used_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        api_key, raw_key = do_create_api_key(form.cleaned_data["workspace"], form.cleaned_data["name"])
+        _copy_saved(api_key, obj)
+        messages.warning(request, format_html(
+            "The new API key is <code>{}</code>. Copy it now: it is stored hashed and never shown again.", raw_key))
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request, queryset):
+        for api_key in queryset:
+            do_revoke_api_key(api_key)
+        self.message_user(request, f"Revoked {queryset.count()} API key(s).")
+
+
+@admin.register(DoNotCall)
+class DoNotCallAdmin(OrganisationScopedAdmin):
+    organisation_path = "organisation_id"
+    form = DoNotCallForm
+    list_display = ["phone", "organisation", "reason", "created_at"]
+    search_fields = ["phone"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)  # an entry is added or removed
+
+    def save_model(self, request, obj, form, change):
+        entry, = do_add_dnc_numbers(form.cleaned_data["organisation"].id,
+                                    [(form.cleaned_data["phone"], form.cleaned_data["reason"])])
+        _copy_saved(entry, obj)
+
+    def delete_model(self, request, obj):
+        do_remove_dnc_number(obj.organisation_id, obj.phone)
+
+    def delete_queryset(self, request, queryset):
+        for entry in queryset:
+            do_remove_dnc_number(entry.organisation_id, entry.phone)
+
+
+@admin.register(ContactImport)
+class ContactImportAdmin(OrganisationScopedAdmin):
+    organisation_path = "campaign__workspace__organisation_id"
+    list_display = ["id", "campaign", "rows_total", "rows_imported", "duplicates", "error_count", "created_at"]
+    list_select_related = ["campaign"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # An import is a record of what a file did; imports happen on the campaign's contacts page.
+        return False

@@ -1,0 +1,66 @@
+"""The campaigns' vocabulary: statuses, outcomes, reasons and kinds, as plain enums.
+
+The rule modules (`dialer/windows.py`, `scheduling.py`, `retry_policy.py`, `lifecycle.py`, ...)
+import these and nothing of the models; `campaigns.models` re-exports them for everyone else.
+"""
+from django.db.models.enums import TextChoices
+
+
+class SlotMode(TextChoices):
+    HARD = "hard", "Hard"
+    SOFT = "soft", "Soft"
+
+
+class Outcome(TextChoices):
+    """The built-in outcomes; agents may add custom ones (see DESIGN section 1)."""
+
+    CONNECTED = "connected", "Connected"
+    NO_ANSWER = "no-answer", "No answer"
+    BUSY = "busy", "Busy"
+    FAILED = "failed", "Failed"
+    CALLBACK = "callback", "Callback"
+    VOICEMAIL = "voicemail", "Voicemail"
+    SILENT = "silent", "Silent"
+    OPT_OUT = "opt-out", "Opt-out"
+
+
+class Carrier(TextChoices):
+    SIMULATED = "simulated", "Simulated"
+    TWILIO = "twilio", "Twilio"
+
+
+class CampaignType(TextChoices):
+    BATCH = "batch", "Batch"
+    REALTIME = "realtime", "Realtime"
+
+
+class Priority(TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+
+
+class CampaignStatus(TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    ARCHIVED = "archived", "Archived"
+
+
+class TaskStatus(TextChoices):
+    QUEUED = "queued", "Queued"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class CompletionReason(TextChoices):
+    CONNECTED = "connected", "Connected"
+    NOT_RETRIED = "outcome", "Outcome not retried"
+    EXHAUSTED = "exhausted", "Attempts used up"
+    ARCHIVED = "archived", "Archived"
+    ENDED = "ended", "End time reached"
+    DNC = "dnc", "Do-not-call"
+    OPT_OUT = "opt-out", "Opted out"

@@ -1,0 +1,27 @@
+"""Publishing Celery jobs by name: the one way domain code enqueues work.
+
+Domain modules never import a Celery task module (which would import them back); they name the
+job here and the worker that registered it runs it. Every job name is the `name=` of its task.
+"""
+from contextlib import contextmanager
+from enum import StrEnum
+
+from config.celery import app
+from config.queues import Queue
+
+
+class Job(StrEnum):
+    DISPATCH_ORGANISATION = "dialer.dispatch_organisation"
+    DIAL_CALLS = "dialer.dial_calls"
+
+
+def enqueue(job, *args, queue=Queue.EVENTS, producer=None):
+    """Publish `job` with positional `args` to `queue`; `producer` shares one broker connection."""
+    app.send_task(str(job), args=list(args), queue=str(queue), producer=producer)
+
+
+@contextmanager
+def one_connection():
+    """A producer for publishing many jobs over one broker connection."""
+    with app.producer_or_acquire() as producer:
+        yield producer

@@ -1,0 +1,16 @@
+"""The worked examples in the rule modules' docstrings are run, so they cannot drift from the code."""
+import doctest
+
+import pytest
+
+from campaigns import phone_numbers, prompts
+from dialer import eligibility, ordering, retry_policy, slot_model, wakeups, windows
+from telephony import rules
+
+
+@pytest.mark.parametrize("module", [phone_numbers, prompts, eligibility, ordering, retry_policy, slot_model, wakeups, windows,
+                                    rules],
+                         ids=lambda module: module.__name__)
+def test_worked_examples_hold(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted and not result.failed
