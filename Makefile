@@ -22,8 +22,9 @@ migrate: services
 run: migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py setup_demo
-	# honcho sets PORT for each process; the local run keeps web on the loopback address the README gives.
-	WEB_BIND="$${WEB_BIND:-127.0.0.1:8000}" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
+	# Served over plain HTTP on 127.0.0.1: no HTTPS redirect, HSTS or secure-only cookies. honcho sets
+	# PORT for each process; the local run keeps web on the loopback address the README gives.
+	SECURE_HTTPS=false WEB_BIND="$${WEB_BIND:-127.0.0.1:8000}" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start
 
 test: services
 	$(VENV)/bin/ruff check .

@@ -86,6 +86,8 @@ def main():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
            "DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": redis_url,
            "CELERY_BROKER_URL": redis_url, "DEBUG": "false", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING",
+           # gunicorn answers plain HTTP on loopback: no redirect to HTTPS.
+           "SECURE_HTTPS": "false",
            "API_THROTTLE_RATE": "1000000/min"}
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))

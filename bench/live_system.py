@@ -25,6 +25,9 @@ def process_env(**extra):
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.REDIS_URL,
         DEBUG="true",
+        # Plain HTTP on loopback, and local receivers stand in for customers' webhook endpoints.
+        SECURE_HTTPS="false",
+        OUTBOUND_ALLOW_PRIVATE="true",
         DATABASE_CONN_MAX_AGE="0",
     )
     env.update({key: str(value) for key, value in extra.items()})

@@ -9,13 +9,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from campaigns import admin_tenants, dashboard  # noqa: F401 (admin_tenants registers its pages)
+from campaigns import admin_logins, admin_tenants, dashboard  # noqa: F401 (the first two register their pages)
+from campaigns.audit import Actor, campaign_history, do_record_control
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.campaign_actions import do_create_campaign
 from campaigns.controls import (
@@ -34,6 +36,8 @@ from dialer.windows import time_to_hhmm
 
 # Rows of an import's report shown on the upload page; the downloadable CSV has them all.
 SHOWN_REPORT_ENTRIES = 200
+# Controls shown on the campaign page, newest first; GET /api/v1/campaigns/{id}/history has them all.
+SHOWN_CONTROL_RECORDS = 20
 
 
 
@@ -174,7 +178,11 @@ class CampaignAdmin(OrganisationScopedAdmin):
             changed, refused = 0, []
             for campaign in applicable:
                 try:
-                    changed += control.action(campaign)
+                    with transaction.atomic():
+                        campaign_changed = control.action(campaign)
+                        do_record_control(control.verb, Actor.for_admin_user(request.user), campaign_changed,
+                                          campaign=campaign)
+                    changed += campaign_changed
                 except ControlRefused as exc:
                     refused.append(f"{campaign}: {exc.reason}")
                 else:
@@ -291,7 +299,10 @@ class CampaignAdmin(OrganisationScopedAdmin):
             self.message_user(request, "No setting changed.")
         else:
             try:
-                retimed = do_update_campaign(campaign, changed)
+                with transaction.atomic():
+                    retimed = do_update_campaign(campaign, changed)
+                    do_record_control("update", Actor.for_admin_user(request.user), retimed, campaign=campaign,
+                                      fields=changed)
             except ControlRefused as exc:
                 self.message_user(request, exc.reason, messages.ERROR)
             else:
@@ -325,6 +336,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             "controls": [control for control in CONTROLS.values() if control.applies_to(campaign)] if can_change else [],
             "settings": self._settings_rows(campaign),
             "stats_url": reverse("admin:campaigns_campaign_stats", args=[campaign.pk]),
+            "control_history": list(campaign_history(campaign.id).select_related("task")[:SHOWN_CONTROL_RECORDS]),
         }
 
     @staticmethod
@@ -461,7 +473,9 @@ class TaskAdmin(OrganisationScopedAdmin):
         if not self.has_change_permission(request, task):
             raise PermissionDenied
         try:
-            action(task)
+            with transaction.atomic():
+                changed = action(task)
+                do_record_control(verb, Actor.for_admin_user(request.user), changed, task=task)
         except ControlRefused as exc:
             self.message_user(request, exc.reason, messages.ERROR)
         else:

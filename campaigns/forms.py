@@ -12,7 +12,7 @@ from campaigns.dnc import InvalidPhone, parse_e164
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Outcome, Priority, SlotMode, Workspace,
 )
-from campaigns.tenancy import validate_organisation_total, validate_workspace_allocation
+from campaigns.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.retry_policy import AUTO_RETRIED, OPT_IN_RETRIED, in_outcome_order
 from dialer.windows import InvalidTimezone, zone
 
@@ -226,6 +226,14 @@ class WorkspaceForm(forms.ModelForm):
     class Meta:
         model = Workspace
         fields = ["organisation", "name", "slots", "slot_mode", "webhook_url"]
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        try:
+            validate_webhook_url(url, "webhook_url")
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["webhook_url"]) from None
+        return url
 
     def clean(self):
         cleaned = super().clean()

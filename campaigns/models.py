@@ -179,6 +179,49 @@ class Campaign(models.Model):
         return self.max_retries + 1
 
 
+class ControlSource(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
+
+
+class ActorKind(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    USER = "user", "User"
+    COMMAND = "command", "Command"
+
+
+class ControlRecord(models.Model):
+    """One operator control of a campaign or one of its tasks, as it was made: the audit trail
+    (`campaigns.audit`). Who made it is kept as it was then (`actor_name`, `actor_prefix`), so a
+    revoked key or a removed user still reads the same; `user`/`api_key` link it while they exist.
+    """
+
+    campaign = models.ForeignKey("Campaign", on_delete=models.CASCADE, related_name="control_records",
+                                 db_index=False)
+    task = models.ForeignKey("Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=16, help_text="pause, resume, archive or update.")
+    source = models.CharField(max_length=8, choices=ControlSource.choices)
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor_name = models.CharField(max_length=200, blank=True, default="",
+                                  help_text="The API key's name, the username, or the command's operator.")
+    actor_prefix = models.CharField(max_length=12, blank=True, default="", help_text="The API key's prefix.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    api_key = models.ForeignKey("ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    tasks_changed = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True, help_text="e.g. {\"fields\": [...]} for an update.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        # The campaign's history, newest first, is read by id within the campaign.
+        indexes = [models.Index(fields=["campaign", "id"], name="control_record_campaign")]
+
+    def __str__(self):
+        return f"{self.action} of campaign {self.campaign_id} by {self.actor_name or self.actor_kind}"
+
+
 def random_tie_break():
     return secrets.randbelow(2**31)
 

@@ -7,6 +7,10 @@ from django.utils import timezone
 from campaigns.api_keys import generate_key, hash_key
 from campaigns.models import ApiKey, Organisation, SlotMode, Task, Workspace
 from campaigns.signals import tasks_changed
+from telephony.outbound import validate_outbound_url
+
+# A workspace's webhook URL is stored in a URLField of Django's default length.
+MAX_WEBHOOK_URL_LENGTH = 200
 
 
 def _announce_slots_changed(organisation_id):
@@ -56,6 +60,25 @@ def do_save_workspace(workspace):
     validate_workspace_allocation(organisation, workspace.slots, exclude_workspace_id=workspace.pk)
     workspace.save()
     _announce_slots_changed(organisation.pk)
+    return workspace
+
+
+def validate_webhook_url(url, field="webhookUrl"):
+    """A webhook URL is empty (no webhooks) or one `telephony.outbound` would call; raises
+    `ValidationError({field: [reason]})`. The host is resolved now, and again at every delivery."""
+    if url == "":
+        return
+    if not isinstance(url, str) or len(url) > MAX_WEBHOOK_URL_LENGTH:
+        raise ValidationError({field: [f"must be a URL of at most {MAX_WEBHOOK_URL_LENGTH} characters, or empty"]})
+    validate_outbound_url(url, field)
+
+
+@transaction.atomic
+def do_set_webhook_url(workspace, url):
+    """Point the workspace's webhooks at `url` ("" for none), checked by `validate_webhook_url`."""
+    validate_webhook_url(url)
+    workspace.webhook_url = url
+    workspace.save(update_fields=["webhook_url"])
     return workspace
 
 

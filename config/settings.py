@@ -1,4 +1,5 @@
 """Settings for dialer. Every value comes from the environment, with safe local defaults."""
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -19,6 +20,21 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
+def env_header(name):
+    """A request header as `Name: value` (e.g. `X-Forwarded-Proto: https`) → Django's META form."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    header, _, expected = value.partition(":")
+    if not expected.strip():
+        raise ImproperlyConfigured(f"{name} must look like 'X-Forwarded-Proto: https'.")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), expected.strip()
+
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -30,6 +46,23 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+# HTTPS. A production deployment (DEBUG off) is served over HTTPS unless it says otherwise with
+# SECURE_HTTPS=false (a local run, a test on loopback): that one switch turns off the redirect,
+# HSTS and secure-only cookies together, which would otherwise make plain-HTTP logins impossible.
+SECURE_HTTPS = env_bool("SECURE_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = SECURE_HTTPS
+# Paths (regexes, no leading slash) answered over plain HTTP too, e.g. `^metrics$` for a scraper
+# inside the network; whatever they serve then travels unencrypted.
+SECURE_REDIRECT_EXEMPT = [p.strip() for p in os.environ.get("SECURE_REDIRECT_EXEMPT", "").split(",") if p.strip()]
+SESSION_COOKIE_SECURE = SECURE_HTTPS
+CSRF_COOKIE_SECURE = SECURE_HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy, the header it sets (and strips from clients) to say the
+# request came over HTTPS; unset, only a direct TLS connection counts as secure.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -40,6 +73,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    # Before campaigns, whose admin re-registers axes' pages for superusers only.
+    "axes",
     "campaigns",
     "dialer",
     "telephony",
@@ -54,7 +89,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login attempt.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user/address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is refused — the right password included — for AXES_COOLOFF_MINUTES, or
+# until a superuser deletes the attempt in the admin (or runs `manage.py axes_reset`).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "config.urls"
 
@@ -135,6 +186,12 @@ DIAL_PLACING_THREADS = env_int("DIAL_PLACING_THREADS", 20)
 # or after the carrier's Retry-After when it sent one (still capped).
 CARRIER_RETRY_BASE_SECONDS = float(os.environ.get("CARRIER_RETRY_BASE_SECONDS", "1"))
 CARRIER_RETRY_MAX_SECONDS = float(os.environ.get("CARRIER_RETRY_MAX_SECONDS", "60"))
+# Requests to URLs customers chose (webhooks; telephony/outbound.py) reach only public internet
+# addresses unless this is on: for a deployment that really calls internal hosts.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", False)
+OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 3.0)
+OUTBOUND_TIMEOUT_SECONDS = env_float("OUTBOUND_TIMEOUT_SECONDS", 10.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 64 * 1024)
 # Simulated carrier: 1.0 = real time; 0.1 = ten times faster.
 SIMULATED_TIME_SCALE = float(os.environ.get("SIMULATED_TIME_SCALE", "1.0"))
 

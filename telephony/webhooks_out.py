@@ -5,6 +5,11 @@ rolled-back change sends nothing. `deliver_due_webhooks` (beat task `telephony.d
 claims due rows, POSTs them signed, and on failure reschedules them with exponential backoff
 (`backoff_seconds`), giving up after WEBHOOK_MAX_ATTEMPTS.
 
+Every POST goes through `telephony.outbound` (global addresses only, pinned to the checked
+address, no redirects, bounded): a failure is stored as its status code and a short reason of
+our own, never the receiver's reply, which an organisation's admin could otherwise read back
+from an internal service it pointed its webhook at.
+
 Signature: `X-Dialer-Timestamp: <unix seconds>` and
 `X-Dialer-Signature: sha256=<hex HMAC-SHA256(webhook_secret, "<timestamp>.<raw body>")>`.
 """
@@ -14,13 +19,13 @@ import hmac
 import json
 import time
 
-import requests
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from telephony.models import WebhookDelivery, WebhookDeliveryStatus
+from telephony.outbound import OutboundError, OutboundSession, status_reason
 
 SIGNATURE_HEADER = "X-Dialer-Signature"
 TIMESTAMP_HEADER = "X-Dialer-Timestamp"
@@ -31,6 +36,8 @@ DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BACKOFF_BASE_SECONDS = 10
 BACKOFF_CAP_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 5
+# A receiver's reply is never stored or read: this much is read only to finish the exchange.
+RESPONSE_LIMIT_BYTES = 64 * 1024
 # A claimed delivery is pushed this far ahead, so a crashed sender's row comes due again.
 CLAIM_SECONDS = 60
 
@@ -117,13 +124,13 @@ def _post(delivery, session):
         "User-Agent": "dialer-webhooks/1",
     }
     try:
-        response = session.post(delivery.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,
-                                allow_redirects=False)
-    except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
-    if 200 <= response.status_code < 300:
-        return response.status_code, ""
-    return response.status_code, response.text[:1000]
+        response = session.request("POST", delivery.url, body=body, headers=headers,
+                                   total_timeout=DELIVERY_TIMEOUT_SECONDS, max_bytes=RESPONSE_LIMIT_BYTES)
+    except OutboundError as exc:
+        return None, exc.reason
+    if response.ok:
+        return response.status, ""
+    return response.status, status_reason(response.status)
 
 
 @transaction.atomic
@@ -149,7 +156,7 @@ def deliver_due_webhooks(now=None, batch=100) -> int:
     """Send every delivery due at `now` (one batch); returns how many were attempted."""
     now = now or timezone.now()
     rows = _claim(now, batch)
-    with requests.Session() as session:
+    with OutboundSession() as session:
         for delivery in rows:
             status_code, error = _post(delivery, session)
             do_record_delivery_result(delivery.id, status_code, error, now)

@@ -7,8 +7,8 @@ from django.utils import timezone as django_timezone
 
 from campaigns.api_keys import generate_key, hash_key
 from campaigns.models import (
-    Agent, ApiKey, CallingNumber, Campaign, CampaignType, ContactImport, DoNotCall, IdempotencyRecord, Organisation,
-    OrganisationMember, SlotMode, Task, Workspace,
+    Agent, ApiKey, CallingNumber, Campaign, CampaignType, ContactImport, ControlRecord, DoNotCall, IdempotencyRecord,
+    Organisation, OrganisationMember, SlotMode, Task, Workspace,
 )
 from telephony.models import Call, CallEvent, WebhookDelivery
 
@@ -180,3 +180,15 @@ class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
     url = "http://127.0.0.1:9/hook"
     payload = factory.LazyFunction(dict)
     next_attempt_at = factory.LazyFunction(django_timezone.now)
+
+
+class ControlRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ControlRecord
+
+    campaign = factory.SubFactory(CampaignFactory)
+    action = "pause"
+    source = "api"
+    actor_kind = "api_key"
+    actor_name = "test key"
+    actor_prefix = "dk_test123"

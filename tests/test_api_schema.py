@@ -1,6 +1,7 @@
 """The OpenAPI schema and docs, and a bounded schemathesis run (every check, the stateful phase
 included) against a live server that must find nothing."""
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -23,7 +24,8 @@ ENDPOINTS = {
     "/api/v1/campaigns": {"get", "post"}, "/api/v1/campaigns/{campaign_id}": {"get", "patch"},
     "/api/v1/campaigns/{campaign_id}/pause": {"post"}, "/api/v1/campaigns/{campaign_id}/resume": {"post"},
     "/api/v1/campaigns/{campaign_id}/archive": {"post"}, "/api/v1/campaigns/{campaign_id}/contacts": {"post"},
-    "/api/v1/campaigns/{campaign_id}/tasks": {"get"}, "/api/v1/tasks": {"post"}, "/api/v1/tasks/{task_id}": {"get"},
+    "/api/v1/campaigns/{campaign_id}/tasks": {"get"}, "/api/v1/campaigns/{campaign_id}/history": {"get"},
+    "/api/v1/workspace": {"get", "patch"}, "/api/v1/tasks": {"post"}, "/api/v1/tasks/{task_id}": {"get"},
     "/api/v1/tasks/{task_id}/pause": {"post"}, "/api/v1/tasks/{task_id}/resume": {"post"},
     "/api/v1/tasks/{task_id}/archive": {"post"}, "/api/v1/calls/{call_id}": {"get"},
     "/api/v1/agents": {"get", "post"}, "/api/v1/numbers": {"get", "post"}, "/api/v1/slots": {"get"},
@@ -92,6 +94,18 @@ MAX_EXAMPLES = 5  # per operation in the fuzzing phase: the whole run stays unde
 NO_COVERAGE_PHASE = ("campaigns_create", "campaigns_update", "tasks_create")
 
 
+@pytest.fixture
+def no_name_resolution(monkeypatch):
+    """Generated webhook URLs must not send DNS queries past loopback: names do not resolve
+    (the live server runs in this process, so it sees the same resolver)."""
+    real = socket.getaddrinfo
+
+    def numeric_only(host, *args, **kwargs):
+        return real(host, *args, **{**kwargs, "flags": kwargs.get("flags", 0) | socket.AI_NUMERICHOST})
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+
+
 def toml_table(values):
     """An inline TOML table; strings, integers and lists of them are spelled as in JSON."""
     return "{ " + ", ".join(f"{json.dumps(key)} = {json.dumps(value)}" for key, value in values.items()) + " }"
@@ -135,7 +149,7 @@ def schemathesis_config(parameters):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_schemathesis_finds_nothing_with_every_check_and_the_stateful_phase(live_server, tmp_path):
+def test_schemathesis_finds_nothing_with_every_check_and_the_stateful_phase(live_server, tmp_path, no_name_resolution):
     """Every schemathesis check, in the examples, coverage, fuzzing and stateful phases, against the
     live test server: any finding fails, but for the rules tests/schemathesis_hooks.py names."""
     workspace = WorkspaceFactory(organisation=OrganisationFactory(total_slots=50), slots=10)

@@ -171,6 +171,11 @@ NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 
 
 class TestOutboundWebhooks:
+    @pytest.fixture(autouse=True)
+    def local_receivers_allowed(self, settings):
+        # The receivers here listen on loopback, which only OUTBOUND_ALLOW_PRIVATE lets us call.
+        settings.OUTBOUND_ALLOW_PRIVATE = True
+
     def test_a_delivery_is_posted_json_signed_with_the_workspace_secret(self, receiver):
         hook = receiver(200)
         workspace = WorkspaceFactory(webhook_url=hook.url)
@@ -213,7 +218,7 @@ class TestOutboundWebhooks:
         webhooks_out.deliver_due_webhooks(now=NOW)
         delivery.refresh_from_db()
         assert (delivery.status, delivery.last_response_status) == ("pending", None)
-        assert "ConnectionError" in delivery.last_error
+        assert delivery.last_error == "connection refused or unreachable"
 
     def test_nothing_is_queued_without_a_url(self):
         assert webhooks_out.enqueue_webhook(WorkspaceFactory(webhook_url=""), "call.ended", {}) is None

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from campaigns.api.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasWorkspaceKey
 from campaigns.api.errors import exception_handler
+from campaigns.audit import Actor
 
 
 class WorkspaceView(APIView):
@@ -21,6 +22,11 @@ class WorkspaceView(APIView):
     @property
     def workspace(self):
         return self.request.user.workspace
+
+    @property
+    def actor(self):
+        """Who makes this request, for the audit trail: the API key (its prefix and name)."""
+        return Actor.for_api_key(self.request.user.api_key)
 
     def json_object(self):
         """The request body, which must be a JSON object."""

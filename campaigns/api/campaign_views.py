@@ -1,4 +1,5 @@
 """Campaigns: create, list, detail with counts, update, controls, contacts and their tasks."""
+from django.db import transaction
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -12,7 +13,8 @@ from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.pagination import paginate
-from campaigns.api.representations import campaign_json, contact_import_json, task_json
+from campaigns.api.representations import campaign_json, contact_import_json, control_record_json, task_json
+from campaigns.audit import campaign_history, do_record_control
 from campaigns.campaign_actions import do_create_campaign
 from campaigns.campaign_validation import type_change, validate_campaign_body
 from campaigns.csv_import import ImportRefused, do_import_contacts
@@ -98,22 +100,30 @@ class CampaignDetailView(WorkspaceView):
         if reason := type_change(body, campaign):
             return error_response(409, [error("type", reason)])
         fields = validate_campaign_body(self.workspace, body, instance=campaign)
+        # The body is validated into every setting; the audit trail names those that change.
+        changed = [name for name, value in fields.items() if getattr(campaign, name) != value]
         try:
-            controls.do_update_campaign(campaign, fields)
+            with transaction.atomic():
+                retimed = controls.do_update_campaign(campaign, fields)
+                do_record_control("update", self.actor, retimed, campaign=campaign, fields=changed)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         return Response(campaigns_json([campaign_of(self, campaign_id)])[0])
 
 
 class CampaignControlView(WorkspaceView):
-    """Base of pause/resume/archive: each subclass names its action in `control`."""
+    """Base of pause/resume/archive: each subclass names its action in `control`, its `verb` in
+    the audit trail."""
 
     control = None
+    verb = None
 
     def apply_control(self, campaign_id):
         campaign = campaign_of(self, campaign_id)
         try:
-            changed = type(self).control(campaign)
+            with transaction.atomic():
+                changed = type(self).control(campaign)
+                do_record_control(self.verb, self.actor, changed, campaign=campaign)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         campaign.refresh_from_db(fields=["status"])
@@ -130,6 +140,7 @@ def control_schema(noun, verb, description):
 
 class CampaignPauseView(CampaignControlView):
     control = controls.do_pause_campaign
+    verb = "pause"
 
     @control_schema("campaign", "pause", "Every task neither completed nor in progress becomes paused; "
                                          "live calls finish.")
@@ -139,6 +150,7 @@ class CampaignPauseView(CampaignControlView):
 
 class CampaignResumeView(CampaignControlView):
     control = controls.do_resume_campaign
+    verb = "resume"
 
     @control_schema("campaign", "resume", "Paused tasks become queued, keeping their retry timing.")
     def post(self, request, campaign_id):
@@ -147,6 +159,7 @@ class CampaignResumeView(CampaignControlView):
 
 class CampaignArchiveView(CampaignControlView):
     control = controls.do_archive_campaign
+    verb = "archive"
 
     @control_schema("campaign", "archive", "Every task neither completed nor in progress is archived, "
                                            "permanently; live calls finish and make no further attempts.")
@@ -211,3 +224,18 @@ class CampaignTasksView(WorkspaceView):
             tasks = tasks.filter(status=status)
         page, next_cursor = paginate(tasks, request)
         return Response({"results": [task_json(task) for task in page], "nextCursor": next_cursor})
+
+
+class CampaignHistoryView(WorkspaceView):
+    @extend_schema(operation_id="campaigns_history", summary="A campaign's controls, newest first",
+                   description="Every pause, resume, archive and update of the campaign or of one of its tasks "
+                               "(`task`), from the API, the admin or a management command: who made it (an API "
+                               "key's prefix and name, a user, or a command's operator), when, and how many "
+                               "tasks it changed.",
+                   parameters=schemas.PAGE_PARAMETERS,
+                   responses={200: OpenApiResponse(schemas.page_of(schemas.CONTROL_RECORD)), **schemas.BAD_REQUEST,
+                              **schemas.NOT_FOUND, **schemas.COMMON_ERRORS})
+    def get(self, request, campaign_id):
+        campaign = access_campaign_by_id(self.workspace, campaign_id)
+        page, next_cursor = paginate(campaign_history(campaign.id), request, newest_first=True)
+        return Response({"results": [control_record_json(record) for record in page], "nextCursor": next_cursor})

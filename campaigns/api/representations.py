@@ -133,6 +133,21 @@ def number_json(number):
             "callsPerSecond": number.calls_per_second, "createdAt": iso(number.created_at)}
 
 
+def control_record_json(record):
+    """One entry of a campaign's audit trail (`campaigns.audit`)."""
+    return {"id": str(record.id), "action": record.action, "task": string_id(record.task_id),
+            "source": record.source,
+            "actor": {"kind": record.actor_kind, "name": record.actor_name, "prefix": record.actor_prefix or None},
+            "tasksChanged": record.tasks_changed, "fields": record.details.get("fields", []),
+            "createdAt": iso(record.created_at)}
+
+
+def workspace_json(workspace):
+    return {"id": str(workspace.id), "name": workspace.name, "organisation": str(workspace.organisation_id),
+            "slots": workspace.slots, "slotMode": workspace.slot_mode, "webhookUrl": workspace.webhook_url,
+            "createdAt": iso(workspace.created_at)}
+
+
 def dnc_json(entry):
     return {"phone": entry.phone, "reason": entry.reason, "createdAt": iso(entry.created_at)}
 

@@ -247,6 +247,29 @@ SLOTS = obj({
     "campaigns": {"type": "array", "items": obj({"id": ID, **SLOT_USE["properties"]})},
 })
 
+CONTROL_RECORD = obj({
+    "id": ID, "action": {"type": "string", "enum": ["pause", "resume", "archive", "update"]},
+    "task": nullable({**ID, "description": "The task controlled; null for the whole campaign."}),
+    "source": {"type": "string", "enum": ["api", "admin", "command"]},
+    "actor": obj({"kind": {"type": "string", "enum": ["api_key", "user", "command"]},
+                  "name": {"type": "string", "description": "The API key's name, the username, or the operator "
+                                                            "a command named."},
+                  "prefix": nullable({"type": "string", "description": "The API key's prefix, e.g. dk_a1b2c3d."})},
+                 required=["kind", "name", "prefix"]),
+    "tasksChanged": {"type": "integer"},
+    "fields": {"type": "array", "items": STRING, "description": "The settings an update set."},
+    "createdAt": INSTANT,
+}, required=["id", "action", "task", "source", "actor", "tasksChanged", "fields", "createdAt"])
+
+WEBHOOK_URL = {"type": "string", "maxLength": 200, "example": "https://hooks.example.com/dialer",
+               "description": "Receives call.ended and task.finished, signed; empty for none. http(s) only, "
+                              "and its host must resolve only to public internet addresses (checked when set "
+                              "and at every delivery)."}
+WORKSPACE = obj({"id": ID, "name": STRING, "organisation": ID, "slots": {"type": "integer"},
+                 "slotMode": {"type": "string", "enum": SlotMode.values}, "webhookUrl": WEBHOOK_URL,
+                 "createdAt": INSTANT})
+WORKSPACE_UPDATE = obj({"webhookUrl": WEBHOOK_URL}, additionalProperties=False)
+
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},

@@ -1,4 +1,5 @@
 """Tasks (the Create Task API, detail, controls) and calls."""
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
@@ -10,6 +11,7 @@ from campaigns.api.campaign_views import control_schema
 from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.representations import call_json, call_summary_json, resolved_config_json, task_json
+from campaigns.audit import do_record_control
 from campaigns.models import Task
 from campaigns.realtime import MAX_TASKS_PER_REQUEST, InvalidTasks, do_create_tasks
 from dialer.scheduling import resolve_config
@@ -81,14 +83,18 @@ class TaskDetailView(WorkspaceView):
 
 
 class TaskControlView(WorkspaceView):
-    """Base of pause/resume/archive of one task: each subclass names its action in `control`."""
+    """Base of pause/resume/archive of one task: each subclass names its action in `control`, its
+    `verb` in the campaign's audit trail."""
 
     control = None
+    verb = None
 
     def apply_control(self, task_id):
         task = access_task_by_id(self.workspace, task_id)
         try:
-            changed = type(self).control(task)
+            with transaction.atomic():
+                changed = type(self).control(task)
+                do_record_control(self.verb, self.actor, changed, task=task)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         task.refresh_from_db(fields=["status"])
@@ -97,6 +103,7 @@ class TaskControlView(WorkspaceView):
 
 class TaskPauseView(TaskControlView):
     control = controls.do_pause_task
+    verb = "pause"
 
     @control_schema("task", "pause", "A queued task becomes paused; a live call finishes first.")
     def post(self, request, task_id):
@@ -105,6 +112,7 @@ class TaskPauseView(TaskControlView):
 
 class TaskResumeView(TaskControlView):
     control = controls.do_resume_task
+    verb = "resume"
 
     @control_schema("task", "resume", "A paused task becomes queued, keeping its retry timing.")
     def post(self, request, task_id):
@@ -113,6 +121,7 @@ class TaskResumeView(TaskControlView):
 
 class TaskArchiveView(TaskControlView):
     control = controls.do_archive_task
+    verb = "archive"
 
     @control_schema("task", "archive", "A task neither completed nor in progress is archived, permanently.")
     def post(self, request, task_id):

@@ -1,4 +1,5 @@
-"""Workspace setup (agents, calling numbers), slot use and the organisation's do-not-call list."""
+"""The workspace's settings, its setup (agents, calling numbers), slot use and the organisation's
+do-not-call list."""
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -10,13 +11,14 @@ from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
-from campaigns.api.representations import agent_json, dnc_json, number_json
+from campaigns.api.representations import agent_json, dnc_json, number_json, workspace_json
 from campaigns.api.workspace_setup import (
     NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
 from campaigns.models import CampaignStatus
 from campaigns.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
 from campaigns.realtime import MAX_TASKS_PER_REQUEST
+from campaigns.tenancy import do_set_webhook_url
 from dialer import slots
 
 MAX_DNC_PER_REQUEST = MAX_TASKS_PER_REQUEST
@@ -45,6 +47,28 @@ def slot_use_json(workspace):
         "campaigns": [_slot_node(c.id, c.slots, c.slot_mode, live["campaigns"].get(c.id, {}).get("used", 0))
                       for c in campaigns],
     }
+
+
+class WorkspaceDetailView(WorkspaceView):
+    @extend_schema(operation_id="workspace_retrieve", summary="The API key's workspace and its settings",
+                   responses={200: OpenApiResponse(schemas.WORKSPACE), **schemas.COMMON_ERRORS})
+    def get(self, request):
+        return Response(workspace_json(self.workspace))
+
+    @extend_schema(operation_id="workspace_update", summary="Change the workspace's webhook URL",
+                   description="A URL that is not http(s), or whose host resolves to a loopback, private, "
+                               "link-local, shared, multicast, reserved or unspecified address, is a 400 on "
+                               "`webhookUrl`.",
+                   request={"application/json": schemas.WORKSPACE_UPDATE},
+                   responses={200: OpenApiResponse(schemas.WORKSPACE), **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
+    def patch(self, request):
+        body = self.json_object()
+        unknown = [key for key in body if key != "webhookUrl"]
+        if unknown:
+            return error_response(400, [error(key, "Unknown field.") for key in unknown])
+        if "webhookUrl" in body:
+            do_set_webhook_url(self.workspace, body["webhookUrl"])
+        return Response(workspace_json(self.workspace))
 
 
 class AgentListView(WorkspaceView):
