@@ -14,7 +14,7 @@ WHERE last_error <> ''
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("telephony", "0003_upkeep_and_wakeup_indexes"),
+        ("telephony", "0004_upkeep_and_wakeup_indexes"),
     ]
 
     operations = [migrations.RunSQL(FORGET_REPLIES, reverse_sql=migrations.RunSQL.noop)]
