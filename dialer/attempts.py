@@ -18,7 +18,7 @@ from campaigns.models import CampaignStatus, CampaignType, CompletionReason, Out
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.dispatch_lock import nudge_dispatcher
-from dialer.lifecycle import completion_reason_after_attempt, task_status_after_attempt
+from dialer.lifecycle import check_task_transition, completion_reason_after_attempt, task_status_after_attempt
 from dialer.retry_policy import decide_after_attempt, not_placed_retry_delay
 from dialer.scheduling import dispatch_rank, resolve_config
 from telephony.models import Call
@@ -46,6 +46,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     if outcome == Outcome.OPT_OUT:
         do_add_dnc_numbers(organisation_id, [(task.phone, f"opt-out on call {call.id}")])
     task.status = task_status_after_attempt(campaign.status, decision)
+    check_task_transition(TaskStatus.IN_PROGRESS, task.status)
     task.last_outcome = outcome
     fields = ["status", "last_outcome", "next_attempt_at", "callback_at", "dispatch_rank", "final_outcome",
               "completion_reason", "completed_at", "updated_at"]
@@ -93,6 +94,7 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
         task.status = TaskStatus.PAUSED if campaign_status == CampaignStatus.PAUSED else TaskStatus.QUEUED
         task.next_attempt_at = now + dt.timedelta(seconds=delay)
         task.callback_at = task.next_attempt_at if is_callback else None
+    check_task_transition(TaskStatus.IN_PROGRESS, task.status)
     task.attempts_made = attempt - 1
     task.save(update_fields=["status", "attempts_made", "next_attempt_at", "callback_at", "completion_reason",
                              "completed_at", "updated_at"])

@@ -48,6 +48,7 @@ from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
 from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
 from dialer.eligibility import recheck
+from dialer.lifecycle import task_statuses_leading_to
 from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
@@ -317,7 +318,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
             finished[(verdict.status, verdict.reason)].append(task.id)
         dropped[task.campaign_id] += 1
     for (status, reason), ids in finished.items():
-        Task.objects.filter(id__in=ids, status=TaskStatus.QUEUED).update(
+        Task.objects.filter(id__in=ids, status__in=task_statuses_leading_to(status, among=[TaskStatus.QUEUED])).update(
             status=status, completion_reason=reason, next_attempt_at=None, completed_at=now, updated_at=now)
     if finished:
         # Finishing a batch campaign's last pending tasks here completes the campaign.

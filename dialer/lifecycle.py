@@ -51,6 +51,23 @@ def can_transition_campaign(current, new):
     return new in CAMPAIGN_TRANSITIONS[current]
 
 
+def task_statuses_leading_to(new, among=tuple(TaskStatus)):
+    """The statuses, of `among`, from which a task may go to `new`: the WHERE of every UPDATE that
+    moves tasks, so a write can only make a transition the state machine allows.
+
+    >>> task_statuses_leading_to(TaskStatus.PAUSED, among=PENDING_TASK_STATUSES)
+    ('queued',)
+    >>> task_statuses_leading_to(TaskStatus.QUEUED, among=(TaskStatus.COMPLETED,))
+    Traceback (most recent call last):
+    ...
+    dialer.lifecycle.IllegalTransition: no task can go to queued from completed
+    """
+    allowed = tuple(str(status) for status in among if can_transition_task(status, new))
+    if not allowed:
+        raise IllegalTransition(f"no task can go to {new} from {', '.join(map(str, among))}")
+    return allowed
+
+
 def check_task_transition(current, new):
     """Raise `IllegalTransition` unless a task may go from `current` to `new`."""
     if not can_transition_task(current, new):
