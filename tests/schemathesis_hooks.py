@@ -36,6 +36,7 @@ NOT_EXPRESSIBLE = {
     ("priorities", "must have exactly retries"): "its length follows retries (or the campaign's)",
     ("cursor", "not a cursor this API returned"): "only a nextCursor this API returned names a position",
     ("Idempotency-Key", "already used for a different request"): "a key names one request: stored state",
+    ("webhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
     ("webhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
     ("webhookUrl", "only public internet addresses"): "a host on the public internet: where it points, not its shape",
 }

@@ -29,7 +29,9 @@ class WorkspaceView(APIView):
         return Actor.for_api_key(self.request.user.api_key)
 
     def json_object(self):
-        """The request body, which must be a JSON object."""
+        """The request body, which must be a JSON object (and be there: the schema requires it)."""
+        if not self.request.data and not int(self.request.META.get("CONTENT_LENGTH") or 0):
+            raise ValidationError({"body": "is required: send a JSON object"})
         if not isinstance(self.request.data, dict):
             raise ValidationError({"body": "must be a JSON object"})
         return self.request.data

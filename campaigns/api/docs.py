@@ -70,7 +70,7 @@ def drop_trailing_slash_aliases(endpoints, **kwargs):
 ID_LINKS = {
     "campaigns_create": ("campaign_id", "$response.body#/id", (
         "campaigns_retrieve", "campaigns_update", "campaigns_pause", "campaigns_resume", "campaigns_archive",
-        "campaigns_contacts_upload", "campaigns_tasks_list")),
+        "campaigns_contacts_upload", "campaigns_tasks_list", "campaigns_history")),
     "tasks_create": ("task_id", "$response.body#/id", ("tasks_retrieve", "tasks_pause", "tasks_resume",
                                                        "tasks_archive")),
     "dnc_add": ("number", "$response.body#/entries/0/phone", ("dnc_remove",)),

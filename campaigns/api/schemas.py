@@ -262,6 +262,7 @@ CONTROL_RECORD = obj({
 }, required=["id", "action", "task", "source", "actor", "tasksChanged", "fields", "createdAt"])
 
 WEBHOOK_URL = {"type": "string", "maxLength": 200, "example": "https://hooks.example.com/dialer",
+               "pattern": r"^$|^https?://[^/?#\s]+([/?#]\S*)?$",
                "description": "Receives call.ended and task.finished, signed; empty for none. http(s) only, "
                               "and its host must resolve only to public internet addresses (checked when set "
                               "and at every delivery)."}
