@@ -68,7 +68,7 @@ class SoakConfig:
 # wait behind shut calling windows (which the dispatcher must leave alone).
 SHORT = SoakConfig(tasks=1200, campaigns_per_workspace=6, shut_per_workspace=5, workers=3, fault_window=15.0,
                    worker_kills=2, redis_wipes=1, postgres_faults=2, event_replays=3, pauses=1, archives=1,
-                   timeout=45.0)
+                   timeout=90.0)
 
 
 @dataclass
