@@ -346,3 +346,47 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+
+
+class ControlAction(models.TextChoices):
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    ARCHIVE = "archive", "Archive"
+    UPDATE = "update", "Update"
+
+
+class CampaignControl(models.Model):
+    """The per-task work of a campaign's controls, done in batches off the request.
+
+    At most one is unfinished per campaign: a control arriving while one runs takes it over
+    (`campaigns.controls`). `flip` is the status change still to apply to tasks (a pause, resume
+    or archive), `retime` whether pending tasks still need re-timing under the current settings;
+    each has a cursor (the last task id done) so a job that was lost resumes where it stopped.
+    `phase`, `done` and `total` are the progress shown while it runs (`total` is counted by the
+    job's first batch of a phase).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="controls")
+    action = models.CharField(max_length=7, choices=ControlAction.choices, help_text="The latest control.")
+    flip = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    flip_cursor = models.BigIntegerField(default=0)
+    retime = models.BooleanField(default=False)
+    retime_cursor = models.BigIntegerField(default=0)
+    phase = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign"], condition=Q(finished_at__isnull=True),
+                                    name="one_unfinished_control_per_campaign"),
+        ]
+        indexes = [models.Index(fields=["updated_at"], name="control_unfinished",
+                                condition=Q(finished_at__isnull=True))]
+
+    def __str__(self):
+        return f"{self.action} of campaign {self.campaign_id}"

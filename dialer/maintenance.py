@@ -1,6 +1,7 @@
 """Periodic upkeep run by beat: what keeps the dialer honest when messages or processes are lost.
 
 - Campaigns past their end are ended (pending tasks archived).
+- Campaign controls whose job stopped making progress (a lost worker or message) are resumed.
 - Expired slot leases are checked with the carrier before their slot is freed (DESIGN Flow 5).
 - Calls admitted whose dial job vanished (a Redis restart empties the broker) are dialed again;
   placing is idempotent by call id, so a job that was only slow places no second call.
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.controls import do_finish_ended_campaigns
+from campaigns.controls import do_finish_ended_campaigns, resume_stalled_controls
 from campaigns.models import Campaign, CampaignStatus, Organisation
 from config.redis_client import get_redis
 from dialer import slots
@@ -50,6 +51,7 @@ def place_admitted_calls(call_ids):
 def run_maintenance(now=None):
     now = now or timezone.now()
     do_finish_ended_campaigns(now)
+    resume_stalled_controls(now)
     for organisation_id in Organisation.objects.values_list("id", flat=True):
         reap_leases(organisation_id)
     redial_stranded_calls(now)

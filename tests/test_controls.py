@@ -68,8 +68,9 @@ class TestPauseCampaign:
 
     def test_pauses_in_one_update_per_status(self, django_assert_num_queries):
         campaign = mixed_campaign()
-        # savepoint, lock the campaign, one UPDATE of the tasks, one of the campaign, release
-        with django_assert_num_queries(5):
+        # savepoint, lock the campaign, UPDATE the campaign, look for a running control, one
+        # UPDATE of the tasks, release
+        with django_assert_num_queries(6):
             do_pause_campaign(campaign)
 
     @pytest.mark.parametrize("status", [CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])
