@@ -124,6 +124,11 @@ CAMPAIGN_SETTINGS = {
 }
 CAMPAIGN_CREATE = obj(CAMPAIGN_SETTINGS, required=["type", "name", "agent"], additionalProperties=False)
 CAMPAIGN_UPDATE = obj(CAMPAIGN_SETTINGS, additionalProperties=False)
+CONTROL_PROGRESS = nullable(obj({
+    "action": {"type": "string", "enum": ["pause", "resume", "archive", "update"],
+               "description": "The control whose tasks are being changed (update: re-timing)."},
+    "done": {"type": "integer"}, "total": nullable({"type": "integer", "description": "Null until counted."}),
+}, required=["action", "done", "total"]))
 CAMPAIGN = obj({
     "id": ID, **CAMPAIGN_SETTINGS, "status": {"type": "string", "enum": CampaignStatus.values},
     "contactsUploadedAt": nullable(INSTANT), "createdAt": INSTANT, "updatedAt": INSTANT,
@@ -132,6 +137,8 @@ CAMPAIGN = obj({
                    "description": "Tasks per status."},
     "callOutcomes": {"type": "object", "additionalProperties": {"type": "integer"},
                      "description": "Calls per outcome."},
+    "control": {**CONTROL_PROGRESS, "description": "While a control's tasks are changed in the background: "
+                                                   "which, and how many of how many. Null otherwise."},
     "sampleTask": {**CREATE_TASK_BODY, "description": "Realtime only: a ready-to-use Create Task body."},
 })
 
@@ -147,8 +154,11 @@ PAGE_PARAMETERS = [
     OpenApiParameter("limit", int, description="Page size, 1 to 500 (default 50)."),
 ]
 
-CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this control changed."},
-                      "status": STRING}, required=["changed", "status"])
+CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this control changed before answering."},
+                      "status": STRING,
+                      "control": {**CONTROL_PROGRESS, "description": "Null once every task is changed; else the "
+                                                                     "background job's progress."}},
+                     required=["changed", "status", "control"])
 
 CONTACT_IMPORT = obj({
     "id": {"type": "string", "format": "uuid"}, "campaign": ID, "filename": STRING,
