@@ -71,11 +71,13 @@ def _next_ids_sql(statuses):
 
 def _flip_sql(action):
     statuses, _, assignments = FLIPS[action]
+    # `= ANY(ARRAY(...))` keeps the UPDATE on the primary key: joined to the batch instead, the
+    # planner may hash-join it against a scan of every task of the status.
     return f"""
-WITH batch AS ({_next_ids_sql(statuses)}),
+WITH batch AS MATERIALIZED ({_next_ids_sql(statuses)}),
 changed AS (
     UPDATE campaigns_task AS t SET {assignments}, updated_at = %(now)s
-    FROM batch WHERE t.id = batch.id AND t.status IN ({", ".join(f"'{s}'" for s in statuses)})
+    WHERE t.id = ANY(ARRAY(SELECT id FROM batch)) AND t.status IN ({", ".join(f"'{s}'" for s in statuses)})
     RETURNING 1
 )
 SELECT (SELECT max(id) FROM batch), (SELECT count(*) FROM batch), (SELECT count(*) FROM changed)
