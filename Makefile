@@ -33,6 +33,7 @@ bench: migrate
 	$(PY) bench/csv_import.py
 	$(PY) bench/api_create_task.py
 	$(PY) bench/dispatch.py
+	$(PY) bench/controls.py
 
 soak: migrate
 	$(PY) bench/soak.py --json test-artifacts/soak.json
