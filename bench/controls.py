@@ -286,7 +286,8 @@ def main():
         raw_key, big_id, other_id, organisation_id = set_up()
         from django.db import connections
         connections.close_all()
-        log = open(ROOT / "bench" / "controls-processes.log", "ab")
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        log = open(ROOT / "test-artifacts" / "bench-controls-processes.log", "ab")
         processes.append(subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{options.port}",
              "--workers", str(options.workers), "--timeout", "120", "--log-level", "warning"],
