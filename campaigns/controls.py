@@ -58,6 +58,9 @@ FLIPS = {
                             "next_attempt_at = NULL, callback_at = NULL"),
 }
 DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
+# What a batch holds of its campaign: SHARE lets the dispatcher's own FOR SHARE through and makes
+# a new control's FOR UPDATE wait for the batch.
+BATCH_CAMPAIGN_LOCK_SQL = "SELECT id FROM campaigns_campaign WHERE id = %s FOR SHARE"
 
 
 def _next_ids_sql(statuses):
@@ -424,7 +427,7 @@ def do_control_batch(control_id):
     with transaction.atomic():
         now = timezone.now()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id FROM campaigns_campaign WHERE id = %s FOR SHARE", [campaign_id])
+            cursor.execute(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])
         campaign = Campaign.objects.select_related("workspace").get(id=campaign_id)
         control = (CampaignControl.objects.select_for_update(skip_locked=True)
                    .filter(id=control_id, finished_at=None).first())
@@ -449,6 +452,8 @@ def resume_stalled_controls(now):
     still alive only gets a duplicate, which finds the control taken or shares its batches."""
     cutoff = now - dt.timedelta(seconds=settings.CONTROL_STALLED_SECONDS)
     stalled = list(CampaignControl.objects.filter(finished_at=None, updated_at__lt=cutoff).values_list("id", flat=True))
+    # Stamped as if it progressed: behind a backed-up queue, one message per stall period is enough.
+    CampaignControl.objects.filter(id__in=stalled).update(updated_at=now)
     for control_id in stalled:
         enqueue_control(control_id)
     return stalled

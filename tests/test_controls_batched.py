@@ -6,10 +6,14 @@ request, 3 per job batch) so a handful of tasks spans several batches.
 """
 import datetime as dt
 import random
+import threading
+import time
+
+import psycopg2
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -246,6 +250,7 @@ class TestCrash:
         assert resume_stalled_controls(timezone.now()) == []  # still fresh: its message is redelivered instead
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == [control_id]
         assert published == [control_id]
+        assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == []  # one message per stall
         run_control(control_id)
         assert statuses(campaign) == ["paused"] * 10
         run_control(control_id)  # a duplicate of the finished job changes nothing
@@ -324,3 +329,41 @@ def test_the_admin_campaign_page_shows_the_control_in_progress(client, published
     assert stats["control"] == {"action": "pause", "done": 5, "total": 8}
     run_control(running_control(campaign).id)
     assert client.get(f"/admin/campaigns/campaign/{campaign.id}/stats.json").json()["control_text"] == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_dispatcher(published):
+    workspace = WorkspaceFactory(slots=50)
+    big = CampaignFactory(workspace=workspace, status=CampaignStatus.RUNNING, slots=10)
+    other = CampaignFactory(workspace=workspace, status=CampaignStatus.RUNNING, slots=10)
+    TaskFactory.create_batch(3, campaign=big)
+    waiting = TaskFactory(campaign=other)
+    db = connection.settings_dict
+    batch = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+    done = {}
+
+    def in_thread(name, action):
+        def target():
+            try:
+                done[name] = action()
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    try:
+        with batch.cursor() as cursor:
+            cursor.execute(controls.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
+        dispatcher = in_thread("dispatch", lambda: dispatch_pass(workspace.organisation_id, timezone.now()))
+        dispatcher.join(5)
+        assert not dispatcher.is_alive(), "the dispatcher waited for a control's batch"
+        assert Call.objects.filter(task=waiting).exists()
+        pause = in_thread("pause", lambda: do_pause_campaign(big))
+        time.sleep(0.5)
+        assert pause.is_alive(), "a new control must wait for the batch in flight"
+        batch.commit()
+        pause.join(10)
+    finally:
+        batch.close()
+    assert "pause" in done
