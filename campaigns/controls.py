@@ -26,6 +26,8 @@ campaign), so the tasks end as if the controls had run one after the other to co
 - an update adds re-timing under the settings now in force (restarting it if one was under way);
   a status flip still to do is finished first;
 - an archive drops a re-timing still to do (every pending task is archived anyway).
+The end time works the same way (`do_finish_ended_campaigns`): the campaign completes at once and
+its pending tasks are archived (`ended`) by the same job, taking over any control still running.
 Actions return how many tasks they changed in the request; `tasks_changed` is sent on commit
 whenever tasks became dialable, by the request and by each batch.
 """
@@ -56,6 +58,9 @@ FLIPS = {
     ControlAction.ARCHIVE: (PENDING_TASK_STATUSES, (CampaignStatus.ARCHIVED,),
                             "status = 'archived', completion_reason = 'archived', completed_at = %(now)s, "
                             "next_attempt_at = NULL, callback_at = NULL"),
+    ControlAction.END: (PENDING_TASK_STATUSES, (CampaignStatus.COMPLETED,),
+                        "status = 'archived', completion_reason = 'ended', completed_at = %(now)s, "
+                        "next_attempt_at = NULL, callback_at = NULL"),
 }
 DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
 # What a batch holds of its campaign: SHARE lets the dispatcher's own FOR SHARE through and makes
@@ -209,7 +214,7 @@ def _take_over(locked, action, now):
             control.phase = ""
     else:
         control.flip, control.flip_cursor, control.phase = action, 0, ""
-        if action == ControlAction.ARCHIVE:
+        if action in (ControlAction.ARCHIVE, ControlAction.END):
             control.retime = False
     changed, _ = _step(control, locked, now, settings.CONTROL_INLINE_TASKS, count_total=False)
     if control.finished_at is None:
@@ -406,7 +411,8 @@ def do_update_campaign(campaign, fields):
 
 def running_controls(campaign_ids):
     """{campaign id: progress} of the campaigns' unfinished controls, one query: the phase under
-    way (`pause`, `resume`, `archive`, `update`), tasks done and the total (None until counted)."""
+    way (`pause`, `resume`, `archive`, `update`, `end`), tasks done and the total (None until
+    counted)."""
     rows = CampaignControl.objects.filter(campaign_id__in=campaign_ids, finished_at=None).values_list(
         "campaign_id", "action", "phase", "done", "total")
     return {campaign_id: {"action": phase or action, "done": done, "total": total}
@@ -508,19 +514,20 @@ def do_archive_task(task):
 
 @transaction.atomic
 def do_finish_ended_campaigns(now):
-    """Campaigns whose end time has come: archive their queued and paused tasks (reason `ended`)
-    and mark them completed. Live calls finish; their tasks are then archived. Runs from beat.
+    """Campaigns whose end time has come: mark them completed (no call starts from then on) and
+    archive their queued and paused tasks (reason `ended`) — the first CONTROL_INLINE_TASKS of each
+    now, the rest by its control job, which takes over any control still running. Live calls
+    finish; their tasks are then archived. Runs from beat.
 
     Campaigns another transaction holds are skipped and taken on the next run. Returns the number
-    of tasks archived.
+    of tasks archived now.
     """
     ids = list(Campaign.objects.select_for_update(skip_locked=True)
                .filter(end_at__lte=now, status__in=OPEN_CAMPAIGN_STATUSES).values_list("id", flat=True))
     if not ids:
         return 0
-    changed = _archive_pending(Task.objects.filter(campaign_id__in=ids), CompletionReason.ENDED, now)
     Campaign.objects.filter(id__in=ids).update(status=CampaignStatus.COMPLETED, completed_at=now, updated_at=now)
-    return changed
+    return sum(_take_over(campaign, ControlAction.END, now) for campaign in Campaign.objects.filter(id__in=ids))
 
 
 @transaction.atomic

@@ -189,7 +189,8 @@ def timeline_bars(unit, buckets):
             "unit": unit, "peak": peak, "first_label": bars[0]["label"], "last_label": bars[-1]["label"]}
 
 
-CONTROL_VERBS = {"pause": "pausing", "resume": "resuming", "archive": "archiving", "update": "re-timing"}
+CONTROL_VERBS = {"pause": "pausing", "resume": "resuming", "archive": "archiving", "update": "re-timing",
+                 "end": "ending"}
 
 
 def control_text(control):

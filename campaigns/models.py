@@ -359,6 +359,7 @@ class ControlAction(models.TextChoices):
     RESUME = "resume", "Resume"
     ARCHIVE = "archive", "Archive"
     UPDATE = "update", "Update"
+    END = "end", "End time reached"
 
 
 class CampaignControl(models.Model):

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from campaigns import controls
 from campaigns.controls import (
-    do_archive_campaign, do_control_batch, do_pause_campaign, do_resume_campaign, do_update_campaign,
+    do_archive_campaign, do_control_batch, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
     resume_stalled_controls, run_control,
 )
 from campaigns.models import CampaignControl, CampaignStatus, CampaignType, Task, TaskStatus
@@ -154,6 +154,17 @@ class TestArchive:
         assert run(campaign) == set()
         batches(running_control(campaign).id, between=lambda: run(campaign) == set() or pytest.fail("a call started"))
         assert set(campaign.tasks.values_list("status", "completion_reason")) == {("archived", "archived")}
+
+
+class TestEndTime:
+    def test_a_large_campaign_completes_at_its_end_and_its_tasks_are_archived_in_batches(self, run, published):
+        campaign = campaign_with(9, start_at=timezone.now() - dt.timedelta(hours=2),
+                                 end_at=timezone.now() + dt.timedelta(minutes=5))
+        assert do_finish_ended_campaigns(timezone.now() + dt.timedelta(minutes=6)) == 2
+        campaign.refresh_from_db()
+        assert campaign.status == CampaignStatus.COMPLETED
+        batches(running_control(campaign).id, between=lambda: run(campaign) == set() or pytest.fail("a call started"))
+        assert set(campaign.tasks.values_list("status", "completion_reason")) == {("archived", "ended")}
 
 
 class TestUpdate:

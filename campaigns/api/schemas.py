@@ -125,8 +125,9 @@ CAMPAIGN_SETTINGS = {
 CAMPAIGN_CREATE = obj(CAMPAIGN_SETTINGS, required=["type", "name", "agent"], additionalProperties=False)
 CAMPAIGN_UPDATE = obj(CAMPAIGN_SETTINGS, additionalProperties=False)
 CONTROL_PROGRESS = nullable(obj({
-    "action": {"type": "string", "enum": ["pause", "resume", "archive", "update"],
-               "description": "The control whose tasks are being changed (update: re-timing)."},
+    "action": {"type": "string", "enum": ["pause", "resume", "archive", "update", "end"],
+               "description": "The control whose tasks are being changed (update: re-timing; end: the "
+                              "end time's archive)."},
     "done": {"type": "integer"}, "total": nullable({"type": "integer", "description": "Null until counted."}),
 }, required=["action", "done", "total"]))
 CAMPAIGN = obj({
