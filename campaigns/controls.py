@@ -126,12 +126,11 @@ REALTIME_RULES = {
                    "ELSE t.intervals_ms[GREATEST(LEAST(t.attempts_made, cardinality(t.intervals_ms)), 1)] END",
 }
 
-# The batch's upper task id, and per calling window the range of instants its tasks' next
-# attempts start from (the openings the UPDATE needs).
+# Per calling window among the batch's tasks, the range of instants their next attempts start
+# from: the window's openings the UPDATE needs.
 RETIME_PLAN_SQL = """
 WITH pending AS ({pending})
-SELECT tz, window_start, window_end, min(earliest), max(earliest), count(*), (SELECT max(id) FROM pending)
-FROM pending GROUP BY tz, window_start, window_end
+SELECT tz, window_start, window_end, min(earliest), max(earliest) FROM pending GROUP BY tz, window_start, window_end
 """
 
 # One window's tasks of the batch: next attempt = max(earliest, opening of the first occurrence
@@ -191,12 +190,6 @@ def _set_campaign_status(campaign, locked, status, now):
 def _announce(campaign):
     organisation_id = campaign.workspace.organisation_id
     transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
-
-
-def _archive_pending(tasks, reason, now):
-    return tasks.filter(status__in=PENDING_TASK_STATUSES).update(
-        status=TaskStatus.ARCHIVED, completion_reason=reason, completed_at=now, next_attempt_at=None,
-        callback_at=None, updated_at=now)
 
 
 def _take_over(locked, action, now):
@@ -319,7 +312,7 @@ def _retime_batch(campaign, after, limit, now):
         cursor.execute(RETIME_PLAN_SQL.format(pending=pending), params)
         windows = cursor.fetchall()
         changed = 0
-        for tz, window_start, window_end, earliest, latest, _, _ in windows:
+        for tz, window_start, window_end, earliest, latest in windows:
             window = CallingWindow(window_start, window_end, tz, frozenset(campaign.calling_days))
             spans = occurrences(window, earliest, latest)
             cursor.execute(RETIME_WINDOW_SQL.format(pending=pending), {
