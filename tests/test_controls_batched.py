@@ -125,14 +125,19 @@ class TestPause:
         run_control(running_control(campaign).id)
         assert statuses(campaign).count("paused") == 6
 
-    def test_request_cost_does_not_grow_with_tasks(self, published):
-        def queries_to_pause(count):
-            campaign = campaign_with(count)
-            with CaptureQueriesContext(connection) as captured:
-                do_pause_campaign(campaign)
-            return len(captured)
+@pytest.mark.parametrize("control", ["pause", "resume", "archive", "update"])
+def test_a_controls_request_costs_the_same_queries_at_any_size(control, published):
+    def queries(count):
+        paused = control == "resume"
+        campaign = campaign_with(count, status=CampaignStatus.PAUSED if paused else CampaignStatus.RUNNING,
+                                 task_status=TaskStatus.PAUSED if paused else TaskStatus.QUEUED)
+        action = {"pause": do_pause_campaign, "resume": do_resume_campaign, "archive": do_archive_campaign,
+                  "update": lambda c: do_update_campaign(c, {"calling_start": dt.time(3)})}[control]
+        with CaptureQueriesContext(connection) as captured:
+            action(campaign)
+        return len(captured)
 
-        assert queries_to_pause(5) == queries_to_pause(60)
+    assert queries(5) == queries(60)
 
 
 class TestResume:
