@@ -7,14 +7,14 @@ candidate against the campaign's settings in force: after a pause returns no cal
 an archive none ever, after an update none outside the new hours. A task whose call ends later
 takes its status from the campaign's (`dialer.lifecycle.task_status_after_attempt`).
 
-The per-task work (status flips, re-timing) is a `CampaignControl`: the request does its first
-`CONTROL_INLINE_TASKS` tasks itself — a small campaign is done before the answer — and a job
-(`campaigns.run_control`, published on commit) does the rest in batches of
-`CONTROL_BATCH_TASKS`, one short transaction each, in task id order from a cursor kept on the
-control, so a lost job resumes where it stopped (its message is redelivered, and beat re-publishes
-a control that made no progress for `CONTROL_STALLED_SECONDS`). A batch holds the campaign row
-`FOR SHARE`: the dispatcher's `FOR SHARE` passes through, a new control's `FOR UPDATE` waits at
-most one batch. Flips are conditional UPDATEs (`WHERE status = 'queued'`); the dispatcher claims
+The per-task work (status flips, re-timing) is a `CampaignControl`, recorded in that same
+transaction. Once it has committed, the request does the first `CONTROL_INLINE_TASKS` tasks as one
+batch of its own — a small campaign is done before the answer — and a job (`campaigns.run_control`,
+published on commit) does the rest in batches of `CONTROL_BATCH_TASKS`, one short transaction
+each, in task id order from a cursor kept on the control, so a lost job resumes where it stopped
+(its message is redelivered, and beat re-publishes a control that made no progress for
+`CONTROL_STALLED_SECONDS`). A batch holds the campaign row `FOR SHARE`: the dispatcher's
+`FOR SHARE` passes through, a new control's `FOR UPDATE` waits at most one batch. Flips are conditional UPDATEs (`WHERE status = 'queued'`); the dispatcher claims
 tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted is either admitted or flipped, never both.
 Re-timing is set-based: per calling window in the batch (there are few), one UPDATE computes every
 task's next attempt in SQL from the window's openings (`dialer.windows.occurrences`).
@@ -65,7 +65,7 @@ FLIPS = {
 DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
 # What a batch holds of its campaign: SHARE lets the dispatcher's own FOR SHARE through and makes
 # a new control's FOR UPDATE wait for the batch.
-BATCH_CAMPAIGN_LOCK_SQL = "SELECT id FROM campaigns_campaign WHERE id = %s FOR SHARE"
+BATCH_CAMPAIGN_LOCK_SQL = "SELECT * FROM campaigns_campaign WHERE id = %s FOR SHARE"
 
 
 def _next_ids_sql(statuses):
@@ -192,11 +192,11 @@ def _announce(campaign):
     transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
 
 
-def _take_over(locked, action, now):
-    """Apply `action` to the campaign's per-task work: its first tasks now, the rest by the job.
+def _take_over(locked, action):
+    """Record `action` on the campaign's control, creating it or taking over the one still running.
 
     Runs in the control's transaction, with the campaign locked FOR UPDATE (so no batch of a job
-    runs meanwhile). Returns the tasks changed now.
+    runs meanwhile). Returns the control's id, for `_first_batch` once that transaction is over.
     """
     control = CampaignControl.objects.select_for_update().filter(campaign_id=locked.id, finished_at=None).first()
     control = control or CampaignControl(campaign_id=locked.id)
@@ -209,14 +209,41 @@ def _take_over(locked, action, now):
         control.flip, control.flip_cursor, control.phase = action, 0, ""
         if action in (ControlAction.ARCHIVE, ControlAction.END):
             control.retime = False
-    changed, _ = _step(control, locked, now, settings.CONTROL_INLINE_TASKS, count_total=False)
-    if control.finished_at is None:
-        control.save()
-        control_id = control.id
+    control.save()
+    return control.id
+
+
+def _first_batch(control_id, campaign, announce=False):
+    """The control's first CONTROL_INLINE_TASKS tasks, still in the request but in a transaction of
+    their own that holds the campaign FOR SHARE, as a job's batch does: the organisation's
+    dispatcher never waits for them (the campaign's FOR UPDATE was held only to change it).
+    Publishes the job when work is left, and with `announce` nudges the dispatcher once, after the
+    batch. Returns the tasks changed."""
+    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, count_total=False,
+                                announce=False)
+    if announce:
+        _announce(campaign)
+    if work_left:
         transaction.on_commit(lambda: enqueue_control(control_id))
-    elif control.pk is not None:
-        control.save()
     return changed
+
+
+def _batch(control_id, campaign_id, limit, count_total=True, announce=True):
+    """One batch of the control, in its own transaction: (tasks changed, work left). The campaign
+    row is held FOR SHARE (a new control waits for the batch; the dispatcher does not), the control
+    row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it)."""
+    with transaction.atomic():
+        now = timezone.now()
+        campaign = next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])))
+        control = (CampaignControl.objects.select_for_update(skip_locked=True)
+                   .filter(id=control_id, finished_at=None).first())
+        if control is None:
+            return 0, False
+        changed, dialable = _step(control, campaign, now, limit, count_total)
+        control.save()
+        if dialable and announce:
+            _announce(campaign)
+        return changed, control.finished_at is None
 
 
 def _start_phase(control, phase, count_total, statuses, cursor):
@@ -322,47 +349,46 @@ def _retime_batch(campaign, after, limit, now):
     return visited, upto, changed
 
 
-@transaction.atomic
 def do_pause_campaign(campaign):
     """Pause: the campaign stops dialing at once; every queued task becomes paused (the first
     CONTROL_INLINE_TASKS now, the rest by the control job); live calls finish and their tasks then
     go to paused. Taking over a running control: a resume's flip back to queued is dropped and
     every queued task is paused; a re-timing still to do continues afterwards."""
-    now = timezone.now()
-    locked = _lock_campaign(campaign.id)
-    _refuse_unless(locked, CampaignStatus.PAUSED, "pause")
-    _set_campaign_status(campaign, locked, CampaignStatus.PAUSED, now)
-    return _take_over(locked, ControlAction.PAUSE, now)
+    with transaction.atomic():
+        locked = _lock_campaign(campaign.id)
+        _refuse_unless(locked, CampaignStatus.PAUSED, "pause")
+        _set_campaign_status(campaign, locked, CampaignStatus.PAUSED, timezone.now())
+        control_id = _take_over(locked, ControlAction.PAUSE)
+    return _first_batch(control_id, locked)
 
 
-@transaction.atomic
 def do_resume_campaign(campaign):
     """Resume: paused tasks become queued with their retry timing kept (the first
     CONTROL_INLINE_TASKS now, the rest by the control job, each dialable as it flips); the campaign
     goes back to running if any attempt was ever placed, else to scheduled. Taking over a running
     pause: the tasks it had paused are flipped back; a re-timing still to do continues afterwards."""
-    now = timezone.now()
-    locked = _lock_campaign(campaign.id)
-    if locked.status != CampaignStatus.PAUSED:
-        raise ControlRefused(f"cannot resume a campaign that is {locked.status}")
-    started = Call.objects.filter(campaign_id=locked.id).exists()
-    _set_campaign_status(campaign, locked, CampaignStatus.RUNNING if started else CampaignStatus.SCHEDULED, now)
-    changed = _take_over(locked, ControlAction.RESUME, now)
-    _announce(locked)
-    return changed
+    with transaction.atomic():
+        locked = _lock_campaign(campaign.id)
+        if locked.status != CampaignStatus.PAUSED:
+            raise ControlRefused(f"cannot resume a campaign that is {locked.status}")
+        started = Call.objects.filter(campaign_id=locked.id).exists()
+        _set_campaign_status(campaign, locked, CampaignStatus.RUNNING if started else CampaignStatus.SCHEDULED,
+                             timezone.now())
+        control_id = _take_over(locked, ControlAction.RESUME)
+    return _first_batch(control_id, locked, announce=True)
 
 
-@transaction.atomic
 def do_archive_campaign(campaign):
     """Archive, permanently: the campaign is final at once (no call ever starts again); queued and
     paused tasks become archived (reason `archived`; the first CONTROL_INLINE_TASKS now, the rest
     by the control job); live calls finish and make no further attempts. Taking over a running
     control: its flip and any re-timing are dropped, everything pending is archived."""
-    now = timezone.now()
-    locked = _lock_campaign(campaign.id)
-    _refuse_unless(locked, CampaignStatus.ARCHIVED, "archive")
-    _set_campaign_status(campaign, locked, CampaignStatus.ARCHIVED, now)
-    return _take_over(locked, ControlAction.ARCHIVE, now)
+    with transaction.atomic():
+        locked = _lock_campaign(campaign.id)
+        _refuse_unless(locked, CampaignStatus.ARCHIVED, "archive")
+        _set_campaign_status(campaign, locked, CampaignStatus.ARCHIVED, timezone.now())
+        control_id = _take_over(locked, ControlAction.ARCHIVE)
+    return _first_batch(control_id, locked)
 
 
 # The settings that decide when attempts are placed. An update that changes none of them (name,
@@ -374,7 +400,6 @@ TIMING_FIELDS = frozenset({
 })
 
 
-@transaction.atomic
 def do_update_campaign(campaign, fields):
     """Apply validated model field values to a campaign that is not completed or archived, and
     re-time every attempt not yet placed under the new settings when a timing setting changed.
@@ -388,18 +413,22 @@ def do_update_campaign(campaign, fields):
     up complete (`exhausted`). Taking over a running control: its status flip is finished first,
     then the re-timing runs (restarted if one was under way) under the settings now in force.
     """
-    now = timezone.now()
-    locked = _lock_campaign(campaign.id)
-    if locked.status not in OPEN_CAMPAIGN_STATUSES:
-        raise ControlRefused(f"cannot update a campaign that is {locked.status}")
-    timing_changed = any(getattr(locked, name) != value for name, value in fields.items() if name in TIMING_FIELDS)
-    for name, value in fields.items():
-        setattr(locked, name, value)
-        setattr(campaign, name, value)
-    locked.save(update_fields=[*fields, "updated_at"])
-    changed = _take_over(locked, ControlAction.UPDATE, now) if timing_changed else 0
-    _announce(locked)
-    return changed
+    with transaction.atomic():
+        locked = _lock_campaign(campaign.id)
+        if locked.status not in OPEN_CAMPAIGN_STATUSES:
+            raise ControlRefused(f"cannot update a campaign that is {locked.status}")
+        timing_changed = any(getattr(locked, name) != value for name, value in fields.items()
+                             if name in TIMING_FIELDS)
+        for name, value in fields.items():
+            setattr(locked, name, value)
+            setattr(campaign, name, value)
+        locked.save(update_fields=[*fields, "updated_at"])
+        if not timing_changed:
+            # New slots or priority may make waiting work admissible: the dispatcher looks again.
+            _announce(locked)
+            return 0
+        control_id = _take_over(locked, ControlAction.UPDATE)
+    return _first_batch(control_id, locked, announce=True)
 
 
 def running_controls(campaign_ids):
@@ -413,30 +442,13 @@ def running_controls(campaign_ids):
 
 
 def do_control_batch(control_id):
-    """One batch of a control's job, in its own transaction. Returns whether work is left.
-
-    Runs in a Celery worker (`campaigns.run_control`). The campaign row is held FOR SHARE (a new
-    control waits for the batch; the dispatcher does not), the control row FOR UPDATE SKIP LOCKED
-    (a duplicate job finds it taken and stops; the holder carries on).
-    """
+    """One batch of a control's job (`_batch`: CONTROL_BATCH_TASKS tasks, one transaction). Returns
+    whether work is left. Runs in a Celery worker (`campaigns.run_control`)."""
     campaign_id = (CampaignControl.objects.filter(id=control_id, finished_at=None)
                    .values_list("campaign_id", flat=True).first())
     if campaign_id is None:
         return False
-    with transaction.atomic():
-        now = timezone.now()
-        with connection.cursor() as cursor:
-            cursor.execute(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])
-        campaign = Campaign.objects.select_related("workspace").get(id=campaign_id)
-        control = (CampaignControl.objects.select_for_update(skip_locked=True)
-                   .filter(id=control_id, finished_at=None).first())
-        if control is None:
-            return False
-        changed, dialable = _step(control, campaign, now, settings.CONTROL_BATCH_TASKS)
-        control.save()
-        if dialable:
-            _announce(campaign)
-        return control.finished_at is None
+    return _batch(control_id, campaign_id, settings.CONTROL_BATCH_TASKS)[1]
 
 
 def run_control(control_id):
@@ -505,7 +517,6 @@ def do_archive_task(task):
     return 1
 
 
-@transaction.atomic
 def do_finish_ended_campaigns(now):
     """Campaigns whose end time has come: mark them completed (no call starts from then on) and
     archive their queued and paused tasks (reason `ended`) — the first CONTROL_INLINE_TASKS of each
@@ -515,12 +526,13 @@ def do_finish_ended_campaigns(now):
     Campaigns another transaction holds are skipped and taken on the next run. Returns the number
     of tasks archived now.
     """
-    ids = list(Campaign.objects.select_for_update(skip_locked=True)
-               .filter(end_at__lte=now, status__in=OPEN_CAMPAIGN_STATUSES).values_list("id", flat=True))
-    if not ids:
-        return 0
-    Campaign.objects.filter(id__in=ids).update(status=CampaignStatus.COMPLETED, completed_at=now, updated_at=now)
-    return sum(_take_over(campaign, ControlAction.END, now) for campaign in Campaign.objects.filter(id__in=ids))
+    with transaction.atomic():
+        campaigns = list(Campaign.objects.select_for_update(skip_locked=True)
+                         .filter(end_at__lte=now, status__in=OPEN_CAMPAIGN_STATUSES))
+        Campaign.objects.filter(id__in=[c.id for c in campaigns]).update(
+            status=CampaignStatus.COMPLETED, completed_at=now, updated_at=now)
+        controls = [(_take_over(campaign, ControlAction.END), campaign) for campaign in campaigns]
+    return sum(_first_batch(control_id, campaign) for control_id, campaign in controls)
 
 
 @transaction.atomic
