@@ -14,8 +14,9 @@ published on commit) does the rest in batches of `CONTROL_BATCH_TASKS`, one shor
 each, in task id order from a cursor kept on the control, so a lost job resumes where it stopped
 (its message is redelivered, and beat re-publishes a control that made no progress for
 `CONTROL_STALLED_SECONDS`). A batch holds the campaign row `FOR SHARE`: the dispatcher's
-`FOR SHARE` passes through, a new control's `FOR UPDATE` waits at most one batch. Flips are conditional UPDATEs (`WHERE status = 'queued'`); the dispatcher claims
-tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted is either admitted or flipped, never both.
+`FOR SHARE` passes through, a new control's `FOR UPDATE` waits at most one batch. Flips are
+conditional UPDATEs (`WHERE status = 'queued'`); the dispatcher claims tasks `FOR UPDATE SKIP
+LOCKED`, so a task being admitted is either admitted or flipped, never both.
 Re-timing is set-based: per calling window in the batch (there are few), one UPDATE computes every
 task's next attempt in SQL from the window's openings (`dialer.windows.occurrences`).
 
