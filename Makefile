@@ -39,6 +39,7 @@ bench: migrate
 	$(PY) bench/dispatch.py
 	$(PY) bench/tenants.py
 	$(PY) bench/carrier.py
+	$(PY) bench/controls.py
 
 soak: migrate
 	$(PY) bench/soak.py --json test-artifacts/soak.json

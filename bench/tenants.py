@@ -256,7 +256,7 @@ def main():
                    PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
         base_url = f"http://127.0.0.1:{args.port}"
         seeded = 0
-        for size in sizes:
+        for round_number, size in enumerate(sizes, start=1):
             started = time.monotonic()
             seed_organisations(seeded, size - seeded)
             seeded = size
@@ -266,7 +266,8 @@ def main():
                 wait_for_api(base_url, key)
                 time.sleep(15)
                 cores, machine = measure_idle(processes, args.idle_seconds)
-                latencies = [probe(base_url, key, campaign_id, f"+4479{size:04d}{n:04d}") for n in range(args.probes)]
+                latencies = [probe(base_url, key, campaign_id, f"+1415555{round_number}{n:03d}")
+                             for n in range(args.probes)]
             results.append((size, cores, machine, latencies))
             print(f"N={size:,}: idle {cores:.3f} cores (machine {machine:.2f}), new call p50 "
                   f"{statistics.median(latencies) * 1000:.0f} ms p99 {percentile(latencies, 0.99) * 1000:.0f} ms",

@@ -22,7 +22,7 @@ from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.campaign_actions import do_create_campaign
 from campaigns.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_pause_campaign, do_pause_task, do_resume_campaign,
-    do_resume_task, do_update_campaign,
+    do_resume_task, do_update_campaign, running_controls,
 )
 from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
@@ -188,8 +188,11 @@ class CampaignAdmin(OrganisationScopedAdmin):
                 else:
                     self.log_change(request, campaign, f"{control.past.capitalize()} from the dashboard.")
             done = len(applicable) - len(refused)
+            continuing = len(running_controls([campaign.id for campaign in applicable]))
             self.message_user(request, f"{done} campaign{'s' if done != 1 else ''} {control.past}; "
-                                       f"{changed} task{'s' if changed != 1 else ''} changed.")
+                                       f"{changed} task{'s' if changed != 1 else ''} changed"
+                                       + (f", the rest in the background ({continuing} campaign"
+                                          f"{'s' if continuing != 1 else ''})." if continuing else "."))
             for reason in refused + [f"{campaign}: cannot {control.verb} a campaign that is {campaign.status}"
                                      for campaign in skipped]:
                 self.message_user(request, reason, messages.WARNING)
@@ -307,8 +310,9 @@ class CampaignAdmin(OrganisationScopedAdmin):
                 self.message_user(request, exc.reason, messages.ERROR)
             else:
                 self.log_change(request, campaign, [{"changed": {"fields": sorted(changed)}}])
+                more = ", the rest in the background" if running_controls([campaign.id]) else ""
                 self.message_user(request, f"Settings saved ({', '.join(sorted(changed))}); "
-                                           f"{retimed} pending task{'s' if retimed != 1 else ''} re-timed.")
+                                           f"{retimed} pending task{'s' if retimed != 1 else ''} re-timed{more}.")
         return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
 
     def _campaign_context(self, request, campaign, form, can_change):
@@ -327,6 +331,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             **self.admin_site.each_context(request), "opts": self.opts, "original": campaign, "campaign": campaign,
             "title": str(campaign), "media": self.media + form.media if form else self.media,
             "form": form, "can_change": can_change, "progress": progress,
+            "control_text": dashboard.control_text(running_controls([campaign.id]).get(campaign.id)),
             "live": dashboard.campaign_slots(campaign, usage),
             "status_filters": [(status, TaskStatus(status).label, progress.counts[status])
                                for status in dashboard.TASK_STATUSES],
@@ -355,12 +360,15 @@ class CampaignAdmin(OrganisationScopedAdmin):
         ]
 
     def stats_json_view(self, request, object_id):
-        """The figures the campaign page refreshes in place: status, task counts, live calls."""
+        """The figures the campaign page refreshes in place: status, task counts, live calls, and a
+        running control's progress."""
         campaign = self._campaign_or_404(request, object_id)
         progress = dashboard.progress_by_campaign([campaign.id])[campaign.id]
         usage = dashboard.live_slots([campaign.workspace.organisation_id])[campaign.workspace.organisation_id]
+        control = running_controls([campaign.id]).get(campaign.id)
         return JsonResponse({"status": campaign.status, "status_label": campaign.get_status_display(),
-                             **progress.as_json(), "live": dashboard.campaign_slots(campaign, usage)})
+                             **progress.as_json(), "live": dashboard.campaign_slots(campaign, usage),
+                             "control": control, "control_text": dashboard.control_text(control)})
 
     # Live slots.
 

@@ -187,3 +187,19 @@ def timeline_bars(unit, buckets):
                      "label": moment.strftime(label_format + " UTC")})
     return {"width": TIMELINE_WIDTH, "height": TIMELINE_HEIGHT, "plot_height": plot_height, "bars": bars,
             "unit": unit, "peak": peak, "first_label": bars[0]["label"], "last_label": bars[-1]["label"]}
+
+
+CONTROL_VERBS = {"pause": "pausing", "resume": "resuming", "archive": "archiving", "update": "re-timing",
+                 "end": "ending"}
+
+
+def control_text(control):
+    """A running control's progress for people, "" when none: e.g. {"action": "pause", "done":
+    120000, "total": 300000} → "pausing: 120,000 of 300,000 tasks"; a total not yet counted → "pausing:
+    120,000 tasks so far"."""
+    if not control:
+        return ""
+    verb = CONTROL_VERBS[control["action"]]
+    if control["total"] is None:
+        return f"{verb}: {control['done']:,} tasks so far"
+    return f"{verb}: {control['done']:,} of {control['total']:,} tasks"

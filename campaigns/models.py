@@ -234,13 +234,17 @@ class Task(models.Model):
     realtime → minus the next attempt's priority (higher priority first).
     """
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
+    # No single-column index on the foreign keys: task_campaign_status leads with the campaign, and
+    # the agent and number overrides (rare) are indexed only where set. Every index is written on
+    # every status change of every task: pause, resume and the dispatcher's admissions pay for it.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     phone = models.CharField(max_length=16)
     context = models.JSONField(default=dict, blank=True)
     submitted_config = models.JSONField(default=dict, blank=True, help_text="The request body as submitted (realtime).")
 
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    calling_number = models.ForeignKey(CallingNumber, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False)
+    calling_number = models.ForeignKey(CallingNumber, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                       db_index=False)
     timezone = models.CharField(max_length=64, blank=True, default="")
     calling_start = models.TimeField(null=True, blank=True)
     calling_end = models.TimeField(null=True, blank=True)
@@ -278,6 +282,8 @@ class Task(models.Model):
                          condition=Q(status="queued")),
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
             models.Index(fields=["phone"], name="task_phone"),
+            models.Index(fields=["agent"], name="task_agent", condition=Q(agent__isnull=False)),
+            models.Index(fields=["calling_number"], name="task_calling_number", condition=Q(calling_number__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="task_phone_e164"),
@@ -344,3 +350,48 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+
+
+class ControlAction(models.TextChoices):
+    PAUSE = "pause", "Pause"
+    RESUME = "resume", "Resume"
+    ARCHIVE = "archive", "Archive"
+    UPDATE = "update", "Update"
+    END = "end", "End time reached"
+
+
+class CampaignControl(models.Model):
+    """The per-task work of a campaign's controls, done in batches off the request.
+
+    At most one is unfinished per campaign: a control arriving while one runs takes it over
+    (`campaigns.controls`). `flip` is the status change still to apply to tasks (a pause, resume
+    or archive), `retime` whether pending tasks still need re-timing under the current settings;
+    each has a cursor (the last task id done) so a job that was lost resumes where it stopped.
+    `phase`, `done` and `total` are the progress shown while it runs (`total` is counted by the
+    job's first batch of a phase).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="controls")
+    action = models.CharField(max_length=7, choices=ControlAction.choices, help_text="The latest control.")
+    flip = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    flip_cursor = models.BigIntegerField(default=0)
+    retime = models.BooleanField(default=False)
+    retime_cursor = models.BigIntegerField(default=0)
+    phase = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign"], condition=Q(finished_at__isnull=True),
+                                    name="one_unfinished_control_per_campaign"),
+        ]
+        indexes = [models.Index(fields=["updated_at"], name="control_unfinished",
+                                condition=Q(finished_at__isnull=True))]
+
+    def __str__(self):
+        return f"{self.action} of campaign {self.campaign_id}"

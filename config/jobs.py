@@ -13,6 +13,7 @@ from config.queues import Queue
 class Job(StrEnum):
     DISPATCH_ORGANISATION = "dialer.dispatch_organisation"
     DIAL_CALLS = "dialer.dial_calls"
+    RUN_CONTROL = "campaigns.run_control"
 
 
 def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None):

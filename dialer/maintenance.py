@@ -1,6 +1,7 @@
 """Periodic upkeep run by beat: what keeps the dialer honest when messages or processes are lost.
 
 - Campaigns past their end are ended (pending tasks archived).
+- Campaign controls whose job stopped making progress (a lost worker or message) are resumed.
 - Expired slot leases are checked with the carrier before their slot is freed (DESIGN Flow 5).
 - Calls admitted whose dial job vanished (a Redis restart empties the broker) are dialed again;
   placing is idempotent by call id, so a job that was only slow places no second call.
@@ -12,7 +13,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.controls import do_finish_ended_campaigns
+from campaigns.controls import do_finish_ended_campaigns, resume_stalled_controls
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import keys, slots
@@ -40,6 +41,7 @@ def run_maintenance(now=None):
     organisations given leases): its cost follows calls and leases, not tenants."""
     now = now or timezone.now()
     do_finish_ended_campaigns(now)
+    resume_stalled_controls(now)
     for organisation_id in organisations_to_reap():
         reap_leases(organisation_id, now)
     redial_stranded_calls(now)

@@ -172,3 +172,28 @@ def next_opening(window, instant):
         occurrence = _occurrence(window, local_day + dt.timedelta(days=offset), tz)
         if occurrence and occurrence[0] >= at:
             return occurrence[0]
+
+
+def occurrences(window, since, until):
+    """The window's [opens, closes) intervals in order, from the first that closes after `since`
+    through the first that closes after `until` (both aware).
+
+    For any instant in [since, until], `next_opening` is max(instant, opens of the first interval
+    closing after it) — which is how set-based re-timing applies the rule in SQL to many tasks.
+
+    >>> w = CallingWindow(dt.time(10, 0), dt.time(18, 0), "UTC")
+    >>> [(o.day, o.hour, c.hour) for o, c in occurrences(w, dt.datetime(2024, 6, 3, 19, 0, tzinfo=UTC),
+    ...                                                  dt.datetime(2024, 6, 4, 12, 0, tzinfo=UTC))]
+    [(4, 10, 18)]
+    """
+    since, until = _as_utc(since), _as_utc(until)
+    tz = window.tz
+    first_day = _wall(since, tz).date() - dt.timedelta(days=2)
+    found = []
+    for offset in itertools.count():
+        occurrence = _occurrence(window, first_day + dt.timedelta(days=offset), tz)
+        if occurrence is None or occurrence[1] <= since:
+            continue
+        found.append(occurrence)
+        if occurrence[1] > until:
+            return found

@@ -66,10 +66,12 @@ def test_detail_counts_tasks_per_status_and_calls_per_outcome(api, realtime, dja
     CallFactory(task=done, status="ended", outcome="no-answer")
     CallFactory(task=done, attempt=2, status="ended", outcome="connected")
     api.get("/api/v1/agents")  # stamps last_used_at
-    with django_assert_max_num_queries(4):
+    # key, campaign, task counts, call outcomes, running control
+    with django_assert_max_num_queries(5):
         body = api.get(f"/api/v1/campaigns/{realtime.id}").json()
     assert body["taskCounts"] == {"queued": 3, "in_progress": 0, "completed": 1, "paused": 1, "archived": 0}
     assert body["callOutcomes"] == {"connected": 1, "no-answer": 1}
+    assert body["control"] is None
 
 
 def test_list_pages_newest_first_in_constant_queries(api, workspace, django_assert_max_num_queries):
@@ -77,7 +79,7 @@ def test_list_pages_newest_first_in_constant_queries(api, workspace, django_asse
     for campaign in campaigns:
         TaskFactory(campaign=campaign)
     api.get("/api/v1/campaigns")
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         first = api.get("/api/v1/campaigns?limit=3").json()
     second = api.get(f"/api/v1/campaigns?limit=3&cursor={first['nextCursor']}").json()
     ids = [c["id"] for c in first["results"] + second["results"]]
@@ -109,12 +111,22 @@ def test_pause_resume_archive_report_how_many_tasks_changed(api, realtime):
     TaskFactory(campaign=realtime, status=TaskStatus.IN_PROGRESS)
     TaskFactory(campaign=realtime, status=TaskStatus.COMPLETED, completion_reason="connected")
     url = f"/api/v1/campaigns/{realtime.id}"
-    assert api.post(f"{url}/pause").json() == {"changed": 3, "status": "paused"}
-    assert api.post(f"{url}/resume").json() == {"changed": 3, "status": "scheduled"}
-    assert api.post(f"{url}/archive").json() == {"changed": 3, "status": "archived"}
+    assert api.post(f"{url}/pause").json() == {"changed": 3, "status": "paused", "control": None}
+    assert api.post(f"{url}/resume").json() == {"changed": 3, "status": "scheduled", "control": None}
+    assert api.post(f"{url}/archive").json() == {"changed": 3, "status": "archived", "control": None}
     assert Task.objects.filter(status=TaskStatus.ARCHIVED, completion_reason="archived").count() == 3
     refused = api.post(f"{url}/resume")
     assert refused.status_code == 409 and "archived" in refused.json()["errors"][0]["message"]
+
+
+def test_a_large_campaign_answers_at_once_and_shows_the_pause_in_progress(api, realtime, settings):
+    settings.CONTROL_INLINE_TASKS = 2
+    TaskFactory.create_batch(5, campaign=realtime)
+    url = f"/api/v1/campaigns/{realtime.id}"
+    body = api.post(f"{url}/pause").json()
+    assert body == {"changed": 2, "status": "paused", "control": {"action": "pause", "done": 2, "total": None}}
+    assert api.get(url).json()["control"] == {"action": "pause", "done": 2, "total": None}
+    assert realtime.tasks.filter(status=TaskStatus.QUEUED).count() == 3
 
 
 def test_task_controls_report_changes_and_refuse_with_the_reason(api, realtime):

@@ -68,8 +68,10 @@ class TestPauseCampaign:
 
     def test_pauses_in_one_update_per_status(self, django_assert_num_queries):
         campaign = mixed_campaign()
-        # savepoint, lock the campaign, one UPDATE of the tasks, one of the campaign, release
-        with django_assert_num_queries(5):
+        # The campaign's change: savepoint, lock the campaign, UPDATE it, look for a running
+        # control, record it, release. Then the first batch: savepoint, the campaign FOR SHARE,
+        # the control FOR UPDATE, one UPDATE of the tasks, the control's progress, release.
+        with django_assert_num_queries(12):
             do_pause_campaign(campaign)
 
     @pytest.mark.parametrize("status", [CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])
@@ -220,7 +222,9 @@ class TestUpdateCampaign:
         for n in range(40):
             self.retried_task(campaign, ended_at=at(0, 11 + n % 5))
             TaskFactory(campaign=campaign, next_attempt_at=at(0, 10))
-        with django_assert_max_num_queries(8):
+        # The campaign's change and its control (6), then one batch: locks, the batch's ids, its
+        # plan, one UPDATE per calling window, the control's progress (8), the nudge's workspace.
+        with django_assert_max_num_queries(15):
             assert do_update_campaign(campaign, {"calling_start": dt.time(12, 30)}) == 80
 
     @pytest.mark.parametrize("status", [CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])

@@ -44,8 +44,10 @@ def campaign_counts(campaign_ids):
 
 
 def campaigns_json(campaigns):
-    task_counts, call_outcomes = campaign_counts([campaign.id for campaign in campaigns])
-    return [campaign_json(c, task_counts.get(c.id), call_outcomes.get(c.id)) for c in campaigns]
+    ids = [campaign.id for campaign in campaigns]
+    task_counts, call_outcomes = campaign_counts(ids)
+    running = controls.running_controls(ids)
+    return [campaign_json(c, task_counts.get(c.id), call_outcomes.get(c.id), running.get(c.id)) for c in campaigns]
 
 
 def campaign_of(view, campaign_id):
@@ -88,8 +90,9 @@ class CampaignDetailView(WorkspaceView):
         return Response(campaigns_json([campaign_of(self, campaign_id)])[0])
 
     @extend_schema(operation_id="campaigns_update", summary="Update a campaign's settings",
-                   description="Takes effect for every attempt not yet placed. Refused (409) for a completed "
-                               "or archived campaign.",
+                   description="Takes effect for every attempt not yet placed: the answer comes at once, "
+                               "and a large campaign's tasks are re-timed in the background (see `control`). "
+                               "Refused (409) for a completed or archived campaign.",
                    request={"application/json": schemas.CAMPAIGN_UPDATE},
                    responses={200: OpenApiResponse(schemas.CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
                               409: schemas.err("The campaign is completed or archived, or the body changes its type."),
@@ -127,7 +130,8 @@ class CampaignControlView(WorkspaceView):
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         campaign.refresh_from_db(fields=["status"])
-        return Response({"changed": changed, "status": campaign.status})
+        return Response({"changed": changed, "status": campaign.status,
+                         "control": controls.running_controls([campaign.id]).get(campaign.id)})
 
 
 def control_schema(noun, verb, description):
@@ -142,8 +146,9 @@ class CampaignPauseView(CampaignControlView):
     control = controls.do_pause_campaign
     verb = "pause"
 
-    @control_schema("campaign", "pause", "Every task neither completed nor in progress becomes paused; "
-                                         "live calls finish.")
+    @control_schema("campaign", "pause", "No call starts once this answers; every task neither completed "
+                                         "nor in progress becomes paused (a large campaign's in the "
+                                         "background: see `control`); live calls finish.")
     def post(self, request, campaign_id):
         return self.apply_control(campaign_id)
 
@@ -152,7 +157,8 @@ class CampaignResumeView(CampaignControlView):
     control = controls.do_resume_campaign
     verb = "resume"
 
-    @control_schema("campaign", "resume", "Paused tasks become queued, keeping their retry timing.")
+    @control_schema("campaign", "resume", "Paused tasks become queued, keeping their retry timing (a large "
+                                          "campaign's in the background, dialable as they flip: see `control`).")
     def post(self, request, campaign_id):
         return self.apply_control(campaign_id)
 
@@ -161,8 +167,9 @@ class CampaignArchiveView(CampaignControlView):
     control = controls.do_archive_campaign
     verb = "archive"
 
-    @control_schema("campaign", "archive", "Every task neither completed nor in progress is archived, "
-                                           "permanently; live calls finish and make no further attempts.")
+    @control_schema("campaign", "archive", "Final at once: every task neither completed nor in progress is "
+                                           "archived (a large campaign's in the background: see `control`); "
+                                           "live calls finish and make no further attempts.")
     def post(self, request, campaign_id):
         return self.apply_control(campaign_id)
 

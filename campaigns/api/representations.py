@@ -16,8 +16,9 @@ def string_id(value):
     return None if value is None else str(value)
 
 
-def campaign_json(campaign, task_counts=None, call_outcomes=None):
-    """A campaign with its settings (in the shape POST/PATCH accept) and its counts."""
+def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
+    """A campaign with its settings (in the shape POST/PATCH accept), its counts, and the progress
+    of a control whose tasks are still being changed (`campaigns.controls.running_controls`)."""
     counts = {status: 0 for status in TaskStatus.values}
     counts.update(task_counts or {})
     body = {
@@ -44,6 +45,7 @@ def campaign_json(campaign, task_counts=None, call_outcomes=None):
         "completedAt": iso(campaign.completed_at),
         "taskCounts": counts,
         "callOutcomes": dict(sorted((call_outcomes or {}).items())),
+        "control": control,
     }
     if campaign.type == "realtime":
         body["sampleTask"] = sample_task_body(campaign)

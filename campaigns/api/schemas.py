@@ -175,6 +175,12 @@ CAMPAIGN_SETTINGS = {
 }
 CAMPAIGN_CREATE = obj(CAMPAIGN_SETTINGS, required=["type", "name", "agent"], additionalProperties=False)
 CAMPAIGN_UPDATE = obj(CAMPAIGN_SETTINGS, additionalProperties=False)
+CONTROL_PROGRESS = nullable(obj({
+    "action": {"type": "string", "enum": ["pause", "resume", "archive", "update", "end"],
+               "description": "The control whose tasks are being changed (update: re-timing; end: the "
+                              "end time's archive)."},
+    "done": {"type": "integer"}, "total": nullable({"type": "integer", "description": "Null until counted."}),
+}, required=["action", "done", "total"]))
 CAMPAIGN = obj({
     "id": ID, **CAMPAIGN_SETTINGS, "name": STRING, "timezone": STRING, "startAt": INSTANT, "endAt": nullable(INSTANT),
     "status": {"type": "string", "enum": CampaignStatus.values},
@@ -184,6 +190,8 @@ CAMPAIGN = obj({
                    "description": "Tasks per status."},
     "callOutcomes": {"type": "object", "additionalProperties": {"type": "integer"},
                      "description": "Calls per outcome."},
+    "control": {**CONTROL_PROGRESS, "description": "While a control's tasks are changed in the background: "
+                                                   "which, and how many of how many. Null otherwise."},
     "sampleTask": {**CREATE_TASK_BODY, "description": "Realtime only: a ready-to-use Create Task body."},
 })
 
@@ -201,8 +209,11 @@ PAGE_PARAMETERS = [
                      description=f"Page size, 1 to {MAX_LIMIT} (default 50)."),
 ]
 
-CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this control changed."},
-                      "status": STRING}, required=["changed", "status"])
+CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this control changed before answering."},
+                      "status": STRING,
+                      "control": {**CONTROL_PROGRESS, "description": "Null once every task is changed; else the "
+                                                                     "background job's progress."}},
+                     required=["changed", "status", "control"])
 
 CONTACT_IMPORT = obj({
     "id": {"type": "string", "format": "uuid"}, "campaign": ID, "filename": STRING,

@@ -35,6 +35,10 @@
       badge.className = "dash-badge dash-status-" + data.status;
       badge.textContent = data.status_label;
     });
+    root.querySelectorAll("[data-role=control]").forEach(function (line) {
+      line.textContent = data.control_text;
+      line.hidden = !data.control_text;
+    });
   }
 
   function percent(used, allocation) {
