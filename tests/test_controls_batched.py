@@ -23,6 +23,7 @@ from campaigns.controls import (
     resume_stalled_controls, run_control,
 )
 from campaigns.models import CampaignControl, CampaignStatus, CampaignType, Task, TaskStatus
+from config.jobs import Job
 from dialer.dispatcher import dispatch_pass
 from dialer.scheduling import first_attempt_at, next_attempt_after, resolve_config
 from dialer.windows import is_open, next_opening
@@ -43,7 +44,12 @@ def small_batches(settings):
 def published(monkeypatch):
     """Control jobs published on commit, by control id (nothing consumes them here)."""
     ids = []
-    monkeypatch.setattr(controls, "enqueue_control", ids.append)
+
+    def record(job, control_id, **kwargs):
+        assert job == Job.RUN_CONTROL
+        ids.append(control_id)
+
+    monkeypatch.setattr(controls, "enqueue", record)
     return ids
 
 
