@@ -177,7 +177,7 @@ def make_tenant(label, slots, number, calls_per_second, realtime=False):
     from django.utils import timezone
 
     from campaigns.models import Agent, CallingNumber, Campaign, CampaignType
-    from campaigns.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
+    from campaigns.actions.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
 
     organisation = do_upsert_organisation(label, slots)
     workspace = do_upsert_workspace(organisation, label, slots)
@@ -198,7 +198,7 @@ def seed_tasks(organisation, campaign, count, prefix):
 
     from campaigns.models import Task
     from campaigns.signals import tasks_changed
-    from campaigns.task_store import insert_tasks
+    from campaigns.actions.task_store import insert_tasks
 
     now = timezone.now()
     with transaction.atomic():
@@ -277,7 +277,7 @@ def run_utilisation(standin, name, shape, seconds, index):
 
 
 def run_flood(standin, base_url, index, other_tasks=5, gap=1.5):
-    from campaigns.controls import do_archive_campaign
+    from campaigns.actions.controls import do_archive_campaign
 
     standin.create_latency, standin.ring, standin.talk, standin.rate_limit = 0.3, 0.3, 1.5, 1
     number_a, number_b = f"+1415550{index:02d}00", f"+1415550{index:02d}50"

@@ -66,7 +66,7 @@ def set_up():
 
     call_command("migrate", verbosity=0)
     from campaigns.models import Agent, CallingNumber, Campaign, CampaignType
-    from campaigns.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
+    from campaigns.actions.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
 
     organisation = do_upsert_organisation("Bench", 200)
     workspace = do_upsert_workspace(organisation, "Bench", 200)

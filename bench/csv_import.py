@@ -73,7 +73,7 @@ def run():
     from django.utils import timezone
     from import_export import fields, resources, widgets
 
-    from campaigns.csv_import import do_import_contacts
+    from campaigns.actions.csv_import import do_import_contacts
     from campaigns.models import Agent, CallingNumber, Campaign, Organisation, Task, Workspace
 
     organisation = Organisation.objects.create(name="Bench", total_slots=100)

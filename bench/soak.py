@@ -417,7 +417,7 @@ class FaultInjector:
         self.injected["events-redelivered"] += 2 * len(events)
 
     def _pause(self, elapsed):
-        from campaigns.controls import do_pause_campaign
+        from campaigns.actions.controls import do_pause_campaign
         from campaigns.models import Campaign, CampaignStatus
 
         def pause():
@@ -432,7 +432,7 @@ class FaultInjector:
             self.paused.append(campaign)
 
     def _archive(self, elapsed):
-        from campaigns.controls import do_archive_campaign
+        from campaigns.actions.controls import do_archive_campaign
         from campaigns.models import Campaign, CampaignStatus
 
         def archive():
@@ -444,7 +444,7 @@ class FaultInjector:
 
 
 def _resume(campaign):
-    from campaigns.controls import do_resume_campaign
+    from campaigns.actions.controls import do_resume_campaign
 
     campaign.refresh_from_db()
     if campaign.status == "paused":
@@ -575,7 +575,7 @@ def run_soak(config, wipe_redis, log=print, **process_env):
     from django.db import connections
 
     from campaigns.models import Campaign, Task
-    from campaigns.tenancy import do_create_api_key
+    from campaigns.actions.tenancy import do_create_api_key
     from dialer.invariants import check_invariants
     from dialer.maintenance import ORPHAN_LEASE_AFTER
     from telephony.models import Call

@@ -83,9 +83,9 @@ def seed_organisations(first, count):
 
 
 def seed_probe():
-    from campaigns.campaign_actions import do_create_campaign
+    from campaigns.actions.campaigns import do_create_campaign
     from campaigns.models import Agent, CallingNumber, CampaignType
-    from campaigns.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
+    from campaigns.actions.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
     from django.utils import timezone
 
     organisation = do_upsert_organisation("probe", 10)

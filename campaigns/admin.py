@@ -17,19 +17,19 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from campaigns import admin_logins, admin_tenants, dashboard  # noqa: F401 (the first two register their pages)
-from campaigns.audit import Actor, campaign_history, do_record_control
+from campaigns.actions.audit import Actor, campaign_history, do_record_control
 from campaigns.admin_scoping import OrganisationScopedAdmin
-from campaigns.campaign_actions import do_create_campaign
-from campaigns.controls import (
+from campaigns.actions.campaigns import do_create_campaign
+from campaigns.actions.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_pause_campaign, do_pause_task, do_resume_campaign,
     do_resume_task, do_update_campaign, running_controls,
 )
-from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
+from campaigns.actions.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Task, TaskStatus, Workspace,
 )
-from campaigns.realtime import sample_task_body
+from campaigns.actions.realtime import sample_task_body
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, can_transition_campaign
 from dialer.scheduling import resolve_config
 from dialer.windows import time_to_hhmm
@@ -44,7 +44,7 @@ SHOWN_CONTROL_RECORDS = 20
 @dataclass(frozen=True)
 class Control:
     """One campaign control as the admin offers it: which campaigns it applies to, which of
-    their tasks it changes, and the action in `campaigns.controls` that does it."""
+    their tasks it changes, and the action in `campaigns.actions.controls` that does it."""
 
     verb: str
     past: str
@@ -100,7 +100,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
     """The operator dashboard. The list shows progress, task counts and live calls; the campaign
     page edits settings through `validate_campaign_body` and `do_update_campaign` while the
     campaign is open, and shows charts, the tasks and (realtime) the sample Create Task body.
-    Pause, resume and archive go through `campaigns.controls` after a confirmation page."""
+    Pause, resume and archive go through `campaigns.actions.controls` after a confirmation page."""
 
     organisation_path = "workspace__organisation_id"
     list_display = ["name", "status_column", "type", "priority", "progress_column", "tasks_column", "live_column",

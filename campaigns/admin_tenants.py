@@ -5,15 +5,15 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from campaigns.admin_scoping import OrganisationScopedAdmin
-from campaigns.api.workspace_setup import (
+from campaigns.actions.workspace_setup import (
     do_create_agent, do_create_calling_number, do_update_agent, do_update_calling_number,
 )
-from campaigns.dnc import do_add_dnc_numbers, do_remove_dnc_number
+from campaigns.actions.dnc import do_add_dnc_numbers, do_remove_dnc_number
 from campaigns.forms import AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallForm, OrganisationForm, WorkspaceForm
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Organisation, OrganisationMember, Workspace,
 )
-from campaigns.tenancy import (
+from campaigns.actions.tenancy import (
     do_create_api_key, do_revoke_api_key, do_save_membership, do_save_organisation, do_save_workspace,
 )
 

@@ -7,12 +7,12 @@ from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 
 from campaigns.campaign_validation import validate_campaign_body
-from campaigns.api.workspace_setup import validate_agent_body, validate_number_body
-from campaigns.dnc import InvalidPhone, parse_e164
+from campaigns.actions.workspace_setup import validate_agent_body, validate_number_body
+from campaigns.actions.dnc import InvalidPhone, parse_e164
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Outcome, Priority, SlotMode, Workspace,
 )
-from campaigns.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
+from campaigns.actions.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.retry_policy import AUTO_RETRIED, OPT_IN_RETRIED, in_outcome_order
 from dialer.windows import InvalidTimezone, zone
 

@@ -193,7 +193,7 @@ class ActorKind(models.TextChoices):
 
 class ControlRecord(models.Model):
     """One operator control of a campaign or one of its tasks, as it was made: the audit trail
-    (`campaigns.audit`). Who made it is kept as it was then (`actor_name`, `actor_prefix`), so a
+    (`campaigns.actions.audit`). Who made it is kept as it was then (`actor_name`, `actor_prefix`), so a
     revoked key or a removed user still reads the same; `user`/`api_key` link it while they exist.
     """
 
@@ -364,7 +364,7 @@ class CampaignControl(models.Model):
     """The per-task work of a campaign's controls, done in batches off the request.
 
     At most one is unfinished per campaign: a control arriving while one runs takes it over
-    (`campaigns.controls`). `flip` is the status change still to apply to tasks (a pause, resume
+    (`campaigns.actions.controls`). `flip` is the status change still to apply to tasks (a pause, resume
     or archive), `retime` whether pending tasks still need re-timing under the current settings;
     each has a cursor (the last task id done) so a job that was lost resumes where it stopped.
     `phase`, `done` and `total` are the progress shown while it runs (`total` is counted by the

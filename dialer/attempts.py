@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.dnc import do_add_dnc_numbers
+from campaigns.actions.dnc import do_add_dnc_numbers
 from campaigns.models import CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
 from config.redis_client import get_redis
 from dialer import keys, slots
@@ -126,7 +126,7 @@ def _release_and_nudge(organisation_id, call_id, lease_token):
 
 
 def _task_finished(task, campaign):
-    from campaigns.controls import do_complete_campaign_if_done
+    from campaigns.actions.controls import do_complete_campaign_if_done
     from telephony.webhooks_out import enqueue_webhook
 
     if campaign.type == CampaignType.BATCH:

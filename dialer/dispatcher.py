@@ -36,8 +36,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.controls import do_complete_campaign_if_done
-from campaigns.dnc import listed_numbers
+from campaigns.actions.controls import do_complete_campaign_if_done
+from campaigns.actions.dnc import listed_numbers
 from campaigns.models import (
     CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Priority, Task,
     TaskStatus,

@@ -8,7 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.vocabulary import Outcome
-from campaigns.tenancy import authenticate_api_key
+from campaigns.actions.tenancy import authenticate_api_key
 from telephony.events import handle_event
 from telephony.models import Call
 from telephony.registry import PROVIDERS, get_provider

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.messages import get_messages
 
 from campaigns.models import Agent, ApiKey, CallingNumber, DoNotCall
-from campaigns.tenancy import authenticate_api_key
+from campaigns.actions.tenancy import authenticate_api_key
 from tests.factories import AgentFactory, ApiKeyFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db

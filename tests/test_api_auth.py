@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from campaigns.api.auth import ApiKeyRateThrottle
 from campaigns.models import ApiKey, CampaignType
-from campaigns.tenancy import do_revoke_api_key
+from campaigns.actions.tenancy import do_revoke_api_key
 from tests.factories import (
     AgentFactory, ApiKeyFactory, CallingNumberFactory, CampaignFactory, OrganisationFactory, WorkspaceFactory,
 )

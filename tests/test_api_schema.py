@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from campaigns.realtime import MAX_EPOCH_MS
+from campaigns.actions.realtime import MAX_EPOCH_MS
 from tests.factories import (
     AgentFactory, ApiKeyFactory, CallingNumberFactory, CampaignFactory, OrganisationFactory, TaskFactory,
     WorkspaceFactory,

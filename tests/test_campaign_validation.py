@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.campaign_actions import do_create_campaign
+from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import validate_campaign_body
 from campaigns.models import CampaignStatus
 from tests.factories import AgentFactory, CallingNumberFactory, CampaignFactory, WorkspaceFactory

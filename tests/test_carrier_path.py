@@ -210,7 +210,7 @@ class TestCarrierTrouble:
         campaign = twilio_campaign(slots=2)
         task = TaskFactory(campaign=campaign)
         run(org_of(campaign), timezone.now())
-        from campaigns.controls import do_pause_campaign
+        from campaigns.actions.controls import do_pause_campaign
         do_pause_campaign(campaign)
         stub.refusal = SERVER_ERROR
         dial()

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 from django.db import connection, connections
 
-from campaigns.controls import (
+from campaigns.actions.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_complete_campaign_if_done, do_finish_ended_campaigns,
     do_pause_campaign, do_pause_task, do_resume_campaign, do_resume_task, do_update_campaign,
 )

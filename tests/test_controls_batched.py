@@ -17,8 +17,8 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import controls
-from campaigns.controls import (
+from campaigns.actions import controls
+from campaigns.actions.controls import (
     do_archive_campaign, do_control_batch, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
     resume_stalled_controls, run_control,
 )

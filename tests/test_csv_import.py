@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from campaigns import csv_import
-from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
+from campaigns.actions import csv_import
+from campaigns.actions.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.models import CampaignStatus, CampaignType, ContactImport, Task
 from campaigns.signals import tasks_changed
 from tests.factories import AgentFactory, CampaignFactory, DoNotCallFactory, TaskFactory
@@ -274,7 +274,7 @@ class TestAtomicityAndSkipping:
         def broken_copy(*args):
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr("campaigns.csv_import._copy_tasks", broken_copy)
+        monkeypatch.setattr("campaigns.actions.csv_import._copy_tasks", broken_copy)
         with pytest.raises(RuntimeError):
             upload(campaign, f"phone,name\n{LONDON},Ada\n")
         assert not ContactImport.objects.filter(campaign=campaign).exists()
@@ -282,7 +282,7 @@ class TestAtomicityAndSkipping:
         assert campaign.contacts_uploaded_at is None
 
     def test_a_failure_midway_through_the_streamed_copy_rolls_everything_back(self, campaign, monkeypatch):
-        monkeypatch.setattr("campaigns.csv_import.COPY_CHUNK_ROWS", 1)
+        monkeypatch.setattr("campaigns.actions.csv_import.COPY_CHUNK_ROWS", 1)
         formatted = csv_import._copy_text
 
         def failing_after_the_first_chunk(*args):
@@ -290,7 +290,7 @@ class TestAtomicityAndSkipping:
             yield next(chunks)
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr("campaigns.csv_import._copy_text", failing_after_the_first_chunk)
+        monkeypatch.setattr("campaigns.actions.csv_import._copy_text", failing_after_the_first_chunk)
         with pytest.raises(psycopg2.Error, match="disk full"):
             upload(campaign, f"phone,name\n{LONDON},Ada\n{PARIS},Bob\n")
         assert not Task.objects.filter(campaign=campaign).exists()
@@ -310,7 +310,7 @@ class TestDoNotCall:
         assert campaign.tasks.get(phone=LONDON).status == "queued"
 
     def test_tasks_streamed_in_several_chunks_keep_their_own_status_timezone_and_context(self, campaign, monkeypatch):
-        monkeypatch.setattr("campaigns.csv_import.COPY_CHUNK_ROWS", 2)
+        monkeypatch.setattr("campaigns.actions.csv_import.COPY_CHUNK_ROWS", 2)
         DoNotCallFactory(organisation=campaign.workspace.organisation, phone=PARIS)
         result = upload(campaign, f"phone,name,timezone\n{LONDON},Ada,\n{PARIS},Bob,\n{NEW_YORK},Cy,America/Chicago\n"
                                   f"{INDIA},Di,\n{AUSTRALIAN_MOBILE},Ed,\n")

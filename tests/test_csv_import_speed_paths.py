@@ -15,7 +15,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as phone_timezones
 
 from campaigns import phone_numbers
-from campaigns.csv_import import PARSE_ERRORS, UNKNOWN_ZONE, _context_json, _PhoneChecker, _shown
+from campaigns.actions.csv_import import PARSE_ERRORS, UNKNOWN_ZONE, _context_json, _PhoneChecker, _shown
 from dialer.windows import InvalidTimezone, zone
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from campaigns.controls import do_pause_campaign
+from campaigns.actions.controls import do_pause_campaign
 from campaigns.models import CampaignStatus, CampaignType, DoNotCall, Task, TaskStatus
 from dialer import keys, slots
 from dialer.attempts import do_finish_attempt

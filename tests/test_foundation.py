@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaigns.api_keys import hash_key
 from campaigns.models import ApiKey, Organisation, Task, Workspace
-from campaigns.tenancy import authenticate_api_key, do_revoke_api_key
+from campaigns.actions.tenancy import authenticate_api_key, do_revoke_api_key
 from telephony.models import CallStatus
 from tests.factories import (
     ApiKeyFactory, CallFactory, CampaignFactory, OrganisationFactory, OrganisationMemberFactory, TaskFactory,

@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.campaign_validation import validate_campaign_body
-from campaigns.controls import do_archive_campaign, do_pause_campaign, do_update_campaign
+from campaigns.actions.controls import do_archive_campaign, do_pause_campaign, do_update_campaign
 from campaigns.models import CampaignStatus, Task, TaskStatus
 from dialer import keys, slots
 from dialer.attempts import do_finish_attempt

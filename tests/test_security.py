@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 from campaigns import api_keys
 from campaigns.api import urls as api_urls
 from campaigns.api.auth import ApiKeyRateThrottle
-from campaigns.csv_import import ImportRefused, do_import_contacts, error_report_csv
+from campaigns.actions.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.models import ApiKey, Campaign, ContactImport, DoNotCall, Task
-from campaigns.tenancy import do_create_api_key
+from campaigns.actions.tenancy import do_create_api_key
 from tests.factories import (
     ApiKeyFactory, CallEventFactory, CallFactory, CampaignFactory, ContactImportFactory, DoNotCallFactory,
     OrganisationMemberFactory, TaskFactory, WebhookDeliveryFactory, WorkspaceFactory,

@@ -6,7 +6,7 @@ from django.utils import timezone
 from hypothesis import given, settings, strategies as st
 
 from campaigns.models import Task
-from campaigns.task_store import insert_tasks
+from campaigns.actions.task_store import insert_tasks
 from tests.factories import CampaignFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from campaigns.controls import do_pause_campaign, do_update_campaign
+from campaigns.actions.controls import do_pause_campaign, do_update_campaign
 from campaigns.models import CampaignStatus, CampaignType, Task, TaskStatus
-from campaigns.realtime import do_create_tasks
+from campaigns.actions.realtime import do_create_tasks
 from dialer import keys, maintenance, slots, wakeups
 from dialer.attempts import do_finish_attempt
 from dialer.dispatcher import dispatch_organisation

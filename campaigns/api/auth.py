@@ -7,7 +7,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 
 from campaigns.api_keys import key_matches
 from campaigns.models import ApiKey
-from campaigns.tenancy import authenticate_api_key
+from campaigns.actions.tenancy import authenticate_api_key
 
 # last_used_at is for people ("is this key still in use?"); writing it once a minute keeps the
 # hot path free of a write per request.

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from campaigns.api.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasWorkspaceKey
 from campaigns.api.errors import exception_handler
-from campaigns.audit import Actor
+from campaigns.actions.audit import Actor
 
 
 class WorkspaceView(APIView):

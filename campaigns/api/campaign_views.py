@@ -6,7 +6,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from campaigns import controls
+from campaigns.actions import controls
 from campaigns.access import access_campaign_by_id, workspace_campaigns
 from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
@@ -14,10 +14,10 @@ from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import campaign_json, contact_import_json, control_record_json, task_json
-from campaigns.audit import campaign_history, do_record_control
-from campaigns.campaign_actions import do_create_campaign
+from campaigns.actions.audit import campaign_history, do_record_control
+from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import type_change, validate_campaign_body
-from campaigns.csv_import import ImportRefused, do_import_contacts
+from campaigns.actions.csv_import import ImportRefused, do_import_contacts
 from campaigns.models import Task, TaskStatus
 from telephony.models import Call
 

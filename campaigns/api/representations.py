@@ -2,7 +2,7 @@
 import datetime as dt
 
 from campaigns.models import TaskStatus
-from campaigns.realtime import epoch_ms, sample_task_body
+from campaigns.actions.realtime import epoch_ms, sample_task_body
 from dialer.windows import time_to_hhmm
 
 
@@ -18,7 +18,7 @@ def string_id(value):
 
 def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
     """A campaign with its settings (in the shape POST/PATCH accept), its counts, and the progress
-    of a control whose tasks are still being changed (`campaigns.controls.running_controls`)."""
+    of a control whose tasks are still being changed (`campaigns.actions.controls.running_controls`)."""
     counts = {status: 0 for status in TaskStatus.values}
     counts.update(task_counts or {})
     body = {
@@ -136,7 +136,7 @@ def number_json(number):
 
 
 def control_record_json(record):
-    """One entry of a campaign's audit trail (`campaigns.audit`)."""
+    """One entry of a campaign's audit trail (`campaigns.actions.audit`)."""
     return {"id": str(record.id), "action": record.action, "task": string_id(record.task_id),
             "source": record.source,
             "actor": {"kind": record.actor_kind, "name": record.actor_name, "prefix": record.actor_prefix or None},

@@ -9,11 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from campaigns.api.idempotency import MAX_KEY_LENGTH
 from campaigns.api.pagination import MAX_LIMIT
-from campaigns.api.workspace_setup import MAX_CALLS_PER_SECOND, MAX_PROMPT_LENGTH, OUTCOME_NAME
+from campaigns.actions.workspace_setup import MAX_CALLS_PER_SECOND, MAX_PROMPT_LENGTH, OUTCOME_NAME
 from campaigns.campaign_validation import MAX_NAME_LENGTH, MAX_RETRIES
-from campaigns.dnc import MAX_REASON_LENGTH
+from campaigns.actions.dnc import MAX_REASON_LENGTH
 from campaigns.models import CampaignStatus, CampaignType, Carrier, Priority, SlotMode, TaskStatus
-from campaigns.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_PRIORITY
+from campaigns.actions.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_PRIORITY
 from dialer.retry_policy import NEVER_RETRIED, in_outcome_order
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS
 from telephony.models import CallStatus

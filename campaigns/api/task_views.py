@@ -3,7 +3,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from campaigns import controls
+from campaigns.actions import controls
 from campaigns.access import access_call_by_id, access_task_by_id
 from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
@@ -11,9 +11,9 @@ from campaigns.api.campaign_views import control_schema
 from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.representations import call_json, call_summary_json, resolved_config_json, task_json
-from campaigns.audit import do_record_control
+from campaigns.actions.audit import do_record_control
 from campaigns.models import Task
-from campaigns.realtime import MAX_TASKS_PER_REQUEST, InvalidTasks, do_create_tasks
+from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST, InvalidTasks, do_create_tasks
 from dialer.scheduling import resolve_config
 from telephony.models import Call
 

@@ -12,13 +12,13 @@ from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import agent_json, dnc_json, number_json, workspace_json
-from campaigns.api.workspace_setup import (
+from campaigns.actions.workspace_setup import (
     NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
 from campaigns.models import CampaignStatus
-from campaigns.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
-from campaigns.realtime import MAX_TASKS_PER_REQUEST
-from campaigns.tenancy import do_set_webhook_url
+from campaigns.actions.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
+from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST
+from campaigns.actions.tenancy import do_set_webhook_url
 from dialer import slots
 
 MAX_DNC_PER_REQUEST = MAX_TASKS_PER_REQUEST

@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from campaigns.audit import Actor, do_record_control
-from campaigns.controls import ControlRefused, do_archive_campaign, do_pause_campaign, do_resume_campaign
+from campaigns.actions.audit import Actor, do_record_control
+from campaigns.actions.controls import ControlRefused, do_archive_campaign, do_pause_campaign, do_resume_campaign
 from campaigns.models import Campaign
 
 CONTROLS = {"pause": do_pause_campaign, "resume": do_resume_campaign, "archive": do_archive_campaign}

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import SlotMode
-from campaigns.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
+from campaigns.actions.tenancy import do_create_api_key, do_upsert_organisation, do_upsert_workspace
 
 
 class Command(BaseCommand):

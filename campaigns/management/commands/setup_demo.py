@@ -15,11 +15,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from campaigns.campaign_actions import do_create_campaign
+from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import validate_campaign_body
-from campaigns.csv_import import do_import_contacts
+from campaigns.actions.csv_import import do_import_contacts
 from campaigns.models import Agent, CallingNumber, Campaign, CampaignType
-from campaigns.tenancy import do_upsert_organisation, do_upsert_workspace
+from campaigns.actions.tenancy import do_upsert_organisation, do_upsert_workspace
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES
 
 DEMO_PROMPT = "You are calling ${name} to confirm their appointment on ${date}. Be brief and friendly."

@@ -21,13 +21,13 @@ from django.db import transaction
 from django.utils import timezone as django_timezone
 
 from campaigns.access import parse_bigint_id
-from campaigns.dnc import InvalidPhone, listed_numbers, parse_e164
+from campaigns.actions.dnc import InvalidPhone, listed_numbers, parse_e164
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
-from campaigns.task_store import insert_tasks
+from campaigns.actions.task_store import insert_tasks
 from dialer.retry_policy import NEVER_RETRIED
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS, dispatch_rank, first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, hhmm_to_time, time_to_hhmm, zone

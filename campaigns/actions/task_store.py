@@ -5,7 +5,7 @@ columns; even `execute_values` spends most of its time composing and parsing one
 COPY skips both, and drawing the ids first keeps what `bulk_create` gives: saved instances.
 
 `copy_task_rows` is the one COPY into the task table: `insert_tasks` formats model instances for
-it, the CSV import its own streamed rows (`campaigns/csv_import.py`), in COPY's text format
+it, the CSV import its own streamed rows (`campaigns/actions/csv_import.py`), in COPY's text format
 (`NULL`, tab-separated, backslashes doubled).
 """
 import io

@@ -39,14 +39,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
-from campaigns.dnc import listed_numbers
+from campaigns.actions.dnc import listed_numbers
 from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, Task, TaskStatus,
 )
 from campaigns.phone_numbers import parse_international, time_zones
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
-from campaigns.task_store import NULL, copy_task_rows
+from campaigns.actions.task_store import NULL, copy_task_rows
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
 
@@ -362,7 +362,7 @@ def _drop_numbers_already_in(campaign, parsed):
 
 def _campaign_phones_among(campaign_id, phones):
     """The subset of `phones` (E.164, so free of commas) the campaign already has tasks for, sent
-    as one text the server splits, like `campaigns.dnc.listed_numbers` does."""
+    as one text the server splits, like `campaigns.actions.dnc.listed_numbers` does."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT phone FROM campaigns_task WHERE campaign_id = %s "
                        "AND phone = ANY(string_to_array(%s, ','))", [campaign_id, ",".join(phones)])

@@ -7,7 +7,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from campaigns.dnc import InvalidPhone, parse_e164
+from campaigns.actions.dnc import InvalidPhone, parse_e164
 from campaigns.models import Agent, CallingNumber, Carrier, Outcome
 
 AGENT_FIELDS = ("name", "prompt", "outcomes")

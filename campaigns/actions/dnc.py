@@ -1,7 +1,7 @@
 """The organisation's do-not-call list: E.164 parsing, adding, removing and checking numbers.
 
 The dispatcher checks the list right before every dial; task creation checks it too, so a listed
-number never becomes a dialable task (see `campaigns.realtime`).
+number never becomes a dialable task (see `campaigns.actions.realtime`).
 """
 from django.db import connection, transaction
 
