@@ -45,21 +45,25 @@ from campaigns.signals import tasks_changed
 from config.jobs import Job, enqueue
 from dialer.lifecycle import (
     OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, UNFINISHED_TASK_STATUSES, can_transition_campaign,
+    task_statuses_leading_to,
 )
 from dialer.windows import CallingWindow, occurrences
 from telephony.models import Call
 
-# Each status flip: the task statuses it takes tasks from, the campaign statuses under which it
-# still applies (an end time or a later control may have moved the campaign on), and the columns
-# it sets.
+# Each status flip: the task statuses it takes tasks from (as the state machine allows them to
+# reach the new status), the campaign statuses under which it still applies (an end time or a
+# later control may have moved the campaign on), and the columns it sets.
 FLIPS = {
-    ControlAction.PAUSE: ((TaskStatus.QUEUED,), (CampaignStatus.PAUSED,), "status = 'paused'"),
-    ControlAction.RESUME: ((TaskStatus.PAUSED,), (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING),
-                           "status = 'queued'"),
-    ControlAction.ARCHIVE: (PENDING_TASK_STATUSES, (CampaignStatus.ARCHIVED,),
+    ControlAction.PAUSE: (task_statuses_leading_to(TaskStatus.PAUSED, among=[TaskStatus.QUEUED]),
+                          (CampaignStatus.PAUSED,), "status = 'paused'"),
+    ControlAction.RESUME: (task_statuses_leading_to(TaskStatus.QUEUED, among=[TaskStatus.PAUSED]),
+                           (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING), "status = 'queued'"),
+    ControlAction.ARCHIVE: (task_statuses_leading_to(TaskStatus.ARCHIVED, among=PENDING_TASK_STATUSES),
+                            (CampaignStatus.ARCHIVED,),
                             "status = 'archived', completion_reason = 'archived', completed_at = %(now)s, "
                             "next_attempt_at = NULL, callback_at = NULL"),
-    ControlAction.END: (PENDING_TASK_STATUSES, (CampaignStatus.COMPLETED,),
+    ControlAction.END: (task_statuses_leading_to(TaskStatus.ARCHIVED, among=PENDING_TASK_STATUSES),
+                        (CampaignStatus.COMPLETED,),
                         "status = 'archived', completion_reason = 'ended', completed_at = %(now)s, "
                         "next_attempt_at = NULL, callback_at = NULL"),
 }
