@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.redis_client import get_redis
+from config.redis_scripts import ScriptSet
+from telephony import keys
 
-LUA_DIR = Path(__file__).resolve().parent / "lua"
-TAKE_SCRIPT = (LUA_DIR / "cps_take.lua").read_text()
-GIVE_BACK_SCRIPT = (LUA_DIR / "cps_give_back.lua").read_text()
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("cps_take", "cps_give_back"))
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,7 @@ class Turns:
     wait_ms: int  # until the bucket's next turn after these (0 when one is free now)
 
 
-def bucket_key(number):
-    return f"cps:{number}"
-
-
-def _script(source):
-    return get_redis().register_script(source)  # hashes locally; runs by EVALSHA, loads on NOSCRIPT
+bucket_key = keys.cps_bucket
 
 
 def take_turns(wanted, now_ms=None):
@@ -44,13 +39,11 @@ def take_turns(wanted, now_ms=None):
     """
     if not wanted:
         return {}
-    script = _script(TAKE_SCRIPT)
-    pipe = get_redis().pipeline(transaction=False)
     numbers = list(wanted)
-    for number in numbers:
-        rate, count = wanted[number]
-        script(keys=[bucket_key(number)], args=[rate, count, "" if now_ms is None else int(now_ms)], client=pipe)
-    return {number: Turns(int(granted), int(wait_ms)) for number, (granted, wait_ms) in zip(numbers, pipe.execute())}
+    replies = _scripts.run_many(get_redis(), [
+        _scripts.command("cps_take", [bucket_key(number)], [*wanted[number], "" if now_ms is None else int(now_ms)])
+        for number in numbers])
+    return {number: Turns(int(granted), int(wait_ms)) for number, (granted, wait_ms) in zip(numbers, replies)}
 
 
 def give_back(unused):
@@ -58,9 +51,6 @@ def give_back(unused):
     unused = {number: (rate, count) for number, (rate, count) in unused.items() if count > 0}
     if not unused:
         return
-    script = _script(GIVE_BACK_SCRIPT)
-    pipe = get_redis().pipeline(transaction=False)
-    for number, (rate, count) in unused.items():
-        script(keys=[bucket_key(number)], args=[rate, count], client=pipe)
-    pipe.execute()
+    _scripts.run_many(get_redis(), [_scripts.command("cps_give_back", [bucket_key(number)], [rate, count])
+                                     for number, (rate, count) in unused.items()])
 
