@@ -1,4 +1,4 @@
-"""Create Task API latency against a real gunicorn (DESIGN section 4: p50 < 15 ms; bulk 1,000 < 300 ms).
+"""Create Task API latency against a real gunicorn (docs/product.md §4: p50 < 15 ms; bulk 1,000 < 300 ms).
 
 Run from the repository root with PostgreSQL and Redis up:
 

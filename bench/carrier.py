@@ -30,7 +30,7 @@ Figures: utilisation while work waits = the time the stand-in holds calls (from 
 request's arrival to the call's end) over slots × the time from the first to the last create
 request (while tasks were still queued); admission → carrier request (the Call row's admission
 time to the request's arrival) p50/p99; placements/s (mean over that window, and the busiest
-second); B's wait. Printed beside DESIGN section 4's targets, never asserted.
+second); B's wait. Printed beside docs/product.md §4's targets, never asserted.
 """
 import argparse
 import datetime as dt

@@ -20,12 +20,12 @@ Campaign B is open all day and empty. For each N, through the API, each timed fr
   for the control's job to finish before the next (its `finished_at` in PostgreSQL).
 - Response time: the HTTP round trip. Background completion: request start to the control's
   `finished_at`; tasks/s = tasks changed / that time, also as a ratio to the floor measured on the
-  same table in the same run (DESIGN's `UPDATE ... WHERE id = ANY` in batches of 500, here flipping
+  same table in the same run (docs/product.md §4's `UPDATE ... WHERE id = ANY` in batches of 500, here flipping
   up to 50,000 tasks' status there and back: the load of the shared machine moves both).
 - Meanwhile a probe posts a task to B (`POST /api/v1/tasks`, which nudges the dispatcher) and
   waits for its Call row (admitted, recorded, dial job published), ends that call bench-side,
   and repeats: placements per second and the placement latency, p50 and max.
-Targets (DESIGN section 4), printed beside, never asserted: response < 1 s at 1,000,000 queued
+Targets (docs/product.md §4), printed beside, never asserted: response < 1 s at 1,000,000 queued
 (p50 of 5); background >= 50,000 tasks/s; B's new task placed < 1 s while any control runs.
 """
 import argparse
@@ -204,7 +204,7 @@ def timed_control(session, base, campaign_id, method, path, body=None):
 
 
 def floor_rate(campaign_id, rows):
-    """Tasks/s of DESIGN's floor shape on this table, this run: `UPDATE ... WHERE id = ANY` in
+    """Tasks/s of docs/product.md §4's floor shape on this table, this run: `UPDATE ... WHERE id = ANY` in
     batches of 500, flipping `rows` queued tasks to paused and back, one transaction per batch."""
     from django.db import connection, transaction
 

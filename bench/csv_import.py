@@ -15,7 +15,7 @@ ${plan}. Figures (seconds, rows/s; medians of a few runs) are printed, never ass
 - django-import-export 4 (a ModelResource for Task, campaign fixed, name and plan folded into
   the context), with its defaults and with `use_bulk=True`, on the 5,000-row file: it runs a few
   hundred to a few thousand rows/s, so 100,000 rows would take minutes of a shared machine.
-Targets (DESIGN section 4): 5,000 rows < 0.3 s; 100,000 < 5 s; ≥ 20× import-export's default
+Targets (docs/product.md §4): 5,000 rows < 0.3 s; 100,000 < 5 s; ≥ 20× import-export's default
 rows/s and ≥ 1.5× its use_bulk rows/s.
 """
 import io
@@ -154,14 +154,14 @@ def run():
                     if key == "ours" else ""
                 print(f"{rows:>8}  {label:<30} {seconds:>8.3f} {rows / seconds:>10,.0f}  {target}")
 
-    # Calibration: the machine is shared, so print one floor of DESIGN section 4 measured now.
+    # Calibration: the machine is shared, so print one floor of docs/product.md §4 measured now.
     import phonenumbers
 
     started = time.perf_counter()
     for n in range(20_000):
         phonenumbers.is_valid_number(phonenumbers.parse(f"+44207{n:07d}", None))
     print(f"\nphonenumbers parse + validate now: {20_000 / (time.perf_counter() - started):,.0f}/s "
-          "(DESIGN floor ~33,000/s; figures above scale with load)")
+          "(docs/product.md §4 floor ~33,000/s; figures above scale with load)")
     small = SIZES[0]
     for key, label, target in (("ie", "defaults", 20), ("ie_bulk", "use_bulk=True", 1.5)):
         ratio = figures[small, key] / figures[small, "ours"]

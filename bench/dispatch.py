@@ -36,7 +36,7 @@ Redis with `dialer.slots.sync_allocations`. For each N in --sizes:
    against available slots are sampled every 100 ms while work waits. A slot stays empty for
    about one refill latency per call, so utilisation ≈ 1 − refill / call length: 1 s calls are
    a harsh case (real calls last tens of seconds).
-Figures are printed beside DESIGN section 4's targets, never asserted.
+Figures are printed beside docs/product.md §4's targets, never asserted.
 """
 import argparse
 import os
@@ -64,7 +64,7 @@ TARGET_CALLS_PER_SECOND = 2_000
 TARGET_RUN_COST_RATIO = 1.5
 TARGET_P50_MS, TARGET_P99_MS = 50, 250
 TARGET_UTILISATION = 0.95
-# DESIGN section 4 floors per admitted call, serially: claim (200 rows in ~5 ms), pipelined Lua
+# docs/product.md §4 floors per admitted call, serially: claim (200 rows in ~5 ms), pipelined Lua
 # (~40K/s), execute_values (~50K rows/s), UPDATE ... = ANY (~73K rows/s), apply_async
 # (~1,600 messages/s, one per DIAL_JOB_SIZE calls).
 FLOOR_SECONDS_PER_CALL = {"claim": 5e-3 / 200, "lua": 1 / 40_000, "insert": 1 / 50_000, "update": 1 / 73_000}

@@ -1,4 +1,4 @@
-"""Slot lease throughput: acquire+release pairs/s from 8 clients beside a plain INCR (DESIGN section 4).
+"""Slot lease throughput: acquire+release pairs/s from 8 clients beside a plain INCR (docs/product.md §4).
 
 Run from the repository root with Redis up (PostgreSQL is not used):
 

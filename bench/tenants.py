@@ -24,7 +24,7 @@ For each N in --sizes (cumulative: the organisations of a smaller N stay for the
 4. New-call latency: --probes times, `POST /api/v1/tasks` for the probe organisation (one
    task, a scripted short call) and the time until its call is placed (`placed_at` of its Call
    row, polled every 5 ms); p50 and p99.
-Figures are printed beside DESIGN section 4's targets, never asserted.
+Figures are printed beside docs/product.md §4's targets, never asserted.
 """
 import argparse
 import datetime as dt

@@ -19,7 +19,7 @@ from dialer.retry_policy import AUTO_RETRIED, NEVER_RETRIED, OPT_IN_RETRIED
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS
 from dialer.windows import InvalidTimezone, hhmm_to_time, zone
 
-# DESIGN section 1, outcomes and retries. Auto-retried outcomes are accepted in a body (clients
+# docs/product.md §1, outcomes and retries. Auto-retried outcomes are accepted in a body (clients
 # echo them) but never stored: they are always on. Never-retried ones are refused.
 
 # Bounds that keep a schedule computable: intervals are summed into datetimes, and one task

@@ -229,7 +229,7 @@ def random_tie_break():
 class Task(models.Model):
     """One phone number to call. Config fields left null inherit the campaign's setting.
 
-    `dispatch_rank` is the within-campaign attempt layer of DESIGN's ordering, kept in a column
+    `dispatch_rank` is the within-campaign attempt layer of the product's order (docs/product.md §1)ing, kept in a column
     so the candidate index serves it: batch → attempts made (first attempts before seconds);
     realtime → minus the next attempt's priority (higher priority first).
     """
@@ -274,7 +274,7 @@ class Task(models.Model):
             # The dispatcher's candidate scan: per campaign, in attempt-layer order.
             models.Index(fields=["campaign", "dispatch_rank", "next_attempt_at", "tie_break"],
                          name="task_dispatch_candidates", condition=Q(status="queued")),
-            # Due callbacks outrank everything (DESIGN section 1, ordering).
+            # Due callbacks outrank everything (docs/product.md §1, ordering).
             models.Index(fields=["callback_at"], name="task_due_callbacks",
                          condition=Q(status="queued", callback_at__isnull=False)),
             # The wake-up schedule: each campaign's next queued task in time, whatever its rank.

@@ -12,7 +12,7 @@ class SlotMode(TextChoices):
 
 
 class Outcome(TextChoices):
-    """The built-in outcomes; agents may add custom ones (see DESIGN section 1)."""
+    """The built-in outcomes; agents may add custom ones (see docs/product.md §1)."""
 
     CONNECTED = "connected", "Connected"
     NO_ANSWER = "no-answer", "No answer"

@@ -160,7 +160,7 @@ CSV_MAX_BYTES = env_int("CSV_MAX_BYTES", 50 * 1024 * 1024)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# Celery: only already-admitted work travels through the broker (DESIGN section 2).
+# Celery: only already-admitted work travels through the broker (docs/architecture.md).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

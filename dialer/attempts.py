@@ -1,4 +1,4 @@
-"""Finishing an attempt: the outcome decides the task's next step (DESIGN section 1 and Flow 4).
+"""Finishing an attempt: the outcome decides the task's next step (docs/product.md §1 and Flow 4).
 
 `do_finish_attempt` runs inside the transaction in which telephony ends the call (it is the
 receiver of `telephony.signals.call_ended`), so the call's end and the task's next state commit

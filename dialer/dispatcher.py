@@ -1,6 +1,6 @@
 """The dispatcher: turns eligible tasks into admitted calls and dial jobs, one organisation at a time.
 
-One pass, inside one transaction (DESIGN section 2, Flow 2):
+One pass, inside one transaction (docs/architecture.md, Flow 2):
 1. Lock the organisation's dialable campaigns that have slot headroom (read from the leases)
    FOR SHARE, so a pause/archive/update (which locks the campaign FOR UPDATE) waits for the pass
    and then sees its result: a task being admitted is either admitted or paused, never both.
@@ -9,7 +9,7 @@ One pass, inside one transaction (DESIGN section 2, Flow 2):
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
 3. Re-check each candidate (`dialer.eligibility.recheck`: end time, attempts, do-not-call,
-   calling window, no live call to the same number), merge per-campaign streams into DESIGN's
+   calling window, no live call to the same number), merge per-campaign streams into the product's
    order, keep those whose calling number has a calls-per-second turn now (`dialer.pacing`), and
    admit them through the slot leases — at most the free capacity the claim was sized for, and
    nothing ranked below a campaign whose claim the re-check cut short, so a slot freed mid-pass
@@ -339,7 +339,7 @@ def _candidate(task, campaign):
 
 
 def _admit(organisation_id, dialable, free, last_claimed, now):
-    """Admit candidates in DESIGN's order, as their numbers' calls-per-second allow, through the
+    """Admit candidates in the product's order (docs/product.md §1), as their numbers' calls-per-second allow, through the
     slot leases; returns (admissions, held_back, next_turn_at).
 
     The claim was sized from the headroom read at the start of the pass, and calls may have ended

@@ -1,7 +1,7 @@
 """The dispatcher's last word on a claimed candidate, right before it is offered a slot. Pure.
 
 A candidate was queued and due when it was claimed; `recheck` says whether it may be dialed now
-or what becomes of it instead (DESIGN section 1: an attempt is never placed after the task's or
+or what becomes of it instead (docs/product.md §1: an attempt is never placed after the task's or
 campaign's end, nor outside calling hours, nor past the attempt limit, nor to a number on the
 do-not-call list, nor while the number has a live call in the organisation). The checks run in
 that order, so a task both ended and listed is archived as ended.

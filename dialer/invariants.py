@@ -1,4 +1,4 @@
-"""The invariant checker: DESIGN section 3, as far as stored state shows it. Reads only.
+"""The invariant checker: docs/product.md §3, as far as stored state shows it. Reads only.
 
 `check_invariants(organisation_id=None, now=None)` reads PostgreSQL (organisations, workspaces,
 campaigns, tasks, calls) and Redis (the slot lease sets and records of `dialer/keys.py`) and

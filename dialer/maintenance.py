@@ -2,7 +2,7 @@
 
 - Campaigns past their end are ended (pending tasks archived).
 - Campaign controls whose job stopped making progress (a lost worker or message) are resumed.
-- Expired slot leases are checked with the carrier before their slot is freed (DESIGN Flow 5).
+- Expired slot leases are checked with the carrier before their slot is freed (docs/architecture.md, flow step 5).
 - Calls admitted whose dial job vanished (a Redis restart empties the broker) are dialed again;
   placing is idempotent by call id, so a job that was only slow places no second call.
 - Calls live for suspiciously long are checked with the carrier, which ends the ones it lost.

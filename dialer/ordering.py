@@ -1,4 +1,4 @@
-"""The order in which eligible candidates are offered slots (DESIGN section 1, Ordering). Pure.
+"""The order in which eligible candidates are offered slots (docs/product.md §1, Ordering). Pure.
 
 The two layers do not share one sort key: within a campaign the attempt layer (`dispatch_rank`)
 decides, even against an earlier next-eligible time, while between campaigns of one priority the

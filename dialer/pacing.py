@@ -1,6 +1,6 @@
 """Calls-per-second as an admission rule: which of a pass's ordered candidates may start now.
 
-The dispatcher orders its candidates (DESIGN section 1), then, just before leasing their slots,
+The dispatcher orders its candidates (docs/product.md §1), then, just before leasing their slots,
 asks each calling number's bucket (`telephony.cps`) for as many turns as it has candidates. The
 first candidates of each number, in that order, take the turns granted; the others stay queued
 and are eligible again at their bucket's next turn (`Paced.next_turn_at`). Turns of candidates

@@ -1,6 +1,6 @@
 """What an ended attempt's outcome means for its task: retry when, or finish why. Pure.
 
-DESIGN section 1, Outcomes and retries:
+docs/product.md §1, Outcomes and retries:
 
 | outcome                          | retried?                          |
 |----------------------------------|-----------------------------------|

@@ -122,7 +122,7 @@ def next_attempt_after(config, attempts_made, ended_at):
 
 
 def dispatch_rank(campaign_type, attempts_made, priorities):
-    """The within-campaign attempt layer of DESIGN's ordering, lower dials first.
+    """The within-campaign attempt layer of the product's order (docs/product.md §1)ing, lower dials first.
 
     Batch: attempts made (every first attempt before any second). Realtime: minus the next
     attempt's priority (higher first), 0 when the task gives none. E.g. realtime, priorities

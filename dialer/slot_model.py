@@ -1,4 +1,4 @@
-"""The slot admission rule (DESIGN section 1, Slots), in plain Python: no Redis, no ORM, no clock.
+"""The slot admission rule (docs/product.md §1, Slots), in plain Python: no Redis, no ORM, no clock.
 
 `dialer/lua/acquire.lua` implements the same rule atomically in Redis; the stateful test drives
 both side by side. `SlotModel` mirrors the whole Redis state (leases, expiry, pruning, waiting
@@ -13,7 +13,7 @@ Rule, checked organisation → workspace → campaign; the first level that refu
 "Parent's free capacity": for a workspace, the organisation's total − used. For a campaign, what
 its workspace can still take: allocation − used when the workspace is hard; when it is soft, also
 what the workspace may itself borrow from the organisation under rule 3 — a soft campaign in a
-soft workspace reaches the organisation's idle capacity (DESIGN: "other workspaces' or campaigns'
+soft workspace reaches the organisation's idle capacity (docs/product.md §1: "other workspaces' or campaigns'
 unused allocations"). A workspace's waiting work is the sum over its campaigns.
 """
 from dataclasses import dataclass, field

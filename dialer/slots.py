@@ -1,6 +1,6 @@
 """Slot leases in Redis: who may start one more call, and which live calls hold slots.
 
-The admission rule is `dialer.slot_model.admit` (DESIGN section 1, Slots); `lua/acquire.lua`
+The admission rule is `dialer.slot_model.admit` (docs/product.md §1, Slots); `lua/acquire.lua`
 applies it atomically and leases the call id at organisation, workspace and campaign level in
 sorted sets scored by expiry (occupancy is membership). Key layout: `dialer/keys.py`.
 

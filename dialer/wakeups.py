@@ -1,4 +1,4 @@
-"""The wake-up schedule: when each organisation's dispatcher next has to run (DESIGN Flow 2).
+"""The wake-up schedule: when each organisation's dispatcher next has to run (docs/architecture.md, flow step 2).
 
 Redis keeps, per organisation, the earliest instant at which it may have something to admit
 (`keys.WAKEUPS`, a sorted set of organisation ids scored by epoch ms). Beat's tick takes the

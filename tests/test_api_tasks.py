@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def seed(realtime, agent, number):
-    """DESIGN's Create Task body, with this workspace's ids."""
+    """the Create Task body of docs/product.md §1, with this workspace's ids."""
     return {"phone": "+919876543210", "from": number.number, "agent": str(agent.id),
             "start": 1000, "end": 1800, "timezone": "Asia/Kolkata",
             "startAfter": 1748629800000, "endAfter": 4102444800000,

@@ -1,4 +1,4 @@
-"""Campaign and task controls against the real database (DESIGN Controls, invariant 8)."""
+"""Campaign and task controls against the real database (docs/product.md §1, Controls, invariant 8)."""
 import datetime as dt
 import threading
 import time

@@ -1,4 +1,4 @@
-"""DESIGN's two ordering layers: callbacks, campaign priority, attempt tiers, time, random ties."""
+"""the two ordering layers of docs/product.md §1: callbacks, campaign priority, attempt tiers, time, random ties."""
 import datetime as dt
 import random
 

@@ -42,7 +42,7 @@ def test_the_outcome_table_is_exactly_designs():
     assert NEVER_RETRIED == {"connected", "opt-out"}
 
 
-# One row per line of DESIGN's outcome table, with and without the opt-in list.
+# One row per line of the outcome table of docs/product.md §1, with and without the opt-in list.
 OUTCOME_TABLE = [
     ("no-answer", frozenset(), retry_at(at(0, 12))),
     ("busy", frozenset(), retry_at(at(0, 12))),

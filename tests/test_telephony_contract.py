@@ -1,4 +1,4 @@
-"""The contract every telephony provider keeps, run against each one (DESIGN section 2, Telephony)."""
+"""The contract every telephony provider keeps, run against each one (docs/architecture.md, Telephony)."""
 from email.utils import format_datetime
 
 import pytest

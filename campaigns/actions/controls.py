@@ -1,4 +1,4 @@
-"""Operator controls and end-of-life of campaigns and tasks (DESIGN section 1, Statuses and Controls).
+"""Operator controls and end-of-life of campaigns and tasks (docs/product.md §1, Statuses and Controls).
 
 A campaign control answers at once and holds at once: its request locks the campaign row
 (`SELECT ... FOR UPDATE`), changes the campaign itself (status, settings) and commits. That alone

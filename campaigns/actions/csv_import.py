@@ -1,6 +1,6 @@
 """CSV contact import for batch campaigns: validate every row to the letter, then store it fast.
 
-The file (DESIGN section 1, CSV rules): UTF-8 with or without a BOM; comma, semicolon or tab
+The file (docs/product.md §1, CSV rules): UTF-8 with or without a BOM; comma, semicolon or tab
 delimited (detected from the header row); the first header is `phone`; every other column becomes
 a context variable (string values, kept exactly as written), and every `${var}` of the agent's
 prompt must have a column. An optional `timezone` column (IANA) gives a contact its own calling

@@ -1,6 +1,6 @@
 """Realtime campaigns: the Create Task API's validation and its all-or-nothing bulk create.
 
-A body is DESIGN section 1's Create Task body, camelCase, exactly:
+A body is docs/product.md §1's Create Task body, camelCase, exactly:
 
     {"phone": "+919876543210", "from": "+918012345678", "agent": "7", "start": 1000, "end": 1800,
      "timezone": "Asia/Kolkata", "startAfter": 1748629800000, "endAfter": 1748716200000,

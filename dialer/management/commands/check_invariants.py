@@ -1,11 +1,11 @@
-"""Report every violation of DESIGN section 3 visible in PostgreSQL and Redis; exit 1 when any."""
+"""Report every violation of docs/product.md §3 visible in PostgreSQL and Redis; exit 1 when any."""
 from django.core.management.base import BaseCommand
 
 from dialer.invariants import check_invariants
 
 
 class Command(BaseCommand):
-    help = "Check the stored state against DESIGN section 3; prints each violation, exits non-zero when any."
+    help = "Check the stored state against docs/product.md §3; prints each violation, exits non-zero when any."
 
     def add_arguments(self, parser):
         parser.add_argument("--organisation", type=int, help="Only this organisation id.")
