@@ -56,32 +56,34 @@ def _copy_saved(saved, obj):
     obj._state.adding = False
 
 
-@admin.register(Agent)
-class AgentAdmin(OrganisationScopedAdmin):
+class WorkspaceObjectAdmin(OrganisationScopedAdmin):
+    """A workspace's agent or calling number, saved through the API's own create and update
+    actions with the fields the form validated (`form.cleaned_fields`)."""
+
     organisation_path = "workspace__organisation_id"
+    create = update = None  # the actions: create(workspace, fields), update(instance, fields)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            type(self).update(obj, form.cleaned_fields)
+        else:
+            _copy_saved(type(self).create(form.cleaned_data["workspace"], form.cleaned_fields), obj)
+
+
+@admin.register(Agent)
+class AgentAdmin(WorkspaceObjectAdmin):
     form = AgentForm
+    create, update = staticmethod(do_create_agent), staticmethod(do_update_agent)
     list_display = ["name", "workspace", "created_at"]
     search_fields = ["name"]
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            do_update_agent(obj, form.cleaned_fields)
-        else:
-            _copy_saved(do_create_agent(form.cleaned_data["workspace"], form.cleaned_fields), obj)
-
 
 @admin.register(CallingNumber)
-class CallingNumberAdmin(OrganisationScopedAdmin):
-    organisation_path = "workspace__organisation_id"
+class CallingNumberAdmin(WorkspaceObjectAdmin):
     form = CallingNumberForm
+    create, update = staticmethod(do_create_calling_number), staticmethod(do_update_calling_number)
     list_display = ["number", "workspace", "carrier", "calls_per_second"]
     search_fields = ["number"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            do_update_calling_number(obj, form.cleaned_fields)
-        else:
-            _copy_saved(do_create_calling_number(form.cleaned_data["workspace"], form.cleaned_fields), obj)
 
 
 @admin.register(ApiKey)
