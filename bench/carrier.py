@@ -36,15 +36,13 @@ import argparse
 import datetime as dt
 import math
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from live_system import ProcfileProcesses, cpu_seconds_of, free_port, process_parents, process_tree
 from throwaway_database import use_throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +63,6 @@ TARGET_OTHER_TENANT_S = 1.0
 TARGET_PLACEMENTS = 200
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def percentile(samples, fraction):
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -84,59 +76,11 @@ def uptime():
     return Path("/proc/loadavg").read_text().split()[:3]
 
 
-class System:
-    """The Procfile's processes under honcho, on the bench's environment."""
-
-    def __init__(self, env, log_path):
-        self.env = env
-        self.log = open(log_path, "ab")
-        self.process = None
-
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/honcho"), "-f", "Procfile", "start", "web", "dialer", "worker", "beat"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def __exit__(self, *exc):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
-
-
-def _children():
-    """{pid: parent pid} of every process, from /proc."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def _tree(parents, top):
-    tree, frontier = set(), [top]
-    while frontier:
-        pid = frontier.pop()
-        tree.add(pid)
-        frontier += [child for child, parent in parents.items() if parent == pid]
-    return tree
-
-
 def cpu_seconds(root_pid):
     """CPU seconds used so far by each Procfile process (with its children), by Procfile name."""
-    parents = _children()
-    tick = os.sysconf("SC_CLK_TCK")
+    parents = process_parents()
     totals = {}
-    for top in _tree(parents, root_pid):
+    for top in process_tree(parents, root_pid):
         try:
             command = Path(f"/proc/{top}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
@@ -145,12 +89,7 @@ def cpu_seconds(root_pid):
             continue  # honcho's own processes; each Procfile line runs under a shell
         name = next((n for n, marker in (("web", "gunicorn"), ("dialer", "-n dialer"), ("worker", "-n worker"),
                                          ("beat", " beat ")) if marker in command), command[11:30])
-        for pid in _tree(parents, top):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        totals[name] = totals.get(name, 0.0) + cpu_seconds_of(process_tree(parents, top))
     totals["bench + stand-in"] = sum(os.times()[:2])
     return totals
 
@@ -403,7 +342,8 @@ def main():
     results = []
     load_before = uptime()
     try:
-        with System(system_env, ROOT / "test-artifacts" / "carrier-bench.log") as system:
+        with ProcfileProcesses(system_env, ROOT / "test-artifacts" / "carrier-bench.log",
+                               ["web", "dialer", "worker", "beat"]) as system:
             wait_until_up(base_url)
             for index, name in enumerate(names, start=10):
                 print(f"running {name} …", flush=True)

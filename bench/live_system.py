@@ -1,10 +1,13 @@
-"""Real processes for end-to-end tests: Celery workers (with beat) and the simulated carrier.
+"""Real processes for end-to-end tests and benchmarks: Celery workers (with beat) and the
+simulated carrier (`LiveSystem`), or the Procfile's processes under honcho (`ProcfileProcesses`),
+and what they cost (`process_parents`, `process_tree`, `cpu_seconds_of`).
 
 They run against the test database and the test Redis db, so the test must commit its data
 (`transactional_db`). Everything started here is stopped on exit, killed if need be.
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,89 @@ from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = "dial.callback,dial.high,dial.normal,dial.low,events"
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    """A free TCP port on the loopback address."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProcfileProcesses:
+    """`with ProcfileProcesses(env, log_path, names) as processes:` runs the Procfile's processes
+    (those named, or all) under honcho, as `make run` does, in their own session so they stop
+    together: SIGTERM, then SIGKILL after 20 s."""
+
+    def __init__(self, env, log_path, names=()):
+        self.env = env
+        self.log_path = log_path
+        self.names = list(names)
+        self.process = None
+
+    def __enter__(self):
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "-f", "Procfile", "start",
+                                         *self.names], cwd=ROOT, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def pids(self):
+        """honcho and every process it started."""
+        return process_tree(process_parents(), self.process.pid)
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+        return False
+
+
+def _stat_fields(pid):
+    """/proc/<pid>/stat after the command name (which may hold spaces), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def process_parents():
+    """{pid: parent pid} of every process, from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(parents, top):
+    """`top` and its descendants, from a `process_parents()` map."""
+    children = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    tree, frontier = set(), [top]
+    while frontier:
+        pid = frontier.pop()
+        tree.add(pid)
+        frontier += children.get(pid, [])
+    return tree
+
+
+def cpu_seconds_of(pids):
+    """User + system CPU seconds the processes have used so far (those gone count nothing)."""
+    total = 0
+    for pid in pids:
+        if (fields := _stat_fields(pid)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
 
 
 def process_env(**extra):

@@ -30,9 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -41,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway_database import use_throwaway_database  # noqa: E402 (bench/ is on sys.path)
+from live_system import ProcfileProcesses, cpu_seconds_of  # noqa: E402 (bench/ is on sys.path)
+from throwaway_database import use_throwaway_database  # noqa: E402
 
 BENCH_DATABASE = use_throwaway_database("dialer_bench_tenants")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -50,7 +49,6 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 TARGET_CPU_RATIO = 1.5
 TARGET_CPU_EXTRA_CORES = 0.1
 TARGET_P50_MS, TARGET_P99_MS = 100, 500
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values, fraction):
@@ -100,57 +98,6 @@ def seed_probe():
     return campaign.id, raw_key
 
 
-class Processes:
-    """The Procfile's processes under honcho, in their own session so they stop together."""
-
-    def __init__(self, env, log_path):
-        self.env = env
-        self.log = open(log_path, "ab")
-        self.process = None
-
-    def __enter__(self):
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "honcho"), "start"], cwd=ROOT, env=self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def pids(self):
-        """Every process honcho started, by walking /proc's parent links."""
-        children = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-        found, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo += children.get(pid, [])
-        return found
-
-    def __exit__(self, *exc):
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
-        return False
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
-
-
 def machine_busy():
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -180,13 +127,13 @@ def _command(entry):
 
 def measure_idle(processes, seconds):
     def watched():
-        return processes.pids() + database_backends() + redis_server_pids()
+        return [*processes.pids(), *database_backends(), *redis_server_pids()]
 
     pids = watched()
-    before, machine_before, started = cpu_seconds(pids), machine_busy(), time.monotonic()
+    before, machine_before, started = cpu_seconds_of(pids), machine_busy(), time.monotonic()
     time.sleep(seconds)
     pids = watched()  # backends opened meanwhile count from their start: a slight overcount at worst
-    used = cpu_seconds(pids) - before
+    used = cpu_seconds_of(pids) - before
     busy, total = (after - earlier for after, earlier in zip(machine_busy(), machine_before))
     wall = time.monotonic() - started
     return used / wall, os.cpu_count() * busy / total
@@ -262,7 +209,7 @@ def main():
             seeded = size
             print(f"seeded {size:,} idle organisations ({time.monotonic() - started:.1f} s)", flush=True)
             get_redis().flushdb()
-            with Processes(env, log_path) as processes:
+            with ProcfileProcesses(env, log_path) as processes:
                 wait_for_api(base_url, key)
                 time.sleep(15)
                 cores, machine = measure_idle(processes, args.idle_seconds)

@@ -1,10 +1,9 @@
 """A database restart or failover, as the API's clients meet it: a live gunicorn with persistent
 connections (DATABASE_CONN_MAX_AGE) in front of real PostgreSQL, whose backends are all killed."""
-import socket
 import subprocess
 import sys
 import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -12,15 +11,9 @@ from django.db import InterfaceError, OperationalError, connection
 
 from dialer.tasks import dial_calls
 from tests.factories import ApiKeyFactory, OrganisationFactory, WorkspaceFactory
-from bench.live_system import ROOT, process_env
+from bench.live_system import ROOT, free_port, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port():
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
