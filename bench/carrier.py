@@ -314,7 +314,8 @@ def main():
     web_port = free_port()
     base_url = f"http://127.0.0.1:{web_port}"
     env = {"DJANGO_SETTINGS_MODULE": "config.settings", "REDIS_URL": args.redis_url,
-           "CELERY_BROKER_URL": args.redis_url, "DEBUG": "false", "SECRET_KEY": "bench-only",
+           # Production settings, served over plain HTTP on loopback: no redirect to HTTPS.
+           "CELERY_BROKER_URL": args.redis_url, "DEBUG": "false", "SECURE_HTTPS": "false", "SECRET_KEY": "bench-only",
            "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING", "API_THROTTLE_RATE": "1000000/min",
            "TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "PUBLIC_BASE_URL": base_url, "WEB_BIND": f"127.0.0.1:{web_port}",

@@ -296,8 +296,9 @@ def main():
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
+    # Production settings, served over plain HTTP on loopback: no redirect to HTTPS.
     env = {**os.environ, "REDIS_URL": options.redis_url, "CELERY_BROKER_URL": options.redis_url, "DEBUG": "false",
-           "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING", "API_THROTTLE_RATE": "1000000/min",
+           "SECURE_HTTPS": "false", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING", "API_THROTTLE_RATE": "1000000/min",
            "DATABASE_CONN_MAX_AGE": "60"}
     os.environ.update(env)
     BENCH_DATABASE.recreate()
