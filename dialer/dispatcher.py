@@ -357,15 +357,17 @@ def _admit(organisation_id, dialable, free, last_claimed, now):
         by_task[c.task_id][0].calling_number_id or by_task[c.task_id][1].calling_number_id for c in ordered], now)
     requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in paced.allowed]
     results = slots.acquire_many(organisation_id, requests)
-    admissions, surplus, kept = [], [], []
+    admissions, surplus, kept = [], [], []  # kept[i]: candidate i was admitted and uses its turn
     for candidate, (_, call_id), result in zip(paced.allowed, requests, results):
-        if isinstance(result, slots.Lease) and len(admissions) == free:
+        admitted = isinstance(result, slots.Lease)
+        if admitted and len(admissions) == free:
             surplus.append((call_id, result.token))
-        elif isinstance(result, slots.Lease):
+            admitted = False
+        elif admitted:
             task, campaign = by_task[candidate.task_id]
             is_callback = task.callback_at is not None and task.callback_at <= now
             admissions.append(Admission(task, campaign, uuid.UUID(call_id), result.token, is_callback))
-        kept.append(isinstance(result, slots.Lease) and not (surplus and surplus[-1][0] == call_id))
+        kept.append(admitted)
     if surplus:
         slots.release_many(organisation_id, surplus)
     pacing.give_back_unused(paced, kept)
