@@ -9,9 +9,12 @@ from campaigns.actions.workspace_setup import (
     do_create_agent, do_create_calling_number, do_update_agent, do_update_calling_number,
 )
 from campaigns.actions.dnc import do_add_dnc_numbers, do_remove_dnc_number
-from campaigns.forms import AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallForm, OrganisationForm, WorkspaceForm
+from campaigns.actions.integrations import do_set_integration
+from campaigns.forms import (
+    AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallForm, IntegrationForm, OrganisationForm, WorkspaceForm,
+)
 from campaigns.models import (
-    Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Organisation, OrganisationMember, Workspace,
+    Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Integration, Organisation, OrganisationMember, Workspace,
 )
 from campaigns.actions.tenancy import (
     do_create_api_key, do_revoke_api_key, do_save_membership, do_save_organisation, do_save_workspace,
@@ -76,6 +79,25 @@ class AgentAdmin(WorkspaceObjectAdmin):
     create, update = staticmethod(do_create_agent), staticmethod(do_update_agent)
     list_display = ["name", "workspace", "created_at"]
     search_fields = ["name"]
+
+
+@admin.register(Integration)
+class IntegrationAdmin(OrganisationScopedAdmin):
+    """A workspace's voice-AI platform credentials, saved through the API's own action."""
+
+    organisation_path = "workspace__organisation_id"
+    form = IntegrationForm
+    list_display = ["platform", "workspace", "simulate", "concurrency", "updated_at"]
+    list_filter = ["platform", "simulate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["workspace", "platform"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        workspace = obj.workspace if change else form.cleaned_data["workspace"]
+        platform = obj.platform if change else form.cleaned_data["platform"]
+        integration, _ = do_set_integration(workspace, platform, form.cleaned_fields)
+        _copy_saved(integration, obj)
 
 
 @admin.register(CallingNumber)

@@ -7,10 +7,12 @@ from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 
 from campaigns.campaign_validation import validate_campaign_body
+from campaigns.actions.integrations import validate_integration_body
 from campaigns.actions.workspace_setup import validate_agent_body, validate_number_body
 from campaigns.actions.dnc import InvalidPhone, parse_e164
 from campaigns.models import (
-    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Organisation, Outcome, Priority, SlotMode, Workspace,
+    Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Integration, Organisation, Outcome, Priority, SlotMode,
+    Workspace,
 )
 from campaigns.actions.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.retry_policy import AUTO_RETRIED, OPT_IN_RETRIED, in_outcome_order
@@ -256,7 +258,7 @@ class AgentForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ["workspace", "name", "prompt", "outcomes"]
+        fields = ["workspace", "name", "prompt", "outcomes", "runtime"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -271,9 +273,40 @@ class AgentForm(forms.ModelForm):
         try:
             self.cleaned_fields = validate_agent_body({"name": cleaned.get("name") or "",
                                                        "prompt": cleaned.get("prompt") or "",
-                                                       "outcomes": cleaned.get("outcomes") or []})
+                                                       "outcomes": cleaned.get("outcomes") or [],
+                                                       "runtime": cleaned.get("runtime") or {}},
+                                                      cleaned.get("workspace"))
         except ValidationError as error:
-            _raise_as_form_errors(error, {"name": "name", "prompt": "prompt", "outcomes": "outcomes"})
+            _raise_as_form_errors(error, {"name": "name", "prompt": "prompt", "outcomes": "outcomes",
+                                          **{key: "runtime" for key in error.message_dict if key.startswith("runtime")}})
+        return cleaned
+
+
+class IntegrationForm(forms.ModelForm):
+    """Admin form for a platform's credentials, checked by the API's `validate_integration_body`.
+    The secrets are write-only: left empty on a change, the stored ones stay."""
+
+    api_key = forms.CharField(required=False, widget=forms.PasswordInput, help_text="Stored encrypted; never shown.")
+    webhook_secret = forms.CharField(required=False, widget=forms.PasswordInput,
+                                     help_text="Stored encrypted; never shown.")
+
+    class Meta:
+        model = Integration
+        fields = ["workspace", "platform", "api_key", "webhook_secret", "base_url", "simulate", "concurrency"]
+
+    def clean(self):
+        cleaned = super().clean()
+        body = {"baseUrl": cleaned.get("base_url") or "", "simulate": bool(cleaned.get("simulate")),
+                "concurrency": cleaned.get("concurrency")}
+        for name, field in (("apiKey", "api_key"), ("webhookSecret", "webhook_secret")):
+            if cleaned.get(field):
+                body[name] = cleaned[field]
+        try:
+            self.cleaned_fields = validate_integration_body(body, self.instance if self.instance.pk else None)
+        except ValidationError as error:
+            _raise_as_form_errors(error, {"apiKey": "api_key", "webhookSecret": "webhook_secret",
+                                          "baseUrl": "base_url", "simulate": "simulate",
+                                          "concurrency": "concurrency"})
         return cleaned
 
 

@@ -12,8 +12,10 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from campaigns import encryption
 from campaigns.vocabulary import (  # noqa: F401 (re-exported: the models' vocabulary)
-    CampaignStatus, CampaignType, Carrier, CompletionReason, Outcome, Priority, SlotMode, TaskStatus,
+    CampaignStatus, CampaignType, Carrier, CompletionReason, Outcome, Platform, Priority, RuntimeKind, SlotMode,
+    TaskStatus,
 )
 
 
@@ -68,6 +70,11 @@ class Agent(models.Model):
         models.CharField(max_length=64), default=list, blank=True,
         help_text="Custom outcomes this agent's call analysis may produce, beyond the built-in ones.",
     )
+    runtime = models.JSONField(
+        default=dict, blank=True,
+        help_text='Where the agent runs: {"kind": "stream", "url": "wss://..."}, {"kind": "vapi", "assistantId", '
+                  '"phoneNumberId"}, {"kind": "retell", "agentId"} or {"kind": "elevenlabs", "agentId", '
+                  '"phoneNumberId"}; empty = a stream to AGENT_MEDIA_STREAM_URL.')
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -77,9 +84,52 @@ class Agent(models.Model):
         return self.name
 
     @property
+    def runtime_kind(self):
+        return self.runtime.get("kind") or RuntimeKind.STREAM
+
+    @property
     def custom_outcomes(self):
         """The outcomes it lists that are not built in (an agent may list built-in ones too)."""
         return [outcome for outcome in self.outcomes if outcome not in Outcome.values]
+
+
+class Integration(models.Model):
+    """A workspace's credentials for one voice-AI platform. The API key and webhook secret are stored
+    encrypted (`campaigns.encryption`) and never shown again; `simulate` routes the platform's calls
+    to the simulated carrier instead (demos, tests), and `concurrency` is the platform's limit of
+    concurrent calls for this account, which the dispatcher never exceeds."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="integrations")
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    webhook_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    base_url = models.URLField(max_length=300, blank=True, default="",
+                               help_text="The platform's API base URL (empty = its public endpoint).")
+    simulate = models.BooleanField(default=False, help_text="Place this platform's calls on the simulated carrier.")
+    concurrency = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="The platform's concurrent-call limit for this account (empty = no limit of its own).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workspace_id", "platform"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "platform"], name="integration_unique_in_workspace"),
+            models.CheckConstraint(condition=Q(concurrency__isnull=True) | Q(concurrency__gte=1),
+                                   name="integration_concurrency_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_platform_display()} ({self.workspace})"
+
+    @property
+    def api_key(self):
+        return encryption.decrypt(self.api_key_encrypted)
+
+    @property
+    def webhook_secret(self):
+        return encryption.decrypt(self.webhook_secret_encrypted)
 
 
 class CallingNumber(models.Model):

@@ -29,6 +29,24 @@ class Carrier(TextChoices):
     TWILIO = "twilio", "Twilio"
 
 
+class RuntimeKind(TextChoices):
+    """Where an agent runs: its own media stream behind the calling number's carrier, or a voice-AI
+    platform that places the call itself."""
+
+    STREAM = "stream", "Media stream"
+    VAPI = "vapi", "Vapi"
+    RETELL = "retell", "Retell"
+    ELEVENLABS = "elevenlabs", "ElevenLabs"
+
+
+class Platform(TextChoices):
+    """The voice-AI platforms a workspace may hold credentials for (the runtimes that are not a stream)."""
+
+    VAPI = "vapi", "Vapi"
+    RETELL = "retell", "Retell"
+    ELEVENLABS = "elevenlabs", "ElevenLabs"
+
+
 class CampaignType(TextChoices):
     BATCH = "batch", "Batch"
     REALTIME = "realtime", "Realtime"

@@ -1,5 +1,7 @@
 """Settings for dialer. Every value comes from the environment, with safe local defaults."""
+import base64
 import datetime as dt
+import hashlib
 import os
 from pathlib import Path
 
@@ -177,6 +179,15 @@ TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 # Where the Twilio SDK sends its requests (empty = Twilio itself); a local stand-in in benchmarks.
 TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
+# Where a stream agent's audio goes when its runtime names no URL of its own.
+AGENT_MEDIA_STREAM_URL = os.environ.get("AGENT_MEDIA_STREAM_URL", "wss://agent.invalid/media")
+# Voice-AI platform credentials (API keys, webhook secrets) are encrypted at rest with these Fernet
+# keys, comma-separated, newest first (older ones still decrypt, for rotation). Only a development
+# deployment (DEBUG on) falls back to a key derived from SECRET_KEY; without one, integrations
+# cannot be saved or used.
+INTEGRATIONS_ENCRYPTION_KEY = os.environ.get("INTEGRATIONS_ENCRYPTION_KEY", "") or (
+    base64.urlsafe_b64encode(hashlib.sha256(f"integrations:{SECRET_KEY}".encode()).digest()).decode()
+    if DEBUG else "")
 # Every carrier request gives up after this long: a slow carrier holds only its own calls.
 CARRIER_TIMEOUT_SECONDS = float(os.environ.get("CARRIER_TIMEOUT_SECONDS", "10"))
 # Threads per worker process that send a dial job's calls to the carrier at the same time.

@@ -14,6 +14,7 @@ from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
 from telephony.registry import calling_number_carriers, get_provider
+from telephony.runtimes import placing_routes
 from telephony.rules import CarrierStatus, analysis_overdue
 from telephony.signals import call_not_placed
 
@@ -42,9 +43,15 @@ def _claim_for_placing(call_ids, now):
                  .filter(id__in=call_ids, status=CallStatus.ADMITTED, carrier_call_id__isnull=True,
                          placed_at__isnull=True).order_by("id"))
     carriers = calling_number_carriers({(call.campaign.workspace_id, call.from_number) for call in calls})
+    agents = {call.id: (call.campaign.workspace_id, call.agent or call.task.agent or call.campaign.agent,
+                        carriers[(call.campaign.workspace_id, call.from_number)]) for call in calls}
+    routes = placing_routes(agents)
     for call in calls:
-        agent = call.agent or call.task.agent or call.campaign.agent
-        call.carrier = carriers[(call.campaign.workspace_id, call.from_number)]
+        agent = agents[call.id][1]
+        # The agent's runtime picks the provider; the Call keeps its name, so events, the reaper's
+        # status check and hang-ups find the same provider again.
+        call.carrier = routes[call.id].carrier
+        call.placing_extra = routes[call.id].extra
         call.prompt = render_prompt(agent.prompt if agent else "", call.task.context or {})
         # placed_at doubles as the claim: a dial job redelivered after a crash mid-request sees it and
         # places nothing (at most one call per attempt; the reaper settles a call that never took).
@@ -63,7 +70,7 @@ def _request(call, provider):
     return PlaceCallRequest(
         idempotency_key=str(call.id), to_number=call.to_number, from_number=call.from_number,
         agent_id=call.agent_id, prompt=call.prompt, context=call.task.context or {}, attempt=call.attempt,
-        status_callback_url=status_callback_url(provider.name, call.id))
+        status_callback_url=status_callback_url(provider.name, call.id), extra=call.placing_extra)
 
 
 def _ask_carrier(call):

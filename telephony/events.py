@@ -19,7 +19,7 @@ from telephony.models import Call, CallEvent, CallStatus
 from telephony.rules import (
     EventKind, NormalizedEvent, analysis_overdue, merge_outcome, needs_analysis, status_after,
 )
-from telephony.signals import call_ended
+from telephony.signals import call_ended, call_not_placed
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,31 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
     now = now or timezone.now()
     with transaction.atomic():
         call = _locked_call(event)
-        applied = _apply(call, event, now) if call is not None else False
+        if event.kind == EventKind.NOT_PLACED:
+            applied = call is not None and _withdraw(call, event)
+            call = None if applied else call  # the row is gone; the event is kept, unlinked, for audit
+        else:
+            applied = _apply(call, event, now) if call is not None else False
         CallEvent.objects.create(
             call=call, carrier=event.carrier, carrier_call_id=event.carrier_call_id or "",
             kind=event.kind, payload=_audit_payload(event), applied=applied)
     if call is None:
         logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
     return applied
+
+
+def _withdraw(call, event):
+    """A platform reports it never placed a call we recorded as placed (its concurrency limit, after
+    it accepted the request): like a carrier that refused at once, this was not an attempt. The row
+    goes and the dialer queues the task again, in this transaction. Too late once anyone answered."""
+    if call.status not in (CallStatus.ADMITTED, CallStatus.DIALING, CallStatus.RINGING) or call.answered_at:
+        return False
+    call_not_placed.send(sender=Call, call_id=call.id, task_id=call.task_id, attempt=call.attempt,
+                         organisation_id=call.organisation_id, lease_token=call.lease_token,
+                         is_callback=call.is_callback, retry_after=None,
+                         reason=str(event.raw.get("reason") or event.carrier_status or "not placed"))
+    call.delete()
+    return True
 
 
 def _audit_payload(event):

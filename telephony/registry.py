@@ -1,4 +1,5 @@
-"""Which provider serves a call: the calling number's carrier, else settings.TELEPHONY_PROVIDER."""
+"""The providers by name, and the calling numbers' carriers (settings.TELEPHONY_PROVIDER where a number
+names none); which one places a call is `telephony.runtimes`' choice."""
 from functools import lru_cache
 
 from django.conf import settings
@@ -8,6 +9,9 @@ from django.utils.module_loading import import_string
 PROVIDERS = {
     "simulated": "telephony.simulator.SimulatedProvider",
     "twilio": "telephony.providers.twilio.TwilioProvider",
+    "vapi": "telephony.providers.vapi.VapiProvider",
+    "retell": "telephony.providers.retell.RetellProvider",
+    "elevenlabs": "telephony.providers.elevenlabs.ElevenLabsProvider",
 }
 
 

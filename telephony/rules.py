@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     MACHINE_DETECTED = "machine_detected"  # answering-machine detection finished (human or machine)
     COMPLETED = "completed"  # terminal at the carrier; `carrier_status` says how
     ANALYSIS = "analysis"  # the agent runtime's post-call result
+    NOT_PLACED = "not_placed"  # a platform never placed the call after all (its concurrency limit)
 
 
 class CarrierStatus(StrEnum):

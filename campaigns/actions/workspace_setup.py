@@ -8,9 +8,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from campaigns.actions.dnc import InvalidPhone, parse_e164
+from campaigns.actions.integrations import check_runtime_credentials, validate_runtime
 from campaigns.models import Agent, CallingNumber, Carrier, Outcome
 
-AGENT_FIELDS = ("name", "prompt", "outcomes")
+AGENT_FIELDS = ("name", "prompt", "outcomes", "runtime")
 NUMBER_FIELDS = ("number", "carrier", "callsPerSecond")
 OUTCOME_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_NAME_LENGTH = 200
@@ -24,10 +25,12 @@ def _unknown_fields(body, allowed, errors):
             errors.setdefault(field, []).append("Unknown field.")
 
 
-def validate_agent_body(body):
-    """Agent field values from `{"name", "prompt", "outcomes"}`; `name` is required.
+def validate_agent_body(body, workspace=None):
+    """Agent field values from `{"name", "prompt", "outcomes", "runtime"}`; `name` is required.
 
     `outcomes` may name built-in outcomes beside custom ones; each is stored once, in the order given.
+    `runtime` (`campaigns.actions.integrations.validate_runtime`) left out is a stream to the
+    deployment's default URL; one on a platform needs the `workspace`'s credentials for it.
     """
     errors, fields = {}, {}
     _unknown_fields(body, AGENT_FIELDS, errors)
@@ -51,6 +54,14 @@ def validate_agent_body(body):
                 errors.setdefault("outcomes", []).append(
                     f"{outcome!r}: use lowercase letters, digits, - and _ (at most 64 characters).")
         fields["outcomes"] = list(dict.fromkeys(outcomes))
+    if "runtime" in body:
+        try:
+            fields["runtime"] = validate_runtime(body["runtime"])
+            if workspace is not None:
+                check_runtime_credentials(workspace, fields["runtime"])
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
     return fields

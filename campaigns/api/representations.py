@@ -127,7 +127,15 @@ def call_json(call):
 
 def agent_json(agent):
     return {"id": str(agent.id), "name": agent.name, "prompt": agent.prompt, "outcomes": list(agent.outcomes),
-            "createdAt": iso(agent.created_at)}
+            "runtime": agent.runtime or {"kind": "stream"}, "createdAt": iso(agent.created_at)}
+
+
+def integration_json(integration):
+    """A platform's credentials as the API shows them: whether each secret is set, never the secret."""
+    return {"platform": integration.platform, "hasApiKey": bool(integration.api_key_encrypted),
+            "hasWebhookSecret": bool(integration.webhook_secret_encrypted), "baseUrl": integration.base_url,
+            "simulate": integration.simulate, "concurrency": integration.concurrency,
+            "updatedAt": iso(integration.updated_at)}
 
 
 def number_json(number):

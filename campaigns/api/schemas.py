@@ -12,7 +12,10 @@ from campaigns.api.pagination import MAX_LIMIT
 from campaigns.actions.workspace_setup import MAX_CALLS_PER_SECOND, MAX_PROMPT_LENGTH, OUTCOME_NAME
 from campaigns.campaign_validation import MAX_NAME_LENGTH, MAX_RETRIES
 from campaigns.actions.dnc import MAX_REASON_LENGTH
-from campaigns.models import CampaignStatus, CampaignType, Carrier, Priority, SlotMode, TaskStatus
+from campaigns.actions.integrations import (
+    MAX_BASE_URL_LENGTH, MAX_CONCURRENCY, MAX_SECRET_LENGTH, MAX_STREAM_URL_LENGTH, PLATFORM_ID,
+)
+from campaigns.models import CampaignStatus, CampaignType, Carrier, Platform, Priority, SlotMode, TaskStatus
 from campaigns.actions.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_PRIORITY
 from dialer.retry_policy import NEVER_RETRIED, in_outcome_order
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS
@@ -228,7 +231,25 @@ CONTACTS_UPLOAD = obj({"file": {"type": "string", "format": "binary",
                        "skipInvalid": {"type": "boolean", "description": "Import the good rows, skip bad ones."}},
                       required=["file"])
 
-AGENT_CREATE = obj({"name": NAME,
+PLATFORM_ID_SCHEMA = {"type": "string", "pattern": PLATFORM_ID.pattern}
+RUNTIME = {"oneOf": [
+    obj({"kind": {"type": "string", "enum": ["stream"]},
+         "url": {"type": "string", "pattern": r"^wss://[^/?#\s@:][^/?#\s]*\S*$", "maxLength": MAX_STREAM_URL_LENGTH,
+                 "description": "The agent's media stream; callId, agentId and attempt ride as stream parameters."}},
+        required=["kind", "url"], additionalProperties=False),
+    obj({"kind": {"type": "string", "enum": ["vapi"]}, "assistantId": PLATFORM_ID_SCHEMA,
+         "phoneNumberId": PLATFORM_ID_SCHEMA}, required=["kind", "assistantId", "phoneNumberId"],
+        additionalProperties=False),
+    obj({"kind": {"type": "string", "enum": ["retell"]}, "agentId": PLATFORM_ID_SCHEMA},
+        required=["kind", "agentId"], additionalProperties=False),
+    obj({"kind": {"type": "string", "enum": ["elevenlabs"]}, "agentId": PLATFORM_ID_SCHEMA,
+         "phoneNumberId": PLATFORM_ID_SCHEMA}, required=["kind", "agentId", "phoneNumberId"],
+        additionalProperties=False),
+], "description": "Where the agent runs (default: a stream to the deployment's AGENT_MEDIA_STREAM_URL). A platform "
+                  "runtime needs the workspace's credentials for that platform (PUT /api/v1/integrations/{platform}); "
+                  "without them it is a 400 on runtime.kind."}
+
+AGENT_CREATE = obj({"name": NAME, "runtime": RUNTIME,
                     "prompt": {"type": "string", "maxLength": MAX_PROMPT_LENGTH,
                                "description": "Template; ${var} comes from task context."},
                     "outcomes": {"type": "array", "items": {"type": "string", "pattern": OUTCOME_NAME.pattern},
@@ -236,7 +257,30 @@ AGENT_CREATE = obj({"name": NAME,
                                                 "voicemail) and custom ones; each is kept once, in order."}},
                    required=["name"], additionalProperties=False)
 AGENT = obj({"id": ID, "name": STRING, "prompt": STRING, "outcomes": {"type": "array", "items": STRING},
+             "runtime": {"type": "object", "additionalProperties": True,
+                         "description": "kind (stream, vapi, retell, elevenlabs) and its platform ids."},
              "createdAt": INSTANT})
+
+PLATFORM = OpenApiParameter("platform", str, location=OpenApiParameter.PATH, enum=Platform.values,
+                            description="The voice-AI platform.")
+SECRET = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH, "pattern": r"\S", "writeOnly": True}
+INTEGRATION_SET = obj({
+    "apiKey": {**SECRET, "description": "The platform's API key (Retell: the key it signs webhooks with). Required "
+                                        "unless simulate is true or one is stored; stored encrypted, never shown."},
+    "webhookSecret": {**SECRET, "description": "The secret its webhooks are signed with (Vapi: the server "
+                                               "credential's HMAC secret or bearer token; ElevenLabs: the webhook's "
+                                               "HMAC secret). Required like apiKey."},
+    "baseUrl": {"type": "string", "maxLength": MAX_BASE_URL_LENGTH,
+                "description": "A regional API endpoint (empty: the platform's public one). http(s); its host must "
+                               "resolve to public internet addresses."},
+    "simulate": {"type": "boolean", "description": "Place this platform's calls on the simulated carrier."},
+    "concurrency": nullable({"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY,
+                             "description": "The platform's concurrent-call limit for this account: the dispatcher "
+                                            "never has more calls live on it."}),
+}, additionalProperties=False)
+INTEGRATION = obj({"platform": {"type": "string", "enum": Platform.values}, "hasApiKey": {"type": "boolean"},
+                   "hasWebhookSecret": {"type": "boolean"}, "baseUrl": STRING, "simulate": {"type": "boolean"},
+                   "concurrency": nullable({"type": "integer"}), "updatedAt": INSTANT})
 
 NUMBER_CREATE = obj({"number": {**PHONE, "description": PHONE["description"] + " Unique in the workspace: "
                                                                             "a number it already has is a 409."},

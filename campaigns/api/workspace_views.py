@@ -11,11 +11,12 @@ from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
-from campaigns.api.representations import agent_json, dnc_json, number_json, workspace_json
+from campaigns.api.representations import agent_json, dnc_json, integration_json, number_json, workspace_json
+from campaigns.actions.integrations import do_set_integration, validate_integration_body, workspace_integration
 from campaigns.actions.workspace_setup import (
     NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
-from campaigns.models import CampaignStatus
+from campaigns.models import CampaignStatus, Platform
 from campaigns.actions.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
 from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST
 from campaigns.actions.tenancy import do_set_webhook_url
@@ -83,8 +84,33 @@ class AgentListView(WorkspaceView):
                    request={"application/json": schemas.AGENT_CREATE},
                    responses={201: OpenApiResponse(schemas.AGENT), **schemas.BAD_REQUEST, **schemas.COMMON_ERRORS})
     def post(self, request):
-        agent = do_create_agent(self.workspace, validate_agent_body(self.json_object()))
+        agent = do_create_agent(self.workspace, validate_agent_body(self.json_object(), self.workspace))
         return Response(agent_json(agent), status=201)
+
+
+class IntegrationListView(WorkspaceView):
+    @extend_schema(operation_id="integrations_list", summary="The voice-AI platforms this workspace has credentials for",
+                   responses={200: OpenApiResponse(schemas.obj({"results": {"type": "array",
+                                                                            "items": schemas.INTEGRATION}})),
+                              **schemas.COMMON_ERRORS})
+    def get(self, request):
+        integrations = self.workspace.integrations.order_by("platform")
+        return Response({"results": [integration_json(i) for i in integrations]})
+
+
+class IntegrationDetailView(WorkspaceView):
+    @extend_schema(operation_id="integrations_set", summary="Set the workspace's credentials for a platform",
+                   description="Creates or replaces them; a secret left out of a replacement keeps its stored value. "
+                               "Secrets are stored encrypted and no response shows them.",
+                   parameters=[schemas.PLATFORM], request={"application/json": schemas.INTEGRATION_SET},
+                   responses={200: OpenApiResponse(schemas.INTEGRATION), 201: OpenApiResponse(schemas.INTEGRATION),
+                              **schemas.BAD_REQUEST, **schemas.NOT_FOUND, **schemas.COMMON_ERRORS})
+    def put(self, request, platform):
+        if platform not in Platform.values:
+            return error_response(404, [error(None, f"No platform {platform!r}; use one of {', '.join(Platform.values)}.")])
+        fields = validate_integration_body(self.json_object(), workspace_integration(self.workspace, platform))
+        integration, created = do_set_integration(self.workspace, platform, fields)
+        return Response(integration_json(integration), status=201 if created else 200)
 
 
 class NumberListView(WorkspaceView):

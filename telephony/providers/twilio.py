@@ -1,8 +1,8 @@
 """Twilio, through the official `twilio` SDK.
 
 Calls are created with status callbacks for every progress event and asynchronous answering-
-machine detection reporting to the same URL; the call's audio goes to the agent runtime's media
-stream (AGENT_MEDIA_STREAM_URL) with our call id and agent id as stream parameters. Every webhook
+machine detection reporting to the same URL; the call's audio goes to the agent's media stream (its
+runtime's URL, else AGENT_MEDIA_STREAM_URL) with our call id, agent id and attempt as stream parameters. Every webhook
 is checked with the SDK's RequestValidator against PUBLIC_BASE_URL + the request path.
 
 Every request has a timeout (CARRIER_TIMEOUT_SECONDS). What Twilio answers is sorted into the two
@@ -29,7 +29,6 @@ from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 
 NAME = "twilio"
 PROGRESS_EVENTS = ["initiated", "ringing", "answered", "completed"]
-DEFAULT_MEDIA_STREAM_URL = "wss://agent.invalid/media"
 
 # Twilio CallStatus → our normalised event kind; terminal statuses become `completed` events.
 STATUS_EVENTS = {
@@ -129,9 +128,10 @@ class HttpClient(TwilioHttpClient):
 def agent_twiml(request: PlaceCallRequest):
     response = VoiceResponse()
     connect = Connect()
-    stream = connect.stream(url=getattr(settings, "AGENT_MEDIA_STREAM_URL", DEFAULT_MEDIA_STREAM_URL))
+    stream = connect.stream(url=request.extra.get("stream_url") or settings.AGENT_MEDIA_STREAM_URL)
     stream.parameter(name="callId", value=request.idempotency_key)
     stream.parameter(name="agentId", value=str(request.agent_id or ""))
+    stream.parameter(name="attempt", value=str(request.attempt))
     response.append(connect)
     return str(response)
 
