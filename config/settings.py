@@ -251,5 +251,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The Twilio SDK logs a dozen INFO lines per request (headers included): at hundreds of calls a
     # second that is most of a dial worker's CPU. Its warnings and errors still come through.
-    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")}},
+    # The carriers' and platforms' SDK clients log every request at INFO: one line per call placed.
+    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")},
+                "httpx": {"level": os.environ.get("HTTPX_LOG_LEVEL", "WARNING")}},
 }

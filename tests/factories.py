@@ -8,8 +8,9 @@ from django.utils import timezone as django_timezone
 from campaigns.api_keys import generate_key, hash_key
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, Campaign, CampaignType, ContactImport, ControlRecord, DoNotCall, IdempotencyRecord,
-    Organisation, OrganisationMember, SlotMode, Task, Workspace,
+    Integration, Organisation, OrganisationMember, SlotMode, Task, Workspace,
 )
+from campaigns.encryption import encrypt
 from telephony.models import Call, CallEvent, WebhookDelivery
 
 
@@ -63,6 +64,21 @@ class AgentFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Agent {n}")
     prompt = "Hello ${name}, this is a reminder."
     outcomes = factory.LazyFunction(list)
+
+
+class IntegrationFactory(factory.django.DjangoModelFactory):
+    """`IntegrationFactory(api_key="k", webhook_secret="s")` stores both encrypted."""
+
+    class Meta:
+        model = Integration
+        exclude = ["api_key", "webhook_secret"]
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    platform = "vapi"
+    api_key = "platform-test-api-key"
+    webhook_secret = "platform-test-webhook-secret"
+    api_key_encrypted = factory.LazyAttribute(lambda i: encrypt(i.api_key))
+    webhook_secret_encrypted = factory.LazyAttribute(lambda i: encrypt(i.webhook_secret))
 
 
 class CallingNumberFactory(factory.django.DjangoModelFactory):
