@@ -10,7 +10,7 @@ from telephony.calls import place_call, status_callback_url
 from telephony.models import Call, CallStatus
 from telephony.registry import PROVIDERS, get_provider
 from telephony.signals import call_ended
-from tests.factories import AgentFactory, CallFactory, CampaignFactory, IntegrationFactory, TaskFactory
+from tests.factories import CallFactory, CampaignFactory, IntegrationFactory, TaskFactory
 from tests.fixtures import elevenlabs, retell, vapi
 from tests.fixtures.elevenlabs.stub import ElevenLabsStub
 from tests.fixtures.retell.stub import RetellStub
