@@ -25,14 +25,14 @@ class PlatformEnd:
     known: bool = True
 
 
-ANSWERED = PlatformEnd(CarrierStatus.COMPLETED)
-VOICEMAIL = PlatformEnd(CarrierStatus.COMPLETED, answered_by=MACHINE)
-SILENT = PlatformEnd(CarrierStatus.COMPLETED, outcome=Outcome.SILENT)
-NO_ANSWER = PlatformEnd(CarrierStatus.NO_ANSWER)
-BUSY = PlatformEnd(CarrierStatus.BUSY)
-FAILED = PlatformEnd(CarrierStatus.FAILED)
-NOT_PLACED = PlatformEnd(CarrierStatus.FAILED, not_placed=True)
-UNKNOWN = PlatformEnd(CarrierStatus.FAILED, known=False)
+ANSWERED = PlatformEnd(str(CarrierStatus.COMPLETED))
+VOICEMAIL = PlatformEnd(str(CarrierStatus.COMPLETED), answered_by=MACHINE)
+SILENT = PlatformEnd(str(CarrierStatus.COMPLETED), outcome=str(Outcome.SILENT))
+NO_ANSWER = PlatformEnd(str(CarrierStatus.NO_ANSWER))
+BUSY = PlatformEnd(str(CarrierStatus.BUSY))
+FAILED = PlatformEnd(str(CarrierStatus.FAILED))
+NOT_PLACED = PlatformEnd(str(CarrierStatus.FAILED), not_placed=True)
+UNKNOWN = PlatformEnd(str(CarrierStatus.FAILED), known=False)
 
 VAPI_REASONS = {
     "customer-did-not-answer": NO_ANSWER,

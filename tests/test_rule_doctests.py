@@ -5,11 +5,12 @@ import pytest
 
 from campaigns import phone_numbers, prompts
 from dialer import eligibility, lifecycle, ordering, retry_policy, slot_model, wakeups, windows
-from telephony import rules
+from campaigns.actions import integrations
+from telephony import platform_rules, rules
 
 
 @pytest.mark.parametrize("module", [phone_numbers, prompts, eligibility, lifecycle, ordering, retry_policy, slot_model,
-                                    wakeups, windows, rules],
+                                    wakeups, windows, rules, platform_rules, integrations],
                          ids=lambda module: module.__name__)
 def test_worked_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
