@@ -46,6 +46,7 @@ from config import jobs
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
+from dialer.platform_limits import keep_within_platform_limits
 from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
 from dialer.eligibility import recheck
 from dialer.lifecycle import task_statuses_leading_to
@@ -353,6 +354,10 @@ def _admit(organisation_id, dialable, free, last_claimed, now):
     by_task = {task.id: (task, campaign) for task, campaign, _ in dialable}
     ordered = order_candidates([_candidate(task, campaign) for task, campaign, _ in dialable], now)
     ordered, held_back = cut_behind_short_claims(ordered, last_claimed, now)
+    # A platform's concurrency is a slot limit too; a candidate held for it waits for one of the
+    # platform's calls to end, whose event nudges the dispatcher (so no `held_back` for it).
+    ordered = keep_within_platform_limits(organisation_id, ordered, [
+        by_task[c.task_id][0].agent_id or by_task[c.task_id][1].agent_id for c in ordered])
     paced = pacing.take_turns_in_order(ordered, [
         by_task[c.task_id][0].calling_number_id or by_task[c.task_id][1].calling_number_id for c in ordered], now)
     requests = [(candidate.campaign_id, str(uuid.uuid4())) for candidate in paced.allowed]

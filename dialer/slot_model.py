@@ -203,3 +203,26 @@ class SlotModel:
     def expired(self, now_ms):
         return sorted(call_id for call_id, lease in self.leases.items()
                       if lease.pruned or lease.expires_at_ms <= now_ms)
+
+
+def within_platform_limits(platforms_in_order, free):
+    """Which candidates, in admission order, fit their agent platform's concurrency: a platform with
+    a limit (`free`: its limit minus its live calls) takes candidates while it has room; a candidate
+    of no limited platform (None, or a platform absent from `free`) always fits.
+
+    >>> within_platform_limits([("w1", "vapi"), None, ("w1", "vapi"), ("w1", "vapi")], {("w1", "vapi"): 2})
+    [True, True, True, False]
+    >>> within_platform_limits([("w1", "retell")], {("w1", "retell"): 0})
+    [False]
+    """
+    room = dict(free)
+    kept = []
+    for platform in platforms_in_order:
+        if platform is None or platform not in room:
+            kept.append(True)
+        elif room[platform] > 0:
+            room[platform] -= 1
+            kept.append(True)
+        else:
+            kept.append(False)
+    return kept

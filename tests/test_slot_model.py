@@ -2,7 +2,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.slot_model import Allocation, AllocationTree, CampaignAllocation, Denial, Occupancy, admit, claim
+from dialer.slot_model import (
+    Allocation, AllocationTree, CampaignAllocation, Denial, Occupancy, admit, claim, within_platform_limits,
+)
 
 
 def tree_of(total, workspaces, campaigns):
@@ -121,3 +123,16 @@ def test_with_no_work_waiting_a_soft_campaign_borrows_any_idle_capacity_it_can_r
     reachable = workspace_used < workspace.slots or workspace.soft
     if campaign.soft and reachable and occupancy.organisation < tree.total:
         assert admit(tree, occupancy, {}, campaign_id) is None
+
+
+@given(st.lists(st.sampled_from([None, "vapi", "retell"]), max_size=30),
+       st.dictionaries(st.sampled_from(["vapi", "retell"]), st.integers(0, 5)))
+def test_a_platform_never_takes_more_than_its_room_and_others_are_never_held(platforms, free):
+    kept = within_platform_limits(platforms, free)
+    for platform in ("vapi", "retell"):
+        taken = sum(k for p, k in zip(platforms, kept) if p == platform)
+        if platform in free:
+            assert taken == min(free[platform], platforms.count(platform))
+        else:
+            assert taken == platforms.count(platform)
+    assert all(k for p, k in zip(platforms, kept) if p is None)

@@ -258,3 +258,19 @@ def test_a_stream_agent_streams_to_its_own_url_with_its_attempt():
         twiml = stub.created()[0]["form"]["Twiml"][0]
     assert 'url="wss://agents.example.com/media"' in twiml and "default.example" not in twiml
     assert 'name="attempt" value="2"' in twiml and f'value="{call.id}"' in twiml
+
+
+def test_the_dispatcher_never_has_more_calls_on_a_platform_than_its_concurrency(platform, flow, client):
+    first = realtime_task(platform)
+    workspace = first.campaign.workspace
+    workspace.integrations.update(concurrency=2)
+    do_create_tasks(workspace, [{"campaign": str(first.campaign_id), "phone": f"+1415555020{n}"} for n in range(3)])
+    organisation_id = workspace.organisation_id
+    assert flow.admit(organisation_id).admitted == 2
+    assert flow.admit(organisation_id).admitted == 0  # two live on the platform: the others wait
+    flow.dial()
+    call = Call.objects.filter(status=CallStatus.DIALING).first()
+    for name, fields in platform.busy:
+        flow.post(client, platform, call, name, fields)
+    assert flow.admit(organisation_id).admitted == 1
+    assert Call.objects.filter(status__in=[CallStatus.ADMITTED, CallStatus.DIALING]).count() == 2
