@@ -1,4 +1,6 @@
-"""Idempotent first-run setup: an admin login, a demo tenant and a batch campaign already dialing.
+"""Idempotent first-run setup: an admin login, a demo tenant and a batch campaign already dialing,
+and one agent on each runtime (a media stream, Vapi, Retell, ElevenLabs; the platforms' integrations
+set to `simulate`, so no account is needed) with a realtime campaign calling through each.
 
 The campaign's contacts are a generated CSV imported through `do_import_contacts`, so the demo
 exercises the same path as an operator's upload. Most rows script the simulated carrier (`_sim`)
@@ -18,7 +20,10 @@ from django.utils import timezone
 from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import validate_campaign_body
 from campaigns.actions.csv_import import do_import_contacts
-from campaigns.models import Agent, CallingNumber, Campaign, CampaignType
+from campaigns.actions.integrations import do_set_integration, validate_integration_body, workspace_integration
+from campaigns.actions.realtime import do_create_tasks
+from campaigns.actions.workspace_setup import do_create_agent, validate_agent_body
+from campaigns.models import Agent, CallingNumber, Campaign, CampaignType, Platform
 from campaigns.actions.tenancy import do_upsert_organisation, do_upsert_workspace
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES
 
@@ -41,6 +46,15 @@ SCRIPTS = [
     (5, ["failed", "failed", "failed"]),
 ]
 UNSCRIPTED_SHARE = 0.15
+RUNTIMES_CAMPAIGN = "Demo: agents on every runtime"
+# One agent per runtime; the platforms' ids are made up (their calls go to the simulated carrier).
+DEMO_RUNTIMES = {
+    "Stream agent": {"kind": "stream", "url": "wss://agent.invalid/media"},
+    "Vapi agent": {"kind": "vapi", "assistantId": "demo-assistant", "phoneNumberId": "demo-phone-number"},
+    "Retell agent": {"kind": "retell", "agentId": "agent_demo"},
+    "ElevenLabs agent": {"kind": "elevenlabs", "agentId": "agent_demo", "phoneNumberId": "phnum_demo"},
+}
+RUNTIME_TASKS_PER_AGENT = 5
 
 
 def demo_csv(count, rng):
@@ -87,6 +101,7 @@ class Command(BaseCommand):
                                                defaults={"prompt": DEMO_PROMPT, "outcomes": ["rescheduled"]})
         number, _ = CallingNumber.objects.get_or_create(workspace=workspace, number="+14155550100")
         campaign = self._demo_campaign(workspace, agent, number, contacts)
+        self._runtime_agents_campaign(workspace, number)
         base = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
         self.stdout.write(self.style.SUCCESS(
             f"Demo campaign “{campaign.name}” ({campaign.tasks.count()} contacts, {campaign.status}): "
@@ -112,3 +127,32 @@ class Command(BaseCommand):
                                     filename=f"demo-{timezone.now():%Y%m%d-%H%M}.csv")
         self.stdout.write(f"Imported {report.rows_imported} demo contacts ({report.error_count} errors).")
         return campaign
+
+    def _runtime_agents_campaign(self, workspace, number):
+        """An agent on each runtime, simulated integrations for the platforms, and (once) a realtime
+        campaign whose tasks go to each agent in turn."""
+        for platform in Platform.values:
+            if workspace_integration(workspace, platform) is None:
+                do_set_integration(workspace, platform, validate_integration_body({"simulate": True}))
+        agents = []
+        for name, runtime in DEMO_RUNTIMES.items():
+            agent = Agent.objects.filter(workspace=workspace, name=name).first()
+            if agent is None:
+                agent = do_create_agent(workspace, validate_agent_body(
+                    {"name": name, "prompt": DEMO_PROMPT, "runtime": runtime}, workspace))
+            agents.append(agent)
+        if Campaign.objects.filter(workspace=workspace, name=RUNTIMES_CAMPAIGN).exists():
+            return
+        campaign = do_create_campaign(workspace, validate_campaign_body(workspace, {
+            "type": CampaignType.REALTIME, "name": RUNTIMES_CAMPAIGN, "agent": agents[0].id, "from": number.number,
+            "timezone": "Europe/London", "maxRetries": 1, "retryInterval": 60_000, "slots": 4, "slotMode": "soft"}))
+        rng = random.Random(campaign.id)
+        outcomes = ["connected", "no-answer", "voicemail", "busy", "callback"]
+        bodies = [{"campaign": str(campaign.id), "agent": str(agent.id),
+                   "phone": f"+{DEMO_NUMBER_BASE + 900 + index * RUNTIME_TASKS_PER_AGENT + n}",
+                   "context": {"name": rng.choice(FIRST_NAMES), "date": "2030-06-15",
+                               "_sim": json.dumps([_attempt(rng.choice(outcomes), rng), _attempt("connected", rng)])}}
+                  for index, agent in enumerate(agents) for n in range(RUNTIME_TASKS_PER_AGENT)]
+        do_create_tasks(workspace, bodies)
+        self.stdout.write(f"Realtime campaign “{RUNTIMES_CAMPAIGN}”: {len(bodies)} tasks over agents on "
+                          f"{', '.join(DEMO_RUNTIMES)}.")
