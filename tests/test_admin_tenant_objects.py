@@ -3,7 +3,7 @@ same validation and actions as the API."""
 import pytest
 from django.contrib.messages import get_messages
 
-from campaigns.models import Agent, ApiKey, CallingNumber, DoNotCall
+from campaigns.models import Agent, ApiKey, CallingNumber, DoNotCall, Integration
 from campaigns.actions.tenancy import authenticate_api_key
 from tests.factories import AgentFactory, ApiKeyFactory, UserFactory, WorkspaceFactory
 
@@ -82,3 +82,24 @@ def test_a_do_not_call_entry_added_in_the_admin_is_stored_in_e164(client, superu
     response = client.post("/admin/campaigns/donotcall/add/", {
         "organisation": organisation.id, "phone": "020 7183 8750", "reason": ""})
     assert response.status_code == 200 and "country code" in str(response.context["adminform"].form.errors["phone"])
+
+
+def test_platform_credentials_added_in_the_admin_are_stored_encrypted_and_never_shown(client, superuser, workspace):
+    client.post("/admin/campaigns/integration/add/", {
+        "workspace": workspace.id, "platform": "retell", "api_key": "key_admin_secret", "webhook_secret": "key_admin_secret",
+        "base_url": "", "concurrency": "5"})
+    integration = Integration.objects.get(workspace=workspace, platform="retell")
+    assert integration.api_key == "key_admin_secret" and "key_admin_secret" not in integration.api_key_encrypted
+    page = client.get(f"/admin/campaigns/integration/{integration.id}/change/")
+    assert page.status_code == 200 and b"key_admin_secret" not in page.content
+    client.post(f"/admin/campaigns/integration/{integration.id}/change/", {"base_url": "", "concurrency": "7"})
+    integration.refresh_from_db()
+    assert (integration.concurrency, integration.api_key) == (7, "key_admin_secret")
+
+
+def test_an_agent_on_a_platform_without_credentials_is_refused_in_the_admin(client, superuser, workspace):
+    response = client.post("/admin/campaigns/agent/add/", {
+        "workspace": workspace.id, "name": "Caller", "prompt": "Hi", "outcomes": "",
+        "runtime": '{"kind": "vapi", "assistantId": "a1", "phoneNumberId": "p1"}'})
+    assert response.status_code == 200 and not Agent.objects.filter(name="Caller").exists()
+    assert "integrations/vapi" in str(response.context["adminform"].form.errors["runtime"])
