@@ -271,11 +271,11 @@ class AgentForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         try:
-            self.cleaned_fields = validate_agent_body({"name": cleaned.get("name") or "",
-                                                       "prompt": cleaned.get("prompt") or "",
-                                                       "outcomes": cleaned.get("outcomes") or [],
-                                                       "runtime": cleaned.get("runtime") or {}},
-                                                      cleaned.get("workspace"))
+            body = {"name": cleaned.get("name") or "", "prompt": cleaned.get("prompt") or "",
+                    "outcomes": cleaned.get("outcomes") or []}
+            if cleaned.get("runtime"):
+                body["runtime"] = cleaned["runtime"]
+            self.cleaned_fields = {"runtime": {}, **validate_agent_body(body, cleaned.get("workspace"))}
         except ValidationError as error:
             _raise_as_form_errors(error, {"name": "name", "prompt": "prompt", "outcomes": "outcomes",
                                           **{key: "runtime" for key in error.message_dict if key.startswith("runtime")}})
@@ -289,6 +289,8 @@ class IntegrationForm(forms.ModelForm):
     api_key = forms.CharField(required=False, widget=forms.PasswordInput, help_text="Stored encrypted; never shown.")
     webhook_secret = forms.CharField(required=False, widget=forms.PasswordInput,
                                      help_text="Stored encrypted; never shown.")
+    base_url = forms.URLField(required=False, assume_scheme="https", max_length=300,
+                              help_text="The platform's API base URL (empty = its public endpoint).")
 
     class Meta:
         model = Integration

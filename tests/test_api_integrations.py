@@ -116,7 +116,7 @@ def test_an_agent_on_a_platform_without_credentials_is_refused(api):
     ({"kind": "stream", "url": "wss://"}, "runtime.url"),
     ({"kind": "stream"}, "runtime.url"),
     ({"kind": "bland"}, "runtime.kind"),
-    ("vapi", "runtime"),
+    ("vapi", "runtime"), (None, "runtime"), ({}, "runtime.kind"),
 ])
 def test_a_malformed_runtime_is_400_naming_its_field(api, workspace, runtime, field):
     for platform in ("vapi", "retell", "elevenlabs"):

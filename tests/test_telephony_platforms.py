@@ -274,3 +274,23 @@ def test_the_dispatcher_never_has_more_calls_on_a_platform_than_its_concurrency(
         flow.post(client, platform, call, name, fields)
     assert flow.admit(organisation_id).admitted == 1
     assert Call.objects.filter(status__in=[CallStatus.ADMITTED, CallStatus.DIALING]).count() == 2
+
+
+@pytest.mark.parametrize("header", ["HTTP_AUTHORIZATION", "HTTP_X_VAPI_SECRET"])
+def test_vapi_messages_from_a_bearer_credential_are_accepted_and_a_wrong_token_refused(
+        flow, client, header, django_capture_on_commit_callbacks):
+    vapi_platform = PLATFORMS[0]
+    with VapiStub(vapi.stub.API_KEY) as stub, override_settings(PUBLIC_BASE_URL=PUBLIC, OUTBOUND_ALLOW_PRIVATE=True):
+        vapi_platform.stub = stub
+        task, call = placed(vapi_platform, flow)
+        path = status_callback_url("vapi", call.id).removeprefix(PUBLIC)
+        body = vapi.stub.webhook("end_of_call_report.json", call, endedReason="customer-busy")
+        token = vapi.stub.WEBHOOK_SECRET
+
+        def value(secret):
+            return f"Bearer {secret}" if header == "HTTP_AUTHORIZATION" else secret
+        assert client.post(path, body, content_type="application/json", **{header: value("guess")}).status_code == 403
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(path, body, content_type="application/json", **{header: value(token)}).status_code == 204
+    call.refresh_from_db()
+    assert call.outcome == "busy" and used_slots(task) == 0

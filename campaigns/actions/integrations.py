@@ -32,7 +32,8 @@ class IntegrationMissing(ValueError):
 
 
 def validate_runtime(runtime):
-    """The runtime as stored, from an agent body's `runtime` (None or {} = a stream to the default URL).
+    """The runtime as stored, from an agent body's `runtime` (left out of the body: a stream to the
+    deployment's default URL, stored as {}).
 
     >>> validate_runtime({"kind": "retell", "agentId": "agent_1"})
     {'kind': 'retell', 'agentId': 'agent_1'}
@@ -41,8 +42,6 @@ def validate_runtime(runtime):
     ...
     django.core.exceptions.ValidationError: {'runtime.url': ['Must be a wss:// URL with a host.']}
     """
-    if runtime is None or runtime == {}:
-        return {}
     if not isinstance(runtime, dict):
         raise ValidationError({"runtime": ["Must be an object with a kind: stream, vapi, retell or elevenlabs."]})
     kind = runtime.get("kind")

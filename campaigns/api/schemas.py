@@ -35,8 +35,9 @@ INSTANT = {"type": "string", "format": "date-time", "description": "ISO 8601, UT
 INSTANT_IN = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset (Z or +05:30)."}
 EPOCH_MS = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS, "description": "Epoch milliseconds."}
 CONTEXT = {"type": "object", "additionalProperties": True, "description": "Prompt variables (${name})."}
-# Not only whitespace: names are trimmed before they are judged.
-NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S",
+# Not only whitespace: names are trimmed before they are judged (Python's whitespace, which also
+# counts the separators U+001C-001F and U+0085).
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"[^\s\u001c-\u001f\u0085]",
         "description": f"1 to {MAX_NAME_LENGTH} characters once surrounding whitespace is trimmed."}
 # The IANA zone names this server knows, one shared component (see docs.add_components_and_links).
 TIMEZONE = {"$ref": "#/components/schemas/Timezone"}
@@ -265,12 +266,13 @@ PLATFORM = OpenApiParameter("platform", str, location=OpenApiParameter.PATH, enu
                             description="The voice-AI platform.")
 SECRET = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH, "pattern": r"\S", "writeOnly": True}
 INTEGRATION_SET = obj({
-    "apiKey": {**SECRET, "description": "The platform's API key (Retell: the key it signs webhooks with). Required "
-                                        "unless simulate is true or one is stored; stored encrypted, never shown."},
+    "apiKey": {**SECRET, "description": "The platform's API key. Required unless simulate is true or one is "
+                                        "stored; stored encrypted, never shown."},
     "webhookSecret": {**SECRET, "description": "The secret its webhooks are signed with (Vapi: the server "
-                                               "credential's HMAC secret or bearer token; ElevenLabs: the webhook's "
-                                               "HMAC secret). Required like apiKey."},
-    "baseUrl": {"type": "string", "maxLength": MAX_BASE_URL_LENGTH,
+                                               "credential's HMAC secret or bearer token; Retell: the API key marked "
+                                               "for webhooks; ElevenLabs: the webhook's HMAC secret). Required like "
+                                               "apiKey."},
+    "baseUrl": {"type": "string", "maxLength": MAX_BASE_URL_LENGTH, "pattern": r"^$|^https?://[^/?#\s]+([/?#]\S*)?$",
                 "description": "A regional API endpoint (empty: the platform's public one). http(s); its host must "
                                "resolve to public internet addresses."},
     "simulate": {"type": "boolean", "description": "Place this platform's calls on the simulated carrier."},

@@ -12,6 +12,7 @@ of a workspace without credentials for the platform is refused.
 import datetime as dt
 import json
 import logging
+import uuid
 
 import httpx
 from django.conf import settings
@@ -37,7 +38,7 @@ def integration_for_call(platform, call_id=None, carrier_call_id=None):
     call = None
     if call_id:
         try:
-            call = calls.filter(id=call_id).first()
+            call = calls.filter(id=uuid.UUID(str(call_id))).first()
         except ValueError:  # not a UUID: nothing of ours
             return None, None
     elif carrier_call_id:
@@ -117,9 +118,6 @@ class PlatformProvider(Provider):
     """A platform: subclasses say how to find the call a webhook names, check its signature and turn it
     into events; this class finds the workspace's secret between the two."""
 
-    #: Which of the integration's secrets signs the platform's webhooks.
-    signing_secret = "webhook_secret"
-
     def verify_webhook(self, request):
         body = json_body(request)
         if body is None:
@@ -129,7 +127,7 @@ class PlatformProvider(Provider):
         if integration is None:
             return False
         try:
-            secret = getattr(integration, self.signing_secret)
+            secret = integration.webhook_secret
         except EncryptionUnavailable:
             logger.exception("%s webhook for call %s: the workspace's secret cannot be read", self.name, call.id)
             return False

@@ -3,8 +3,9 @@
 A call is created from the calling number (registered at Retell: it is the caller ID) with the
 agent's Retell agent, the task's context as its LLM dynamic variables and our call id and attempt
 in its metadata. Retell posts `call_started`, `call_ended` and `call_analyzed` to the agent's
-webhook URL, signed in `x-retell-signature` with the workspace's Retell API key (the SDK's
-`verify`: HMAC-SHA256 of body + timestamp, five minutes' tolerance).
+webhook URL, signed in `x-retell-signature` with the Retell API key marked for webhooks (the
+workspace's `webhookSecret`; the SDK's `verify`: HMAC-SHA256 of body + timestamp, five minutes'
+tolerance).
 
 `call_ended` ends the call by its `disconnection_reason` (`telephony.platform_rules.retell_end`);
 an answered call then waits for `call_analyzed`, whose summary, custom analysis data and voicemail
@@ -44,7 +45,6 @@ def _cost(call):
 
 class RetellProvider(PlatformProvider):
     name = NAME
-    signing_secret = "api_key"
 
     def client(self, api_key, base_url):
         return Retell(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=0)
