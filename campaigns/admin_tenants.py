@@ -77,7 +77,7 @@ class WorkspaceObjectAdmin(OrganisationScopedAdmin):
 class AgentAdmin(WorkspaceObjectAdmin):
     form = AgentForm
     create, update = staticmethod(do_create_agent), staticmethod(do_update_agent)
-    list_display = ["name", "workspace", "created_at"]
+    list_display = ["name", "workspace", "runtime_kind", "created_at"]
     search_fields = ["name"]
 
 

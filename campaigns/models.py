@@ -85,7 +85,8 @@ class Agent(models.Model):
 
     @property
     def runtime_kind(self):
-        return self.runtime.get("kind") or RuntimeKind.STREAM
+        """stream, vapi, retell or elevenlabs (an agent without a runtime streams)."""
+        return (self.runtime or {}).get("kind") or RuntimeKind.STREAM
 
     @property
     def custom_outcomes(self):

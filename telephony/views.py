@@ -1,4 +1,4 @@
-"""Inbound webhooks: carrier status callbacks and the agent runtime's post-call analysis."""
+"""Inbound webhooks: carrier and voice-AI platform callbacks, and the agent runtime's post-call analysis."""
 import datetime as dt
 import json
 import uuid
@@ -19,7 +19,8 @@ from telephony.webhooks_out import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_si
 @csrf_exempt
 @require_POST
 def carrier_status(request, carrier):
-    """A carrier's call-progress callback. Unsigned or forged → 403 and nothing is stored."""
+    """A carrier's (or a voice-AI platform's) call-progress callback. Unsigned or forged → 403 and
+    nothing is stored."""
     if carrier not in PROVIDERS:
         return HttpResponse(status=404)
     provider = get_provider(carrier)

@@ -54,7 +54,7 @@ class RetellProvider(PlatformProvider):
         try:
             call = self.client(api_key, base_url).call.create_phone_call(
                 from_number=request.from_number, to_number=request.to_number,
-                override_agent_id=runtime["agentId"],
+                override_agent_id=runtime["agentId"], idempotency_key=request.idempotency_key,
                 metadata={"callId": request.idempotency_key, "attempt": request.attempt},
                 retell_llm_dynamic_variables=string_variables(request.context))
         except (APIStatusError, APIConnectionError) as exc:
