@@ -45,7 +45,7 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        call = _locked_call(event)
+        call = found = _locked_call(event)
         if event.kind == EventKind.NOT_PLACED:
             applied = call is not None and _withdraw(call, event)
             call = None if applied else call  # the row is gone; the event is kept, unlinked, for audit
@@ -54,7 +54,7 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
         CallEvent.objects.create(
             call=call, carrier=event.carrier, carrier_call_id=event.carrier_call_id or "",
             kind=event.kind, payload=_audit_payload(event), applied=applied)
-    if call is None:
+    if found is None:
         logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
     return applied
 

@@ -4,7 +4,6 @@ platform's recorded webhooks, signed as the platform signs them; forged and stal
 refused; the platform's concurrency limit is no attempt; a simulated integration needs no account.
 """
 import datetime as dt
-import json
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from telephony.models import Call, CallEvent, CallStatus
 from tests.factories import CallFactory, CampaignFactory, IntegrationFactory, TaskFactory
 from tests.fixtures import elevenlabs, retell, vapi
 from tests.fixtures.elevenlabs.stub import ElevenLabsStub
+from tests.fixtures.platform_stub import load
 from tests.fixtures.retell.stub import RetellStub
 from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, TwilioStub
 from tests.fixtures.vapi.stub import VapiStub
@@ -175,8 +175,7 @@ def test_an_unknown_end_reason_is_failed_and_kept_verbatim(platform, flow, clien
     assert flow.post(client, platform, call, name, fields).status_code == 204
     call.refresh_from_db()
     assert (call.status, call.outcome) == (CallStatus.ENDED, "failed")
-    assert next(iter(fields.values())) in json.dumps(call.analysis) + json.dumps(
-        list(CallEvent.objects.filter(call=call).values_list("payload", flat=True)))
+    assert call.analysis["platformReason"] == next(iter(fields.values()))
 
 
 def test_the_platforms_concurrency_limit_is_not_an_attempt(platform, flow, client):
@@ -294,3 +293,21 @@ def test_vapi_messages_from_a_bearer_credential_are_accepted_and_a_wrong_token_r
             assert client.post(path, body, content_type="application/json", **{header: value(token)}).status_code == 204
     call.refresh_from_db()
     assert call.outcome == "busy" and used_slots(task) == 0
+
+
+@pytest.mark.parametrize(("structured", "outcome"), [
+    ({"outcome": "interested"}, "interested"),  # the agent's custom outcome
+    ({"outcome": "callback"}, "connected"),  # a callback without its time is not one
+    ({"outcome": "sold-a-car"}, "connected"),  # not an outcome this agent may report
+    ({}, "connected"),
+])
+def test_the_reports_structured_outcome_counts_when_the_agent_may_report_it(flow, client, structured, outcome):
+    vapi_platform = PLATFORMS[0]
+    with VapiStub(vapi.stub.API_KEY) as stub, override_settings(PUBLIC_BASE_URL=PUBLIC, OUTBOUND_ALLOW_PRIVATE=True):
+        vapi_platform.stub = stub
+        _, call = placed(vapi_platform, flow)
+        report = load("vapi", "end_of_call_report.json")["message"]["analysis"]
+        assert flow.post(client, vapi_platform, call, "end_of_call_report.json",
+                         {"analysis": {**report, "structuredData": structured}}).status_code == 204
+    call.refresh_from_db()
+    assert (call.status, call.outcome) == (CallStatus.ENDED, outcome)

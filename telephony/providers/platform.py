@@ -97,10 +97,16 @@ def http_status_refusal(name, status, body, retry_after=None):
 
 
 def analysis_outcome(structured, agent):
-    """The outcome an end-of-call report's structured data names, when it is one this agent may report."""
+    """The outcome an end-of-call report's structured data names, when it is one this agent may
+    report ("" otherwise: the call is connected); a callback needs its `callbackAt`, as from the
+    agent analysis endpoint."""
     outcome = (structured or {}).get("outcome") if isinstance(structured, dict) else None
     allowed = set(Outcome.values) | set(agent.outcomes if agent is not None else ())
-    return outcome if isinstance(outcome, str) and outcome in allowed else ""
+    if not isinstance(outcome, str) or outcome not in allowed:
+        return ""
+    if outcome == Outcome.CALLBACK and callback_time(structured) is None:
+        return ""
+    return outcome
 
 
 def callback_time(structured):
@@ -169,6 +175,8 @@ class PlatformProvider(Provider):
             return [NormalizedEvent(kind=EventKind.NOT_PLACED, carrier_status=end.carrier_status,
                                     **{**common, "raw": {**common["raw"], "reason": reason}})]
         events = []
+        if analysis is None and not end.known:
+            analysis = {}  # an unknown reason is kept on the call, whatever else the platform sends
         if analysis is not None:
             analysis = {**analysis, "platformReason": reason}
             if end.outcome:
