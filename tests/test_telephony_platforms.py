@@ -311,3 +311,13 @@ def test_the_reports_structured_outcome_counts_when_the_agent_may_report_it(flow
                          {"analysis": {**report, "structuredData": structured}}).status_code == 204
     call.refresh_from_db()
     assert (call.status, call.outcome) == (CallStatus.ENDED, outcome)
+
+
+def test_a_base_url_that_now_points_at_a_private_address_is_never_called(platform, flow):
+    task = realtime_task(platform)  # saved while the stand-in's address was allowed
+    flow.admit(task.campaign.workspace.organisation_id)
+    with override_settings(OUTBOUND_ALLOW_PRIVATE=False):
+        flow.dial()
+    task.refresh_from_db()
+    assert not platform.stub.requests and not Call.objects.filter(task=task).exists()
+    assert (task.status, task.attempts_made) == (TaskStatus.QUEUED, 0)  # not an attempt: retried soon

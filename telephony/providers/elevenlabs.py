@@ -53,8 +53,8 @@ def _data_fields(analysis):
 class ElevenLabsProvider(PlatformProvider):
     name = NAME
 
-    def client(self, api_key, base_url):
-        return ElevenLabs(api_key=api_key, base_url=base_url, timeout=self.timeout(), follow_redirects=False)
+    def new_client(self, api_key, base_url, http):
+        return ElevenLabs(api_key=api_key, base_url=base_url, timeout=self.timeout(), httpx_client=http)
 
     def place_call(self, request: PlaceCallRequest) -> str:
         runtime, api_key, base_url = usable_extra(request)

@@ -12,6 +12,7 @@ of a workspace without credentials for the platform is refused.
 import datetime as dt
 import json
 import logging
+import threading
 import uuid
 
 import httpx
@@ -57,23 +58,36 @@ def json_body(request):
     return body if isinstance(body, dict) else None
 
 
-def checked_base_url(base_url):
-    """A workspace's base URL, checked as every customer-chosen URL is (telephony.outbound) at use;
-    empty stays empty (the SDK's own endpoint)."""
-    if not base_url:
-        return None
-    try:
-        check_url(base_url)
-    except OutboundRefused as exc:
-        raise CarrierUnavailable(f"the integration's baseUrl is refused: {exc}") from None
-    return base_url
+class CheckedTransport(httpx.HTTPTransport):
+    """httpx's transport, connecting only where `telephony.outbound.check_url` allows: every request's
+    host is resolved and checked, and the connection goes to the checked address (TLS SNI and the
+    certificate still for the host name), so DNS cannot point a customer-chosen base URL elsewhere
+    between the check and the connection."""
+
+    def handle_request(self, request):
+        try:
+            target = check_url(str(request.url))
+        except OutboundRefused as exc:
+            raise httpx.ConnectError(f"refused: {exc}", request=request) from None
+        request.extensions = {**request.extensions, "sni_hostname": request.url.host}
+        request.url = request.url.copy_with(host=target.addresses[0])  # the Host header keeps the name
+        return super().handle_request(request)
+
+
+def http_client(base_url):
+    """The HTTP client under a platform's SDK: checked connections for a customer-chosen base URL
+    (the platform's own endpoint needs none), CARRIER_TIMEOUT_SECONDS, no redirects."""
+    if base_url:  # connects to checked addresses only: no proxy from the environment either
+        return httpx.Client(transport=CheckedTransport(), timeout=settings.CARRIER_TIMEOUT_SECONDS,
+                            follow_redirects=False, trust_env=False)
+    return httpx.Client(timeout=settings.CARRIER_TIMEOUT_SECONDS, follow_redirects=False)
 
 
 def usable_extra(request: PlaceCallRequest):
     """The request's runtime and credentials, or CarrierUnavailable when the workspace lost them."""
     if request.extra.get("unusable"):
         raise CarrierUnavailable(f"cannot place on this platform: {request.extra['unusable']}")
-    return request.extra["runtime"], request.extra["api_key"], checked_base_url(request.extra.get("base_url"))
+    return request.extra["runtime"], request.extra["api_key"], request.extra.get("base_url") or None
 
 
 def string_variables(context):
@@ -122,7 +136,31 @@ def callback_time(structured):
 
 class PlatformProvider(Provider):
     """A platform: subclasses say how to find the call a webhook names, check its signature and turn it
-    into events; this class finds the workspace's secret between the two."""
+    into events; this class finds the workspace's secret between the two.
+
+    SDK clients are kept per (API key, base URL), MAX_CLIENTS at most: their connection pools save a
+    TCP and TLS handshake per call, and they are safe to share between placing threads.
+    """
+
+    MAX_CLIENTS = 256
+
+    def __init__(self):
+        self._clients = {}
+        self._clients_lock = threading.Lock()
+
+    def client(self, api_key, base_url):
+        key = (api_key, base_url, settings.CARRIER_TIMEOUT_SECONDS)
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                if len(self._clients) >= self.MAX_CLIENTS:
+                    self._clients.pop(next(iter(self._clients)))  # the oldest; threads using it keep it
+                client = self._clients[key] = self.new_client(api_key, base_url, http_client(base_url))
+        return client
+
+    def new_client(self, api_key, base_url, http):
+        """The platform's SDK client on `http` (an httpx.Client)."""
+        raise NotImplementedError
 
     def verify_webhook(self, request):
         body = json_body(request)
@@ -164,7 +202,7 @@ class PlatformProvider(Provider):
         _, integration = integration_for_call(self.name, call_id, None if call_id else carrier_call_id)
         if integration is None:
             raise CarrierUnavailable(f"no {self.name} credentials for call {call_id or carrier_call_id}")
-        return integration.api_key, checked_base_url(integration.base_url)
+        return integration.api_key, integration.base_url or None
 
     def end_events(self, end: PlatformEnd, common, reason, analysis=None, recording_url="",
                    duration_seconds=None, cost=None):
@@ -190,10 +228,11 @@ class PlatformProvider(Provider):
         return events
 
 
-def post_json(url, body, timeout):
-    """A small control request a platform's SDK does not wrap (Vapi's live-call control URL)."""
+def post_json(url, body):
+    """A small control request a platform's SDK does not wrap (Vapi's live-call control URL), to an
+    address `telephony.outbound` allows."""
     try:
-        response = httpx.post(url, json=body, timeout=timeout)
+        with http_client(url) as client:
+            return client.post(url, json=body).status_code
     except httpx.HTTPError as exc:
         raise transport_refusal("control", exc) from exc
-    return response.status_code

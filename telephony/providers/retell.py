@@ -46,8 +46,8 @@ def _cost(call):
 class RetellProvider(PlatformProvider):
     name = NAME
 
-    def client(self, api_key, base_url):
-        return Retell(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=0)
+    def new_client(self, api_key, base_url, http):
+        return Retell(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=0, http_client=http)
 
     def place_call(self, request: PlaceCallRequest) -> str:
         runtime, api_key, base_url = usable_extra(request)

@@ -21,9 +21,8 @@ import httpx
 from vapi import AssistantOverrides, CreateCustomerDto, Server, Vapi
 from vapi.core.api_error import ApiError
 
-from telephony.outbound import OutboundRefused, check_url
 from telephony.platform_rules import hmac_timestamp_valid, signatures_match, vapi_end
-from telephony.providers.base import CallRejected, CarrierUnavailable, PlaceCallRequest
+from telephony.providers.base import CallRejected, PlaceCallRequest
 from telephony.providers.platform import (
     SIGNATURE_TOLERANCE_SECONDS, PlatformProvider, analysis_outcome, callback_time, http_status_refusal,
     post_json, string_variables, transport_refusal, usable_extra,
@@ -51,8 +50,8 @@ def _retry_after(headers):
 class VapiProvider(PlatformProvider):
     name = NAME
 
-    def client(self, api_key, base_url):
-        return Vapi(token=api_key, base_url=base_url, timeout=self.timeout())
+    def new_client(self, api_key, base_url, http):
+        return Vapi(token=api_key, base_url=base_url, timeout=self.timeout(), httpx_client=http)
 
     def place_call(self, request: PlaceCallRequest) -> str:
         runtime, api_key, base_url = usable_extra(request)
@@ -101,11 +100,7 @@ class VapiProvider(PlatformProvider):
         control_url = call.monitor.control_url if call.monitor else None
         if call.status == "ended" or not control_url:
             return
-        try:
-            check_url(control_url)
-        except OutboundRefused as exc:
-            raise CarrierUnavailable(f"Vapi control URL refused: {exc}") from None
-        post_json(control_url, {"type": "end-call"}, self.timeout())
+        post_json(control_url, {"type": "end-call"})
 
     def call_reference(self, body, request):
         message = body.get("message") if isinstance(body.get("message"), dict) else {}
