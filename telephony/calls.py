@@ -15,7 +15,7 @@ from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
 from telephony.registry import calling_number_carriers, get_provider
 from telephony.runtimes import placing_routes
-from telephony.rules import CarrierStatus, analysis_overdue
+from telephony.rules import CarrierStatus, EventKind, analysis_overdue
 from telephony.signals import call_not_placed
 
 logger = logging.getLogger(__name__)
@@ -167,6 +167,8 @@ def check_call_with_carrier(call_id, now=None) -> bool:
             finish_now(call.id, CarrierStatus.FAILED, "carrier does not know this call", now=now)
             return False
         handle_event(event, now=now)
+        if event.kind == EventKind.NOT_PLACED:
+            return False  # the platform never placed it after all: the row is gone, the task queued again
         if not event.is_terminal and now - (call.placed_at or call.created_at) > max_call_duration():
             _hang_up_quietly(provider, call.carrier_call_id)
             finish_now(call.id, CarrierStatus.FAILED, "live longer than MAX_CALL_SECONDS", now=now)

@@ -321,3 +321,17 @@ def test_a_base_url_that_now_points_at_a_private_address_is_never_called(platfor
     task.refresh_from_db()
     assert not platform.stub.requests and not Call.objects.filter(task=task).exists()
     assert (task.status, task.attempts_made) == (TaskStatus.QUEUED, 0)  # not an attempt: retried soon
+
+
+def test_the_reaper_gives_back_a_call_the_platform_says_it_never_placed(flow, django_capture_on_commit_callbacks):
+    vapi_platform = PLATFORMS[0]
+    with VapiStub(vapi.stub.API_KEY) as stub, override_settings(PUBLIC_BASE_URL=PUBLIC, OUTBOUND_ALLOW_PRIVATE=True):
+        vapi_platform.stub = stub
+        task, call = placed(vapi_platform, flow)
+        stub.calls[call.carrier_call_id].update(
+            status="ended", endedReason="call.start.error-subscription-concurrency-limit-reached")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert check_call_with_carrier(call.id) is False
+    task.refresh_from_db()
+    assert not Call.objects.filter(id=call.id).exists()
+    assert (task.status, task.attempts_made) == (TaskStatus.QUEUED, 0) and used_slots(task) == 0
