@@ -17,7 +17,7 @@ from dialer.maintenance import place_admitted_calls
 from telephony import simulator
 from telephony.calls import check_call_with_carrier, status_callback_url
 from telephony.models import Call, CallEvent, CallStatus
-from tests.factories import CallFactory, CampaignFactory, IntegrationFactory, TaskFactory
+from tests.factories import AgentFactory, CallFactory, CampaignFactory, IntegrationFactory, TaskFactory
 from tests.fixtures import elevenlabs, retell, vapi
 from tests.fixtures.elevenlabs.stub import ElevenLabsStub
 from tests.fixtures.platform_stub import load
@@ -335,3 +335,17 @@ def test_the_reaper_gives_back_a_call_the_platform_says_it_never_placed(flow, dj
     task.refresh_from_db()
     assert not Call.objects.filter(id=call.id).exists()
     assert (task.status, task.attempts_made) == (TaskStatus.QUEUED, 0) and used_slots(task) == 0
+
+
+def test_a_tasks_own_agent_picks_the_runtime(platform, flow):
+    campaign = CampaignFactory(type=CampaignType.REALTIME, status=CampaignStatus.RUNNING, slots=5, workspace__slots=10)
+    IntegrationFactory(workspace=campaign.workspace, platform=platform.name, api_key=platform.module.API_KEY,
+                       webhook_secret=platform.secret, base_url=platform.stub.base_url)
+    on_platform = AgentFactory(workspace=campaign.workspace, runtime=platform.runtime)
+    streamed, own = do_create_tasks(campaign.workspace, [
+        {"campaign": str(campaign.id), "phone": "+14155550123"},
+        {"campaign": str(campaign.id), "phone": "+14155550124", "agent": str(on_platform.id)}])
+    assert flow.admit(campaign.workspace.organisation_id).admitted == 2
+    flow.dial()
+    assert Call.objects.get(task=streamed).carrier == simulator.NAME
+    assert Call.objects.get(task=own).carrier == platform.name and len(platform.stub.created()) == 1
