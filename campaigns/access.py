@@ -7,7 +7,7 @@ import uuid
 
 from django.http import Http404
 
-from campaigns.models import Agent, CallingNumber, Campaign, DoNotCall, Task
+from campaigns.models import Agent, CallingNumber, Campaign, DoNotCall, Integration, Task
 from telephony.models import Call
 
 # Primary keys are PostgreSQL bigints; a larger number would be a database error, not a 404.
@@ -43,6 +43,10 @@ def workspace_agents(workspace):
 
 def workspace_numbers(workspace):
     return CallingNumber.objects.filter(workspace=workspace)
+
+
+def workspace_integrations(workspace):
+    return Integration.objects.filter(workspace=workspace)
 
 
 def organisation_dnc(organisation_id):

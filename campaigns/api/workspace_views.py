@@ -6,13 +6,15 @@ from rest_framework.response import Response
 
 from django.db.models import Q
 
-from campaigns.access import organisation_dnc, workspace_agents, workspace_campaigns, workspace_numbers
+from campaigns.access import (
+    organisation_dnc, workspace_agents, workspace_campaigns, workspace_integrations, workspace_numbers,
+)
 from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import agent_json, dnc_json, integration_json, number_json, workspace_json
-from campaigns.actions.integrations import do_set_integration, validate_integration_body, workspace_integration
+from campaigns.actions.integrations import do_set_integration, validate_integration_body
 from campaigns.actions.workspace_setup import (
     NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
@@ -94,7 +96,7 @@ class IntegrationListView(WorkspaceView):
                                                                             "items": schemas.INTEGRATION}})),
                               **schemas.COMMON_ERRORS})
     def get(self, request):
-        integrations = self.workspace.integrations.order_by("platform")
+        integrations = workspace_integrations(self.workspace).order_by("platform")
         return Response({"results": [integration_json(i) for i in integrations]})
 
 
@@ -108,7 +110,8 @@ class IntegrationDetailView(WorkspaceView):
     def put(self, request, platform):
         if platform not in Platform.values:
             return error_response(404, [error(None, f"No platform {platform!r}; use one of {', '.join(Platform.values)}.")])
-        fields = validate_integration_body(self.json_object(), workspace_integration(self.workspace, platform))
+        stored = workspace_integrations(self.workspace).filter(platform=platform).first()
+        fields = validate_integration_body(self.json_object(), stored)
         integration, created = do_set_integration(self.workspace, platform, fields)
         return Response(integration_json(integration), status=201 if created else 200)
 
