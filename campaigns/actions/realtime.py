@@ -25,6 +25,7 @@ from campaigns.actions.dnc import InvalidPhone, listed_numbers, parse_e164
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
+from campaigns.phone_numbers import callee_zones, explicit_zone
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from campaigns.actions.task_store import insert_tasks
@@ -308,6 +309,10 @@ def _build_task(body, fields, listed, now, first_attempts):
     usually repeats one config a thousand times)."""
     campaign = fields.pop("campaign")
     task = Task(campaign=campaign, submitted_config={k: body[k] for k in CONFIG_FIELDS if k in body}, **fields)
+    # The zones the workspace's legal hours are judged in, decided once: the given timezone, else
+    # the number's (its calling window stays in the campaign's timezone unless one is given).
+    callee = explicit_zone(task.timezone) if task.timezone else callee_zones(task.phone)
+    task.callee_timezones, task.callee_timezone_source = list(callee.zones), callee.source
     config = resolve_config(task, campaign)
     task.dispatch_rank = dispatch_rank(campaign.type, 0, config.priorities)
     if config not in first_attempts:
