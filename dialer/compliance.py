@@ -245,6 +245,8 @@ def parse_policy(body, current=None):
             stored[key] = parsed
     if errors:
         raise InvalidPolicy(errors)
+    if "predialWebhookUrl" in stored:
+        stored.setdefault("predialTimeoutMs", DEFAULT_PREDIAL_TIMEOUT_MS)
     return stored
 
 

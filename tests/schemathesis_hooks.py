@@ -39,6 +39,9 @@ NOT_EXPRESSIBLE = {
     ("webhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
     ("webhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
     ("webhookUrl", "only public internet addresses"): "a host on the public internet: where it points, not its shape",
+    ("predialWebhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
+    ("predialWebhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
+    ("predialWebhookUrl", "only public internet addresses"): "a host on the public internet: where it points",
 }
 # A contacts file is read row by row: errors that carry a row are about the CSV's content.
 CSV_ROW_ERRORS = "a CSV's content (UTF-8, `phone` first, valid numbers) is not something a schema describes"

@@ -46,6 +46,7 @@ def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
         "taskCounts": counts,
         "callOutcomes": dict(sorted((call_outcomes or {}).items())),
         "control": control,
+        "pausedReason": campaign.paused_reason or None,
     }
     if campaign.type == "realtime":
         body["sampleTask"] = sample_task_body(campaign)
@@ -65,10 +66,17 @@ def task_json(task):
         "lastOutcome": task.last_outcome or None,
         "finalOutcome": task.final_outcome or None,
         "completionReason": task.completion_reason or None,
+        "heldBy": task.held_by or None,
         "context": task.context,
         "createdAt": iso(task.created_at),
         "completedAt": iso(task.completed_at),
     }
+
+
+def callee_timezone_json(task):
+    """The zones the workspace's legal hours are judged in for the task, and why (decided at its
+    creation; the campaign's fallback follows the campaign's timezone)."""
+    return {"zones": list(task.callee_timezones) or [task.campaign.timezone], "source": task.callee_timezone_source}
 
 
 def resolved_config_json(config, calling_numbers):

@@ -10,7 +10,9 @@ from campaigns.api.base import WorkspaceView
 from campaigns.api.campaign_views import control_schema
 from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
-from campaigns.api.representations import call_json, call_summary_json, resolved_config_json, task_json
+from campaigns.api.representations import (
+    call_json, call_summary_json, callee_timezone_json, resolved_config_json, task_json,
+)
 from campaigns.actions.audit import do_record_control
 from campaigns.models import Task
 from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST, InvalidTasks, do_create_tasks
@@ -78,6 +80,7 @@ class TaskDetailView(WorkspaceView):
             **task_json(task),
             "config": {"submitted": task.submitted_config,
                        "resolved": resolved_config_json(resolve_config(task, task.campaign), numbers)},
+            "calleeTimezone": callee_timezone_json(task),
             "calls": [call_summary_json(call) for call in calls],
         })
 
