@@ -4,12 +4,12 @@ import doctest
 import pytest
 
 from campaigns import phone_numbers, prompts
-from dialer import eligibility, lifecycle, ordering, retry_policy, slot_model, wakeups, windows
+from dialer import compliance, eligibility, lifecycle, ordering, retry_policy, slot_model, wakeups, windows
 from telephony import rules
 
 
-@pytest.mark.parametrize("module", [phone_numbers, prompts, eligibility, lifecycle, ordering, retry_policy, slot_model,
-                                    wakeups, windows, rules],
+@pytest.mark.parametrize("module", [phone_numbers, prompts, compliance, eligibility, lifecycle, ordering, retry_policy,
+                                    slot_model, wakeups, windows, rules],
                          ids=lambda module: module.__name__)
 def test_worked_examples_hold(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
