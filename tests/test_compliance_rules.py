@@ -3,7 +3,7 @@ numbers spanning several zones and windows that cross midnight, and the policy's
 import datetime as dt
 
 import pytest
-from hypothesis import assume, given, settings as hypothesis_settings, strategies as st
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from dialer import compliance
 from dialer.compliance import InvalidPolicy, parse_policy, policy_from_json
