@@ -297,6 +297,7 @@ class Task(models.Model):
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
             # The dashboard's held counts and a policy change's re-timing read only the held tasks.
             models.Index(fields=["campaign", "held_by"], name="task_held", condition=Q(status="queued") & ~Q(held_by="")),
+            models.Index(fields=["campaign"], name="task_ineligible", condition=Q(completion_reason="ineligible")),
             models.Index(fields=["phone"], name="task_phone"),
             models.Index(fields=["agent"], name="task_agent", condition=Q(agent__isnull=False)),
             models.Index(fields=["calling_number"], name="task_calling_number", condition=Q(calling_number__isnull=False)),

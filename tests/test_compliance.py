@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from campaigns.actions.compliance import do_set_compliance_policy
@@ -24,7 +25,7 @@ from dialer.maintenance import place_admitted_calls
 from telephony.models import Call, CallStatus, WebhookDelivery
 from telephony.simulator import process_due_events
 from telephony.webhooks_out import deliver_due_webhooks, verify_signature
-from tests.factories import AgentFactory, CallingNumberFactory, CampaignFactory, TaskFactory
+from tests.factories import AgentFactory, CallingNumberFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory
 from tests.test_api_auth import (  # noqa: F401  (fixtures)
     agent, api, api_key, client_for, number, realtime, workspace,
 )
@@ -381,3 +382,33 @@ def test_a_number_used_by_another_workspace_does_not_count_against_this_cap(work
                            status="running")
     TaskFactory(campaign=mine, phone="+12125550100")
     assert len(run(workspace.organisation_id)) == 1
+
+
+def test_the_campaign_page_shows_tasks_held_by_each_rule_and_the_pre_dial_refusals(client, workspace, agent, number):
+    member = OrganisationMemberFactory(organisation=workspace.organisation)
+    member.user.user_permissions.add(*Permission.objects.filter(content_type__app_label="campaigns"))
+    client.force_login(member.user)
+    campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="paused")
+    Campaign.objects.filter(id=campaign.id).update(paused_reason="circuit breaker: 10 of the last 20 attempts failed")
+    TaskFactory.create_batch(3, campaign=campaign, held_by="legal_hours")
+    TaskFactory.create_batch(2, campaign=campaign, held_by="frequency_cap")
+    TaskFactory(campaign=campaign, status=TaskStatus.ARCHIVED, completion_reason="ineligible")
+    page = client.get(f"/admin/campaigns/campaign/{campaign.id}/change/").content.decode()
+    assert "held by legal hours <strong>3</strong>" in page
+    assert "held by the frequency cap <strong>2</strong>" in page
+    assert "pre-dial refusals <strong>1</strong>" in page
+    assert "Paused itself: circuit breaker: 10 of the last 20 attempts failed" in page
+
+
+def test_the_admin_saves_a_workspace_policy_through_the_same_validation(client, workspace):
+    admin = User.objects.create_superuser("root", "root@example.com", "pw-long-enough-123")
+    client.force_login(admin)
+    url = f"/admin/campaigns/workspace/{workspace.id}/change/"
+    form = {"organisation": workspace.organisation_id, "name": workspace.name, "slots": workspace.slots,
+            "slot_mode": workspace.slot_mode, "webhook_url": ""}
+    refused = client.post(url, {**form, "compliance_policy": '{"legalHours": {"start": 800, "end": 2500}}'})
+    assert refused.status_code == 200 and "legalHours.end" in refused.content.decode()
+    assert Workspace.objects.get(id=workspace.id).compliance == {}
+    saved = client.post(url, {**form, "compliance_policy": '{"frequencyCap": {"attempts": 7, "windowHours": 168}}'})
+    assert saved.status_code == 302
+    assert Workspace.objects.get(id=workspace.id).compliance == {"frequencyCap": {"attempts": 7, "windowHours": 168}}

@@ -49,4 +49,8 @@ class Migration(migrations.Migration):
             model_name='task',
             index=models.Index(condition=models.Q(('status', 'queued'), models.Q(('held_by', ''), _negated=True)), fields=['campaign', 'held_by'], name='task_held'),
         ),
+        AddIndexConcurrently(
+            model_name='task',
+            index=models.Index(condition=models.Q(('completion_reason', 'ineligible')), fields=['campaign'], name='task_ineligible'),
+        ),
     ]
