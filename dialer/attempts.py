@@ -42,7 +42,8 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call.attempt:
         return task
     if campaign.workspace.compliance.get("circuitBreaker"):
-        transaction.on_commit(lambda: judge_circuit_breaker(campaign.id))
+        # Robust: the attempt has ended whatever the breaker's judgement meets; the next one judges again.
+        transaction.on_commit(lambda: judge_circuit_breaker(campaign.id), robust=True)
 
     config = resolve_config(task, campaign)
     decision = decide_after_attempt(config, task.attempts_made, outcome, ended_at, callback_at)
