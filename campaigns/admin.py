@@ -531,7 +531,7 @@ class TaskAdmin(OrganisationScopedAdmin):
             ("Calling window", hours), ("Timezone", window.timezone),
             ("Callee timezones (legal hours)", f"{', '.join(task.callee_timezones) or campaign.timezone} "
                                                f"({task.get_callee_timezone_source_display().lower()})"),
-            ("Held by", task.get_held_by_display() if task.held_by else "—"),
+            ("Held by", task.get_held_by_display() if task.held_by and task.status in PENDING_TASK_STATUSES else "—"),
             ("Calling days", ", ".join(label for day, label in WEEKDAYS if day in window.days)),
             ("Start after", _instant(config.start_after)), ("End at", _instant(config.end_at)),
             ("Max attempts", config.max_attempts),

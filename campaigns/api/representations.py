@@ -3,6 +3,7 @@ import datetime as dt
 
 from campaigns.models import TaskStatus
 from campaigns.actions.realtime import epoch_ms, sample_task_body
+from dialer.lifecycle import PENDING_TASK_STATUSES
 from dialer.windows import time_to_hhmm
 
 
@@ -66,7 +67,8 @@ def task_json(task):
         "lastOutcome": task.last_outcome or None,
         "finalOutcome": task.final_outcome or None,
         "completionReason": task.completion_reason or None,
-        "heldBy": task.held_by or None,
+        # A finished task keeps the column as it was; only a pending one is still held.
+        "heldBy": (task.held_by or None) if task.status in PENDING_TASK_STATUSES else None,
         "context": task.context,
         "createdAt": iso(task.created_at),
         "completedAt": iso(task.completed_at),
