@@ -6,6 +6,7 @@ Dial jobs run by calling what the job calls; the simulated carrier's events are 
 """
 import datetime as dt
 import io
+import itertools
 import json
 import threading
 import time
@@ -14,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns.actions.compliance import do_set_compliance_policy
@@ -412,3 +415,25 @@ def test_the_admin_saves_a_workspace_policy_through_the_same_validation(client, 
     saved = client.post(url, {**form, "compliance_policy": '{"frequencyCap": {"attempts": 7, "windowHours": 168}}'})
     assert saved.status_code == 302
     assert Workspace.objects.get(id=workspace.id).compliance == {"frequencyCap": {"attempts": 7, "windowHours": 168}}
+
+
+@pytest.mark.parametrize(("policy", "extra"), [({}, 0), ({"legalHours": {"start": 0, "end": 2400}}, 0),
+                                               ({"frequencyCap": {"attempts": 3, "windowHours": 24}}, 1)])
+def test_a_pass_reads_the_cap_in_one_query_and_nothing_more_for_the_other_rules(workspace, agent, number, run,
+                                                                                 policy, extra):
+    def queries_of_a_pass(tasks):
+        campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="running",
+                                   slots=tasks)
+        for _ in range(tasks):
+            TaskFactory(campaign=campaign, phone=f"+1212555{next(phones):04d}")  # no number live yet
+        with CaptureQueriesContext(connection) as captured:
+            assert len(run(workspace.organisation_id)) == tasks
+        Campaign.objects.filter(id=campaign.id).update(status=CampaignStatus.ARCHIVED)
+        return len(captured)
+
+    phones = itertools.count()
+    queries_of_a_pass(3)  # the organisation's first pass reads what later ones find cached
+    baseline = queries_of_a_pass(3)
+    do_set_compliance_policy(workspace, policy, replace=True)
+    assert queries_of_a_pass(3) == baseline + extra
+    assert queries_of_a_pass(6) == baseline + extra  # per pass, not per candidate
