@@ -529,7 +529,7 @@ class TaskAdmin(OrganisationScopedAdmin):
         return [
             ("Agent", agent.name if agent else "—"), ("Calling number", number or "—"),
             ("Calling window", hours), ("Timezone", window.timezone),
-            ("Callee timezones (legal hours)", f"{', '.join(task.callee_timezones) or campaign.timezone} "
+            ("Callee timezones (legal hours)", f"{', '.join(task.callee_timezones) or window.timezone} "
                                                f"({task.get_callee_timezone_source_display().lower()})"),
             ("Held by", task.get_held_by_display() if task.held_by and task.status in PENDING_TASK_STATUSES else "—"),
             ("Calling days", ", ".join(label for day, label in WEEKDAYS if day in window.days)),

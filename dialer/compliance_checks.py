@@ -65,7 +65,8 @@ class ComplianceChecks:
             return eligibility.Recheck(eligibility.DIAL)
         legal, legal_open = (), True
         if policy.has_legal_hours:
-            zones = tuple(task.callee_timezones) or (campaign.timezone,)
+            # No zones decided: the task's own timezone (tasks stored before zones were), else the campaign's.
+            zones = tuple(task.callee_timezones) or (config.window.timezone,)
             country = region_code(task.phone) if policy.country_hours else ""
             key = (campaign.workspace_id, zones, country)
             legal = self.windows.get(key)

@@ -78,7 +78,8 @@ def task_json(task):
 def callee_timezone_json(task):
     """The zones the workspace's legal hours are judged in for the task, and why (decided at its
     creation; the campaign's fallback follows the campaign's timezone)."""
-    return {"zones": list(task.callee_timezones) or [task.campaign.timezone], "source": task.callee_timezone_source}
+    zones = list(task.callee_timezones) or [task.timezone or task.campaign.timezone]
+    return {"zones": zones, "source": task.callee_timezone_source}
 
 
 def resolved_config_json(config, calling_numbers):
