@@ -1,7 +1,7 @@
 """Models as the API's camelCase JSON: ids as strings, instants ISO 8601 UTC with `Z`."""
 import datetime as dt
 
-from campaigns.models import TaskStatus
+from campaigns.models import CampaignStatus, TaskStatus
 from campaigns.actions.realtime import epoch_ms, sample_task_body
 from dialer.lifecycle import PENDING_TASK_STATUSES
 from dialer.windows import time_to_hhmm
@@ -47,7 +47,7 @@ def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
         "taskCounts": counts,
         "callOutcomes": dict(sorted((call_outcomes or {}).items())),
         "control": control,
-        "pausedReason": campaign.paused_reason or None,
+        "pausedReason": (campaign.paused_reason or None) if campaign.status == CampaignStatus.PAUSED else None,
     }
     if campaign.type == "realtime":
         body["sampleTask"] = sample_task_body(campaign)
