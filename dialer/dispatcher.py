@@ -4,7 +4,10 @@ One pass, inside one transaction (docs/architecture.md, Flow 2):
 1. Lock the organisation's dialable campaigns that have slot headroom (read from the leases)
    FOR SHARE, so a pause/archive/update (which locks the campaign FOR UPDATE) waits for the pass
    and then sees its result: a task being admitted is either admitted or paused, never both.
-   Campaigns whose slots are all taken are neither locked nor read.
+   Campaigns whose slots are all taken are neither locked nor read. Their workspaces' compliance
+   policies are read with them, the rows locked FOR KEY SHARE: a policy change (which locks the
+   workspace FOR UPDATE) waits for the pass, and a pass that waited for it reads the new policy,
+   so no task the change released is held again under the old one.
 2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
@@ -89,7 +92,7 @@ WHERE w.organisation_id = %s
   AND c.start_at <= %s
   AND (c.end_at IS NULL OR c.end_at > %s)
 ORDER BY c.id
-FOR SHARE OF c
+FOR SHARE OF c FOR KEY SHARE OF w
 """
 
 # One index range scan per campaign (task_dispatch_candidates: campaign, dispatch_rank,
