@@ -4,6 +4,7 @@ hours and the frequency cap at admission, the pre-dial check in the dial job, th
 Dial jobs run by calling what the job calls; the simulated carrier's events are applied with
 `process_due_events`; the pre-dial check and webhook receivers are local HTTP stand-ins.
 """
+import base64
 import datetime as dt
 import io
 import itertools
@@ -19,7 +20,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.actions.compliance import do_set_compliance_policy
+from campaigns.actions.compliance import do_set_compliance_policy, release_held_tasks
 from campaigns.actions.csv_import import do_import_contacts
 from campaigns.models import Campaign, CampaignStatus, CampaignType, Task, TaskStatus, Workspace
 from dialer import slots
@@ -437,3 +438,22 @@ def test_a_pass_reads_the_cap_in_one_query_and_nothing_more_for_the_other_rules(
     do_set_compliance_policy(workspace, policy, replace=True)
     assert queries_of_a_pass(3) == baseline + extra
     assert queries_of_a_pass(6) == baseline + extra  # per pass, not per candidate
+
+
+def test_a_policy_change_releases_the_first_held_tasks_itself_and_leaves_the_rest_to_its_job(
+        workspace, agent, number, settings, redis_client, django_capture_on_commit_callbacks):
+    settings.CONTROL_INLINE_TASKS, settings.CONTROL_BATCH_TASKS = 3, 2
+    campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="running")
+    later = timezone.now() + dt.timedelta(hours=5)
+    TaskFactory.create_batch(8, campaign=campaign, held_by="legal_hours", next_attempt_at=later)
+    redis_client.delete("events")
+    with django_capture_on_commit_callbacks(execute=True):
+        do_set_compliance_policy(workspace, {"legalHours": {"start": 0, "end": 2400}})
+    held = Task.objects.filter(campaign=campaign).exclude(held_by="")
+    assert held.count() == 5 and Task.objects.filter(campaign=campaign, next_attempt_at=later).count() == 5
+    [message] = [json.loads(raw) for raw in redis_client.lrange("events", 0, -1)
+                 if json.loads(raw)["headers"]["task"] == "campaigns.release_held_tasks"]
+    args, _, _ = json.loads(base64.b64decode(message["body"]))
+    assert args[0] == workspace.id
+    assert release_held_tasks(*args) == 5  # what the job runs
+    assert not held.exists() and not Task.objects.filter(campaign=campaign, next_attempt_at=later).exists()
