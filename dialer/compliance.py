@@ -361,6 +361,33 @@ def judge(own_window, legal, end_at, recent_calls, policy, now, legal_open=None)
     return Recheck(DIAL)
 
 
+def first_legal_attempt(policy, own_window, zones, at, end_at):
+    """A new task's first attempt under the legal hours, judged when it is created so that a
+    backlog outside them is not claimed only to be held: (instant or None, completion reason,
+    `HeldBy`). `at` is its first attempt under its own settings (`first_attempt_at`; None: it has
+    none). Country hours need the callee's country, which creation does not look up: with them the
+    dispatcher's re-check alone decides (it always has the last word).
+
+    >>> policy = policy_from_json({"legalHours": {"start": 800, "end": 2100}})
+    >>> first_legal_attempt(policy, CallingWindow(dt.time(0), dt.time(0), "UTC"), ("America/New_York",),
+    ...                     dt.datetime(2026, 6, 3, 7, tzinfo=dt.timezone.utc), None)
+    (datetime.datetime(2026, 6, 3, 12, 0, tzinfo=datetime.timezone.utc), '', 'legal_hours')
+    """
+    if at is None:
+        return None, str(CompletionReason.ENDED), ""
+    if not policy.has_legal_hours or policy.country_hours:
+        return at, "", ""
+    legal = legal_windows(policy, zones, "")
+    if all_open(legal, at):
+        return at, "", ""
+    opening = next_common_opening((own_window, *legal), at)
+    if opening is None:
+        return None, str(CompletionReason.INELIGIBLE), ""
+    if end_at is not None and opening >= end_at:
+        return None, str(CompletionReason.ENDED), ""
+    return opening, "", str(HeldBy.LEGAL_HOURS)
+
+
 def _reschedule(at, end_at, held_by):
     if end_at is not None and at >= end_at:
         return Recheck(FINISH, status=str(TaskStatus.ARCHIVED), reason=str(CompletionReason.ENDED))

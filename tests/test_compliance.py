@@ -457,3 +457,22 @@ def test_a_policy_change_releases_the_first_held_tasks_itself_and_leaves_the_res
     assert args[0] == workspace.id
     assert release_held_tasks(*args) == 5  # what the job runs
     assert not held.exists() and not Task.objects.filter(campaign=campaign, next_attempt_at=later).exists()
+
+
+def test_contacts_imported_outside_legal_hours_start_at_the_legal_opening_instead_of_being_claimed(
+        workspace, agent, number):
+    do_set_compliance_policy(workspace, {"legalHours": hours_shut_now_in_new_york()})
+    campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="scheduled")
+    do_import_contacts(campaign, io.BytesIO(b"phone,name\n+12125550100,Ada\n+442079460958,Bo\n"), filename="c.csv")
+    new_york, london = (Task.objects.get(campaign=campaign, phone=phone) for phone in ("+12125550100", "+442079460958"))
+    assert new_york.held_by == "legal_hours" and new_york.next_attempt_at > timezone.now()
+    assert new_york.next_attempt_at.astimezone(NEW_YORK).hour == hours_shut_now_in_new_york()["start"] // 100
+    assert new_york.status == TaskStatus.QUEUED and london.status == TaskStatus.QUEUED
+
+
+def test_a_task_whose_zones_never_share_legal_hours_is_created_archived_ineligible(api, realtime, workspace):
+    do_set_compliance_policy(workspace, {"legalHours": {"start": 900, "end": 1000}})
+    # A Russian mobile number spans Kaliningrad to Kamchatka: no hour is 09:00–10:00 in all of them.
+    created = api.post("/api/v1/tasks", {"phone": "+79161234567", "campaign": str(realtime.id)}, format="json")
+    assert created.status_code == 201, created.json()
+    assert (created.json()["status"], created.json()["completionReason"]) == ("archived", "ineligible")

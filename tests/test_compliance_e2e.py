@@ -22,13 +22,16 @@ def test_a_held_new_york_number_is_dialed_within_seconds_of_widening_the_legal_h
     workspace = WorkspaceFactory()
     campaign = CampaignFactory(workspace=workspace, type=CampaignType.REALTIME, status=CampaignStatus.RUNNING)
     do_set_compliance_policy(workspace, {"legalHours": hours_shut_now_in_new_york()})
+    elsewhere = CampaignFactory(type=CampaignType.REALTIME, status=CampaignStatus.RUNNING)  # no policy
     with LiveSystem(time_scale=0.01):
         [task] = do_create_tasks(workspace, [{"phone": "+12125550100", "campaign": str(campaign.id),
                                               "context": {"_sim": [{"outcome": "connected"}]}}])
-        wait_until(lambda: Task.objects.get(id=task.id).held_by == "legal_hours", timeout=60,
-                   message="the dispatcher to hold the task for New York's legal hours")
+        [other] = do_create_tasks(elsewhere.workspace, [{"phone": "+12125550101", "campaign": str(elsewhere.id)}])
+        wait_until(lambda: Call.objects.filter(task_id=other.id).exists(), timeout=60,
+                   message="the workers to be up (another workspace's task dialed)")
+        assert Task.objects.get(id=task.id).held_by == "legal_hours"
         assert Task.objects.get(id=task.id).next_attempt_at > timezone.now()
-        assert not Call.objects.exists()
+        assert not Call.objects.filter(task_id=task.id).exists()
         do_set_compliance_policy(workspace, {"legalHours": {"start": 0, "end": 2400}})
         wait_until(lambda: Call.objects.filter(task_id=task.id).exists(), timeout=2.5, interval=0.05,
                    message="the widened legal hours to get the task dialed")

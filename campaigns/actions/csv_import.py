@@ -28,7 +28,9 @@ Policy:
   or is past its end, uploads are refused with `ImportRefused`.
 - Numbers on the organisation's do-not-call list are imported archived (reason `dnc`) so the list
   shows them and why they are never called; contacts whose calling window cannot open before the
-  campaign's end are imported archived (reason `ended`). Neither is an error.
+  campaign's end are imported archived (reason `ended`). Neither is an error. Under the
+  workspace's legal hours a contact's first attempt is their first opening in its zones (the
+  task marked held by them), or it is archived `ended` or `ineligible` when there is none.
 """
 import csv
 import io
@@ -49,6 +51,7 @@ from campaigns.phone_numbers import explicit_zone, parse_international, time_zon
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from campaigns.actions.task_store import NULL, copy_array, copy_task_rows
+from dialer.compliance import first_legal_attempt, policy_from_json
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
 
@@ -62,7 +65,7 @@ SHOWN_VALUE_LENGTH = 40
 COPY_COLUMNS = (
     "campaign", "phone", "context", "submitted_config", "timezone", "status", "attempts_made", "next_attempt_at",
     "dispatch_rank", "tie_break", "last_outcome", "final_outcome", "completion_reason", "created_at", "updated_at",
-    "completed_at", "callee_timezones", "callee_timezone_source",
+    "completed_at", "callee_timezones", "callee_timezone_source", "held_by",
 )
 PARSE_ERRORS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has no known country code",
@@ -375,12 +378,15 @@ def _campaign_phones_among(campaign_id, phones):
 def _copy_tasks(campaign, contacts, now):
     """COPY the contacts into campaigns_task; returns (tasks stored, tasks queued for dialling)."""
     on_dnc = listed_numbers(campaign.workspace.organisation_id, [contact[1] for contact in contacts])
-    first_attempts = {}
+    policy = policy_from_json(campaign.workspace.compliance)
+    first_attempts = {}  # zones → (first attempt or None, completion reason, held by)
     for contact_zone in {contact[3] for contact in contacts}:
-        at = first_attempt_at(resolve_config(Task(timezone=contact_zone[0]), campaign), now)
-        first_attempts[contact_zone] = at.isoformat() if at else None
+        config = resolve_config(Task(timezone=contact_zone[0]), campaign)
+        at, reason, held_by = first_legal_attempt(policy, config.window, contact_zone[1].zones or (config.window.timezone,),
+                                                  first_attempt_at(config, now), config.end_at)
+        first_attempts[contact_zone] = (at.isoformat() if at else None, reason, held_by)
     dialable = sum(1 for _, phone, _, contact_zone in contacts
-                   if phone not in on_dnc and first_attempts[contact_zone] is not None)
+                   if phone not in on_dnc and first_attempts[contact_zone][0] is not None)
     copy_task_rows(COPY_COLUMNS, _copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat()))
     return len(contacts), dialable
 
@@ -390,18 +396,19 @@ def _copy_text(campaign_id, contacts, on_dnc, first_attempts, stamp):
     # Given its zones and whether it is on the do-not-call list, a task's columns are fixed but
     # for phone, context and tie-break: written once, as the text before and after the tie-break.
     fixed = {}
-    for (window_zone, callee), first_attempt in first_attempts.items():
+    for (window_zone, callee), (first_attempt, not_dialable, held_by) in first_attempts.items():
         for blocked in (False, True):
             next_attempt = first_attempt
             if blocked:
                 status, reason, next_attempt, completed = TaskStatus.ARCHIVED, CompletionReason.DNC, None, stamp
             elif next_attempt is None:
-                status, reason, completed = TaskStatus.ARCHIVED, CompletionReason.ENDED, stamp
+                status, reason, completed = TaskStatus.ARCHIVED, not_dialable, stamp
             else:
                 status, reason, completed = TaskStatus.QUEUED, "", None
             fixed[(window_zone, callee), blocked] = (
                 f"\t{{}}\t{window_zone}\t{status}\t0\t{next_attempt or NULL}\t0\t",
-                f"\t\t\t{reason}\t{stamp}\t{stamp}\t{completed or NULL}\t{copy_array(callee.zones)}\t{callee.source}\n")
+                f"\t\t\t{reason}\t{stamp}\t{stamp}\t{completed or NULL}\t{copy_array(callee.zones)}\t{callee.source}"
+                f"\t{held_by if status == TaskStatus.QUEUED else ''}\n")
     for start in range(0, len(contacts), COPY_CHUNK_ROWS):
         lines = []
         for _, phone, context_json, contact_zone in contacts[start:start + COPY_CHUNK_ROWS]:
