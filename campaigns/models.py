@@ -157,6 +157,9 @@ class Campaign(models.Model):
     status = models.CharField(max_length=9, choices=CampaignStatus.choices, default=CampaignStatus.SCHEDULED)
     paused_reason = models.CharField(max_length=200, blank=True, default="",
                                      help_text="Why the campaign paused itself (circuit breaker); blank for a manual pause.")
+    breaker_tripped_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the circuit breaker last paused it: only attempts admitted since count for it again.")
     contacts_uploaded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

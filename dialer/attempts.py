@@ -131,29 +131,32 @@ def do_archive_ineligible_attempt(call_id, task_id, attempt, organisation_id, le
 def judge_circuit_breaker(campaign_id):
     """Pause the campaign when its last finished attempts trip its workspace's circuit breaker
     (`dialer.compliance.breaker_trips`; outcome `failed` counts, which includes a carrier's
-    refusal): the pause a manual one is, with the reason recorded, and `campaign.paused` sent
-    through the signed outbound webhooks in the same transaction. Resuming is manual. Returns
-    whether it paused the campaign."""
-    from campaigns.actions.compliance import do_pause_campaign_for_compliance
+    refusal; only attempts admitted since it last tripped): the pause a manual one is, with the
+    reason recorded, and `campaign.paused` sent through the signed outbound webhooks in the same
+    transaction. Resuming is manual. Returns whether it paused the campaign."""
+    from campaigns.actions.compliance import do_trip_circuit_breaker
     from telephony.webhooks_out import enqueue_webhook
 
     campaign = Campaign.objects.select_related("workspace").get(id=campaign_id)
     policy = policy_from_json(campaign.workspace.compliance)
     if not policy.has_breaker or campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING):
         return False
-    outcomes = list(Call.objects.filter(campaign_id=campaign_id, status=CallStatus.ENDED).order_by("-created_at")
-                    .values_list("outcome", flat=True)[:policy.breaker_min_attempts])
+    calls = Call.objects.filter(campaign_id=campaign_id, status=CallStatus.ENDED)
+    if campaign.breaker_tripped_at is not None:
+        calls = calls.filter(created_at__gt=campaign.breaker_tripped_at)  # since it was last resumed
+    outcomes = list(calls.order_by("-created_at").values_list("outcome", flat=True)[:policy.breaker_min_attempts])
     if not breaker_trips(outcomes, policy.breaker_failure_rate, policy.breaker_min_attempts, Outcome.FAILED):
         return False
     failures = sum(outcome == Outcome.FAILED for outcome in outcomes)
     reason = (f"circuit breaker: {failures} of the last {len(outcomes)} attempts failed "
               f"(the workspace pauses at {policy.breaker_failure_rate:.0%})")
+    now = timezone.now()
     with transaction.atomic():
-        if not do_pause_campaign_for_compliance(campaign, reason):
+        if not do_trip_circuit_breaker(campaign, reason, now):
             return False
         enqueue_webhook(campaign.workspace, "campaign.paused", {
             "campaign": str(campaign.id), "name": campaign.name, "status": campaign.status, "reason": reason,
-            "pausedAt": timezone.now(),
+            "pausedAt": now,
         })
     logger.warning("campaign %s paused: %s", campaign.id, reason)
     return True

@@ -360,6 +360,11 @@ class TestCircuitBreaker:
 
         assert api.post(f"/api/v1/campaigns/{campaign.id}/resume").status_code == 200
         assert Campaign.objects.get(id=campaign.id).paused_reason == ""
+        # Resumed, it starts afresh: the failures before the pause no longer count.
+        run(workspace.organisation_id)
+        dial()
+        end_calls()
+        assert Campaign.objects.get(id=campaign.id).status == CampaignStatus.RUNNING
 
     def test_a_realtime_campaign_without_a_breaker_never_pauses_itself(self, workspace, agent, number, run, dial,
                                                                        end_calls):

@@ -96,15 +96,16 @@ def _release_held(workspace, changed_at, limit):
     return released
 
 
-def do_pause_campaign_for_compliance(campaign, reason):
+def do_trip_circuit_breaker(campaign, reason, now):
     """Pause a running or scheduled campaign as a manual pause does, recording why (shown in the
-    admin and the API until it is resumed). False when it was no longer pausable. Call it inside
-    the transaction that also reports the pause."""
+    admin and the API until it is resumed) and when: the attempts admitted before `now` never
+    count for its breaker again, so a resumed campaign starts afresh. False when it was no longer
+    pausable. Call it inside the transaction that also reports the pause."""
     try:
         do_pause_campaign(campaign)
     except ControlRefused:
         return False
+    campaign.paused_reason, campaign.breaker_tripped_at = reason[:MAX_PAUSED_REASON_LENGTH], now
     Campaign.objects.filter(id=campaign.id, status=CampaignStatus.PAUSED).update(
-        paused_reason=reason[:MAX_PAUSED_REASON_LENGTH])
-    campaign.paused_reason = reason[:MAX_PAUSED_REASON_LENGTH]
+        paused_reason=campaign.paused_reason, breaker_tripped_at=now)
     return True

@@ -126,7 +126,7 @@ TASK = obj({
     "heldBy": nullable({"type": "string", "enum": [held for held in HeldBy.values if held],
                         "description": "The workspace compliance rule the queued task waits on, if any."}),
     "context": CONTEXT, "createdAt": INSTANT, "completedAt": nullable(INSTANT),
-})
+}, required=["id", "campaign", "phone", "status"])
 
 RESOLVED_CONFIG = obj({
     "from": nullable(E164), "agent": ID, "start": HHMM_START, "end": HHMM_END, "timezone": STRING,

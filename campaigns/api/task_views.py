@@ -45,7 +45,7 @@ class TaskCreateView(WorkspaceView):
         parameters=[schemas.IDEMPOTENCY_KEY],
         examples=[OpenApiExample("The Create Task body", value=SEED_BODY, request_only=True)],
         responses={201: OpenApiResponse({"oneOf": [schemas.TASK, schemas.obj(
-                       {"tasks": {"type": "array", "items": schemas.TASK}})]}),
+                       {"tasks": {"type": "array", "items": schemas.TASK}}, required=["tasks"])]}),
                    **schemas.BAD_REQUEST, 422: schemas.err("Idempotency-Key already used for another request."),
                    **schemas.COMMON_ERRORS})
     def post(self, request):

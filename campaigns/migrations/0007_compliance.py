@@ -21,6 +21,11 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, default='', help_text='Why the campaign paused itself (circuit breaker); blank for a manual pause.', max_length=200),
         ),
         migrations.AddField(
+            model_name='campaign',
+            name='breaker_tripped_at',
+            field=models.DateTimeField(blank=True, help_text='When the circuit breaker last paused it: only attempts admitted since count for it again.', null=True),
+        ),
+        migrations.AddField(
             model_name='task',
             name='callee_timezone_source',
             field=models.CharField(choices=[('explicit', 'Given with the task'), ('number', "The number's only timezone"), ('number_zones', "All the number's timezones"), ('campaign', "The campaign's timezone")], db_default='campaign', default='campaign', max_length=12),
