@@ -39,6 +39,7 @@ NOT_EXPRESSIBLE = {
     ("webhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
     ("webhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
     ("webhookUrl", "only public internet addresses"): "a host on the public internet: where it points, not its shape",
+    ("context", "cannot be stored"): "no NUL character nor lone surrogate anywhere in a free-form object",
     ("predialWebhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
     ("predialWebhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
     ("predialWebhookUrl", "only public internet addresses"): "a host on the public internet: where it points",

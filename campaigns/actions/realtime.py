@@ -301,8 +301,27 @@ class _BodyValidator:
             return
         if not isinstance(self.body["context"], dict):
             self.error("context", "must be a JSON object of prompt variables")
+        elif not _storable(self.body["context"]):
+            self.error("context", "holds text that cannot be stored: the NUL character (\\u0000) or a lone "
+                                  "UTF-16 surrogate")
         else:
             self.fields["context"] = self.body["context"]
+
+
+def _storable(value):
+    """Whether PostgreSQL's jsonb can hold `value`: no text in it has the NUL character or a lone
+    surrogate (which has no UTF-8 form)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
 
 
 def _build_task(body, fields, listed, now, first_attempts, policy):

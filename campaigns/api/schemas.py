@@ -35,7 +35,9 @@ PHONE = {**E164, "description": "E.164. Must also be a valid number for its coun
 INSTANT = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."}
 INSTANT_IN = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset (Z or +05:30)."}
 EPOCH_MS = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS, "description": "Epoch milliseconds."}
-CONTEXT = {"type": "object", "additionalProperties": True, "description": "Prompt variables (${name})."}
+CONTEXT = {"type": "object", "additionalProperties": True,
+           "description": "Prompt variables (${name}). No text in it may hold the NUL character (\\u0000) or "
+                          "a lone UTF-16 surrogate, which cannot be stored."}
 # Not only whitespace: names are trimmed before they are judged.
 NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"\S",
         "description": f"1 to {MAX_NAME_LENGTH} characters once surrounding whitespace is trimmed."}
@@ -230,6 +232,9 @@ CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this 
                       "control": {**CONTROL_PROGRESS, "description": "Null once every task is changed; else the "
                                                                      "background job's progress."}},
                      required=["changed", "status", "control"])
+# A task's control changes that one task in the request: there is no background job to report.
+TASK_CONTROL_RESULT = obj({"changed": CONTROL_RESULT["properties"]["changed"], "status": STRING},
+                          required=["changed", "status"])
 
 CONTACT_IMPORT = obj({
     "id": {"type": "string", "format": "uuid"}, "campaign": ID, "filename": STRING,
