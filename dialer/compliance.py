@@ -341,16 +341,17 @@ def cap_release(recent_calls, attempts, window, now):
     return counted[len(counted) - attempts] + window
 
 
-def judge(own_window, legal, end_at, recent_calls, policy, now, legal_open=None):
+def judge(own_window, legal, end_at, recent_calls, policy, now, legal_open=None, opening=None):
     """The compliance re-check of a candidate whose own re-check said dial: `dial`, `reschedule`
     (`reason` says which rule holds it: `HeldBy`), or `finish` (archived: `ended` when the rules
     open only after `end_at`, `ineligible` when the legal hours never open in all its zones).
 
     `legal` are its `legal_windows`, `recent_calls` its number's calls in the workspace within the
-    cap's window. `legal_open` may pass `all_open(legal, now)` when the caller knows it.
+    cap's window. `legal_open` may pass `all_open(legal, now)` and `opening` (a callable) the
+    windows' `next_common_opening` when the caller knows them (many candidates share them).
     """
     if legal and not (all_open(legal, now) if legal_open is None else legal_open):
-        opening = next_common_opening((own_window, *legal), now)
+        opening = opening() if opening is not None else next_common_opening((own_window, *legal), now)
         if opening is None:
             return Recheck(FINISH, status=str(TaskStatus.ARCHIVED), reason=str(CompletionReason.INELIGIBLE))
         return _reschedule(opening, end_at, HeldBy.LEGAL_HOURS)

@@ -1,7 +1,8 @@
 """The dispatcher's compliance re-check: the facts one pass needs, gathered once, and the rules applied.
 
 Per pass: each workspace's policy is read once (it rides on the campaign rows the pass locks),
-its candidates' legal windows are computed once per (zones, country), and the frequency cap's
+its candidates' legal windows are computed once per (zones, country) and their next common
+opening once per calling window, and the frequency cap's
 recent calls for every candidate number come from one query (`call_number_recent`: to_number,
 created_at). A pass whose workspaces have no legal hours and no cap does none of this.
 """
@@ -39,6 +40,7 @@ class ComplianceChecks:
         self.active = any(policy.governs_dispatch for policy in self.policies.values())
         self.windows = {}
         self.open = {}
+        self.openings = {}
         self.recent = defaultdict(list)
         if self.active:
             self._read_recent_calls(tasks, campaigns)
@@ -63,7 +65,7 @@ class ComplianceChecks:
         policy = self.policies[campaign.workspace_id]
         if not policy.governs_dispatch:
             return eligibility.Recheck(eligibility.DIAL)
-        legal, legal_open = (), True
+        legal, legal_open, key = (), True, None
         if policy.has_legal_hours:
             # No zones decided: the task's own timezone (tasks stored before zones were), else the campaign's.
             zones = tuple(task.callee_timezones) or (config.window.timezone,)
@@ -75,4 +77,10 @@ class ComplianceChecks:
                 self.open[key] = compliance.all_open(legal, self.now)
             legal_open = self.open[key]
         return compliance.judge(config.window, legal, config.end_at, self.recent.get((campaign.workspace_id, task.phone), ()),
-                                policy, self.now, legal_open=legal_open)
+                                policy, self.now, legal_open=legal_open, opening=lambda: self._opening(config.window, key))
+
+    def _opening(self, own_window, key):
+        """The first instant the candidate's own and legal windows are all open, once per pair."""
+        if (own_window, key) not in self.openings:
+            self.openings[own_window, key] = compliance.next_common_opening((own_window, *self.windows[key]), self.now)
+        return self.openings[own_window, key]
