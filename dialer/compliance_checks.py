@@ -2,9 +2,9 @@
 
 Per pass: each workspace's policy is read once (it rides on the campaign rows the pass locks),
 its candidates' legal windows are computed once per (zones, country) and their next common
-opening once per calling window, and the frequency cap's
-recent calls for every candidate number come from one query (`call_number_recent`: to_number,
-created_at). A pass whose workspaces have no legal hours and no cap does none of this.
+opening once per calling window, and the frequency cap's recent calls for every candidate number
+come from one query (`call_number_recent`: to_number, created_at). A pass whose workspaces have
+no legal hours and no cap does none of this.
 """
 import json
 from collections import defaultdict
