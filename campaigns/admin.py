@@ -337,6 +337,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
                                for status in dashboard.TASK_STATUSES],
             "status_filter": status_filter, "tasks": tasks, "next_after": next_after, "after": after,
             "outcomes": dashboard.outcome_bars(dashboard.outcome_breakdown(campaign)),
+            "compliance": dashboard.compliance_holds(campaign),
             "timeline": dashboard.timeline_bars(unit, buckets), "sample_body": sample,
             "controls": [control for control in CONTROLS.values() if control.applies_to(campaign)] if can_change else [],
             "settings": self._settings_rows(campaign),
@@ -528,6 +529,9 @@ class TaskAdmin(OrganisationScopedAdmin):
         return [
             ("Agent", agent.name if agent else "—"), ("Calling number", number or "—"),
             ("Calling window", hours), ("Timezone", window.timezone),
+            ("Callee timezones (legal hours)", f"{', '.join(task.callee_timezones) or window.timezone} "
+                                               f"({task.get_callee_timezone_source_display().lower()})"),
+            ("Held by", task.get_held_by_display() if task.held_by and task.status in PENDING_TASK_STATUSES else "—"),
             ("Calling days", ", ".join(label for day, label in WEEKDAYS if day in window.days)),
             ("Start after", _instant(config.start_after)), ("End at", _instant(config.end_at)),
             ("Max attempts", config.max_attempts),

@@ -2,6 +2,7 @@
 API keys, the do-not-call list and contact imports. Every save goes through the same validation
 and actions as the REST API."""
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.html import format_html
 
 from campaigns.admin_scoping import OrganisationScopedAdmin
@@ -16,6 +17,7 @@ from campaigns.forms import (
 from campaigns.models import (
     Agent, ApiKey, CallingNumber, ContactImport, DoNotCall, Integration, Organisation, OrganisationMember, Workspace,
 )
+from campaigns.actions.compliance import do_set_compliance_policy
 from campaigns.actions.tenancy import (
     do_create_api_key, do_revoke_api_key, do_save_membership, do_save_organisation, do_save_workspace,
 )
@@ -49,8 +51,10 @@ class WorkspaceAdmin(OrganisationScopedAdmin):
     list_filter = ["slot_mode"]
     search_fields = ["name"]
 
+    @transaction.atomic
     def save_model(self, request, obj, form, change):
         do_save_workspace(obj)
+        do_set_compliance_policy(obj, form.cleaned_data.get("compliance_policy") or {}, replace=True)
 
 
 def _copy_saved(saved, obj):

@@ -1,6 +1,7 @@
 """Read-only figures for the operator dashboard in the admin. Every query rests on an index.
 
-Counts and pages come from `task_campaign_status` (campaign, status, id), call figures from
+Counts and pages come from `task_campaign_status` (campaign, status, id), compliance holds from
+`task_held` and `task_ineligible` (partial: only held or refused tasks), call figures from
 `call_task_attempt`, `call_campaign_outcome` and `call_campaign_created`; live slot use comes from
 Redis (`dialer.slots.usage`), once per organisation shown, never once per row.
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Min
 from django.db.models.functions import Trunc
 
-from campaigns.models import Task, TaskStatus, Workspace
+from campaigns.models import CompletionReason, HeldBy, Task, TaskStatus, Workspace
 from dialer import slots
 from telephony.models import Call
 
@@ -54,6 +55,16 @@ def progress_by_campaign(campaign_ids):
     for campaign_id, status, count in rows:
         found[campaign_id][status] = count
     return {campaign_id: _progress(counts) for campaign_id, counts in found.items()}
+
+
+def compliance_holds(campaign):
+    """Tasks the workspace's compliance rules hold or refused: {"legal_hours", "frequency_cap"}
+    (queued, waiting on that rule) and "predial_refusals" (archived by the pre-dial check)."""
+    held = dict(Task.objects.filter(campaign_id=campaign.id, status=TaskStatus.QUEUED).exclude(held_by=HeldBy.NONE)
+                .values_list("held_by").annotate(count=Count("id")).order_by())
+    refused = Task.objects.filter(campaign_id=campaign.id, completion_reason=CompletionReason.INELIGIBLE).count()
+    return {"legal_hours": held.get(HeldBy.LEGAL_HOURS, 0), "frequency_cap": held.get(HeldBy.FREQUENCY_CAP, 0),
+            "predial_refusals": refused}
 
 
 def live_slots(organisation_ids):

@@ -14,6 +14,7 @@ from campaigns.models import (
     Agent, ApiKey, CallingNumber, CampaignType, DoNotCall, Integration, Organisation, Outcome, Priority, SlotMode,
     Workspace,
 )
+from campaigns.actions.compliance import validate_policy
 from campaigns.actions.tenancy import validate_organisation_total, validate_webhook_url, validate_workspace_allocation
 from dialer.retry_policy import AUTO_RETRIED, OPT_IN_RETRIED, in_outcome_order
 from dialer.windows import InvalidTimezone, zone
@@ -224,10 +225,28 @@ class WorkspaceForm(forms.ModelForm):
 
     webhook_url = forms.URLField(required=False, assume_scheme="https",
                                  help_text="Receives call.ended and task.finished events.")
+    compliance_policy = forms.JSONField(
+        required=False, label="Compliance policy",
+        help_text='The rules every campaign obeys, as the API\'s /workspace/compliance takes them, e.g. '
+                  '{"legalHours": {"start": 800, "end": 2100}, "frequencyCap": {"attempts": 7, "windowHours": 168}}. '
+                  'Empty for none.')
 
     class Meta:
         model = Workspace
         fields = ["organisation", "name", "slots", "slot_mode", "webhook_url"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("compliance_policy", self.instance.compliance)
+
+    def clean_compliance_policy(self):
+        policy = self.cleaned_data["compliance_policy"] or {}
+        try:
+            return validate_policy(policy)
+        except ValidationError as exc:
+            raise ValidationError([f"{field}: {message}" for field, messages in exc.message_dict.items()
+                                   for message in messages]) from None
 
     def clean_webhook_url(self):
         url = self.cleaned_data["webhook_url"]

@@ -10,11 +10,12 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from campaigns import encryption
 from campaigns.vocabulary import (  # noqa: F401 (re-exported: the models' vocabulary)
-    CampaignStatus, CampaignType, Carrier, CompletionReason, Outcome, Platform, Priority, RuntimeKind, SlotMode,
+    CalleeTimezoneSource, CampaignStatus, CampaignType, Carrier, CompletionReason, HeldBy, Outcome, Platform, Priority,
+    RuntimeKind, SlotMode,
     TaskStatus,
 )
 
@@ -52,6 +53,8 @@ class Workspace(models.Model):
     slot_mode = models.CharField(max_length=4, choices=SlotMode.choices, default=SlotMode.HARD)
     webhook_url = models.URLField(blank=True, default="", help_text="Receives call.ended and task.finished events.")
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, editable=False)
+    compliance = models.JSONField(default=dict, blank=True,
+                                  help_text="Compliance rules every campaign obeys (docs/interfaces.md, camelCase).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -203,6 +206,11 @@ class Campaign(models.Model):
     slots = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     slot_mode = models.CharField(max_length=4, choices=SlotMode.choices, default=SlotMode.HARD)
     status = models.CharField(max_length=9, choices=CampaignStatus.choices, default=CampaignStatus.SCHEDULED)
+    paused_reason = models.CharField(max_length=200, blank=True, default="",
+                                     help_text="Why the campaign paused itself (circuit breaker); blank for a manual pause.")
+    breaker_tripped_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the circuit breaker last paused it: only attempts admitted since count for it again.")
     contacts_uploaded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -297,6 +305,13 @@ class Task(models.Model):
     calling_number = models.ForeignKey(CallingNumber, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
                                        db_index=False)
     timezone = models.CharField(max_length=64, blank=True, default="")
+    # The zones the workspace's legal hours are judged in, decided once at creation; empty means
+    # the campaign's timezone (which an update may change). Database defaults too: bulk loads
+    # that name their columns need not know these.
+    callee_timezones = ArrayField(models.CharField(max_length=64), default=list, db_default=Value([]), blank=True)
+    callee_timezone_source = models.CharField(max_length=12, choices=CalleeTimezoneSource.choices,
+                                              default=CalleeTimezoneSource.CAMPAIGN,
+                                              db_default=CalleeTimezoneSource.CAMPAIGN.value)
     calling_start = models.TimeField(null=True, blank=True)
     calling_end = models.TimeField(null=True, blank=True)
     start_after = models.DateTimeField(null=True, blank=True)
@@ -315,6 +330,8 @@ class Task(models.Model):
     last_outcome = models.CharField(max_length=64, blank=True, default="")
     final_outcome = models.CharField(max_length=64, blank=True, default="")
     completion_reason = models.CharField(max_length=16, choices=CompletionReason.choices, blank=True, default="")
+    held_by = models.CharField(max_length=13, choices=HeldBy.choices, blank=True, default=HeldBy.NONE,
+                               db_default=HeldBy.NONE.value)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -332,6 +349,9 @@ class Task(models.Model):
             models.Index(fields=["campaign", "next_attempt_at"], name="task_next_attempt",
                          condition=Q(status="queued")),
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
+            # The dashboard's held counts and a policy change's re-timing read only the held tasks.
+            models.Index(fields=["campaign", "held_by"], name="task_held", condition=Q(status="queued") & ~Q(held_by="")),
+            models.Index(fields=["campaign"], name="task_ineligible", condition=Q(completion_reason="ineligible")),
             models.Index(fields=["phone"], name="task_phone"),
             models.Index(fields=["agent"], name="task_agent", condition=Q(agent__isnull=False)),
             models.Index(fields=["calling_number"], name="task_calling_number", condition=Q(calling_number__isnull=False)),

@@ -16,7 +16,8 @@ patterns compiled once. Anything else (other characters, extensions, national pr
 than three digits) goes through phonenumbers itself. `tests/test_csv_import_speed_paths.py`
 compares both paths on generated numbers.
 
-`time_zones(number)` is `phonenumbers.timezone.time_zones_for_number` for a valid number.
+`time_zones(number)` is `phonenumbers.timezone.time_zones_for_number` for a valid number;
+`callee_zones(e164)` the zones a workspace's legal hours are judged in when the task names none.
 `parse_e164(value)` is the API's and the admin's check of one number, on the same parser.
 """
 import functools
@@ -26,6 +27,9 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberType
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+from campaigns.vocabulary import CalleeTimezoneSource
+from dialer.windows import InvalidTimezone, zone
 
 # The plain international form; which of its strings the fast path may answer is narrowed below.
 PLAIN_INTERNATIONAL = re.compile(r"\+[0-9 ().\-]+")
@@ -282,3 +286,59 @@ def _compiled(pattern):
     # Once per pattern of the (fixed, finite) metadata: re's own cache holds 512 and phonenumbers
     # has thousands, and a number's patterns are looked up again for each length it comes in.
     return re.compile(pattern)
+
+
+@functools.lru_cache(maxsize=100_000)
+def region_code(e164):
+    """The ISO 3166 country of a valid E.164 number ("" when phonenumbers knows none): the
+    country code's only region, else phonenumbers' own choice among those sharing it (+1 → US,
+    CA, ...). region_code("+912212345678") == "IN"."""
+    number = parse_international(e164)
+    regions = _country(number.country_code).regions
+    if len(regions) == 1:
+        return regions[0] if regions[0] != phonenumbers.UNKNOWN_REGION else ""
+    return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+
+
+class CalleeZones(NamedTuple):
+    """The zones a callee's legal hours are judged in, and where they came from; no zones means
+    the campaign's timezone."""
+
+    zones: tuple
+    source: str
+
+
+FROM_CAMPAIGN = CalleeZones((), CalleeTimezoneSource.CAMPAIGN.value)
+
+
+def explicit_zone(name):
+    return CalleeZones((name,), CalleeTimezoneSource.EXPLICIT.value)
+
+
+@functools.lru_cache(maxsize=10_000)
+def zones_of(number_zones):
+    """`CalleeZones` for the zones phonenumbers gives a number: its only zone, else all of them
+    (legal hours must be open in every one), else (unknown) the campaign's.
+
+    >>> zones_of(("America/New_York",)).source, zones_of(("America/Chicago", "America/Denver")).source
+    ('number', 'number_zones')
+    """
+    known = tuple(name for name in number_zones if name not in UNKNOWN_TIME_ZONES and _is_known_zone(name))
+    if not known:
+        return FROM_CAMPAIGN
+    if len(known) == 1:
+        return CalleeZones(known, CalleeTimezoneSource.NUMBER.value)
+    return CalleeZones(known, CalleeTimezoneSource.NUMBER_ZONES.value)
+
+
+def callee_zones(e164):
+    """`zones_of` the zones of a valid E.164 number."""
+    return zones_of(time_zones(parse_international(e164)))
+
+
+def _is_known_zone(name):
+    try:
+        zone(name)
+    except InvalidTimezone:
+        return False
+    return True

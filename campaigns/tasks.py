@@ -1,6 +1,7 @@
 """Celery jobs of the campaigns app. Each is thin: ids in, one call into the domain."""
 from celery import shared_task
 
+from campaigns.actions.compliance import release_held_tasks
 from campaigns.actions.controls import run_control
 from config.jobs import Job
 
@@ -12,3 +13,10 @@ def run_control_job(control_id, **kwargs):
     """Finish a campaign control's per-task work in batches; a redelivered or duplicate job resumes
     from the control's cursor or finds it taken."""
     run_control(control_id)
+
+
+@shared_task(name=str(Job.RELEASE_HELD_TASKS), **JOB_POLICY)
+def release_held_tasks_job(workspace_id, changed_at, **kwargs):
+    """Make due the rest of the tasks a compliance rule held before a policy change, in batches;
+    a redelivered or duplicate job finds fewer or none left."""
+    release_held_tasks(workspace_id, changed_at)

@@ -82,3 +82,23 @@ class CompletionReason(TextChoices):
     ENDED = "ended", "End time reached"
     DNC = "dnc", "Do-not-call"
     OPT_OUT = "opt-out", "Opted out"
+    # The workspace's pre-dial check answered not eligible, or its legal hours never open in all
+    # of the callee's zones at once (docs/product.md §1, compliance).
+    INELIGIBLE = "ineligible", "Not eligible (compliance)"
+
+
+class HeldBy(TextChoices):
+    """Why a queued task waits past its own calling window: a workspace compliance rule held it."""
+
+    NONE = "", "Not held"
+    LEGAL_HOURS = "legal_hours", "Legal hours"
+    FREQUENCY_CAP = "frequency_cap", "Frequency cap"
+
+
+class CalleeTimezoneSource(TextChoices):
+    """Where the zones the callee's legal hours are judged in came from, decided at task creation."""
+
+    EXPLICIT = "explicit", "Given with the task"
+    NUMBER = "number", "The number's only timezone"
+    NUMBER_ZONES = "number_zones", "All the number's timezones"
+    CAMPAIGN = "campaign", "The campaign's timezone"

@@ -14,6 +14,7 @@ class Job(StrEnum):
     DISPATCH_ORGANISATION = "dialer.dispatch_organisation"
     DIAL_CALLS = "dialer.dial_calls"
     RUN_CONTROL = "campaigns.run_control"
+    RELEASE_HELD_TASKS = "campaigns.release_held_tasks"
 
 
 def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None):

@@ -7,13 +7,14 @@ class DialerConfig(AppConfig):
 
     def ready(self):
         from campaigns.signals import tasks_changed
-        from telephony.signals import call_ended, call_not_placed
+        from telephony.signals import call_ended, call_ineligible, call_not_placed
 
         from config.metrics import register_collector
         from dialer.metrics import DialerCollector
 
         call_ended.connect(_finish_attempt, dispatch_uid="dialer.finish_attempt")
         call_not_placed.connect(_requeue_not_placed, dispatch_uid="dialer.requeue_not_placed")
+        call_ineligible.connect(_archive_ineligible, dispatch_uid="dialer.archive_ineligible")
         tasks_changed.connect(_nudge, dispatch_uid="dialer.nudge_on_tasks_changed")
         register_collector(DialerCollector())
 
@@ -29,6 +30,12 @@ def _requeue_not_placed(sender, call_id, task_id, attempt, organisation_id, leas
     from dialer.attempts import do_requeue_not_placed_attempt
 
     do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, lease_token, is_callback, retry_after)
+
+
+def _archive_ineligible(sender, call_id, task_id, attempt, organisation_id, lease_token, **kwargs):
+    from dialer.attempts import do_archive_ineligible_attempt
+
+    do_archive_ineligible_attempt(call_id, task_id, attempt, organisation_id, lease_token)
 
 
 def _nudge(sender, organisation_id, **kwargs):

@@ -14,14 +14,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.actions.dnc import do_add_dnc_numbers
-from campaigns.models import CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
+from campaigns.models import Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
 from config.redis_client import get_redis
 from dialer import keys, slots
+from dialer.compliance import breaker_trips, policy_from_json
 from dialer.dispatch_lock import nudge_dispatcher
 from dialer.lifecycle import check_task_transition, completion_reason_after_attempt, task_status_after_attempt
 from dialer.retry_policy import decide_after_attempt, not_placed_retry_delay
 from dialer.scheduling import dispatch_rank, resolve_config
-from telephony.models import Call
+from telephony.models import Call, CallStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     transaction.on_commit(lambda: _after_commit(organisation_id, call))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call.attempt:
         return task
+    if campaign.workspace.compliance.get("circuitBreaker"):
+        # Robust: the attempt has ended whatever the breaker's judgement meets; the next one judges again.
+        transaction.on_commit(lambda: judge_circuit_breaker(campaign.id), robust=True)
 
     config = resolve_config(task, campaign)
     decision = decide_after_attempt(config, task.attempts_made, outcome, ended_at, callback_at)
@@ -101,6 +105,61 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     if task.status == TaskStatus.ARCHIVED:
         transaction.on_commit(lambda: _task_finished(task, task.campaign))
     return task
+
+
+@transaction.atomic
+def do_archive_ineligible_attempt(call_id, task_id, attempt, organisation_id, lease_token, now=None):
+    """The workspace's pre-dial check refused an admitted call (the receiver of
+    `telephony.signals.call_ineligible`): the call was never placed, so the attempt is given back
+    and the task archived, reason `ineligible`. The lease is released and the dispatcher nudged
+    after commit. Idempotent like `do_finish_attempt`."""
+    now = now or timezone.now()
+    task = Task.objects.select_for_update().select_related("campaign__workspace").get(id=task_id)
+    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
+    if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
+        return task
+    check_task_transition(TaskStatus.IN_PROGRESS, TaskStatus.ARCHIVED)
+    task.status, task.completion_reason, task.completed_at = TaskStatus.ARCHIVED, CompletionReason.INELIGIBLE, now
+    task.next_attempt_at = task.callback_at = None
+    task.attempts_made = attempt - 1
+    task.save(update_fields=["status", "attempts_made", "next_attempt_at", "callback_at", "completion_reason",
+                             "completed_at", "updated_at"])
+    transaction.on_commit(lambda: _task_finished(task, task.campaign))
+    return task
+
+
+def judge_circuit_breaker(campaign_id):
+    """Pause the campaign when its last finished attempts trip its workspace's circuit breaker
+    (`dialer.compliance.breaker_trips`; outcome `failed` counts, which includes a carrier's
+    refusal; only attempts admitted since it last tripped): the pause a manual one is, with the
+    reason recorded, and `campaign.paused` sent through the signed outbound webhooks in the same
+    transaction. Resuming is manual. Returns whether it paused the campaign."""
+    from campaigns.actions.compliance import do_trip_circuit_breaker
+    from telephony.webhooks_out import enqueue_webhook
+
+    campaign = Campaign.objects.select_related("workspace").get(id=campaign_id)
+    policy = policy_from_json(campaign.workspace.compliance)
+    if not policy.has_breaker or campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING):
+        return False
+    calls = Call.objects.filter(campaign_id=campaign_id, status=CallStatus.ENDED)
+    if campaign.breaker_tripped_at is not None:
+        calls = calls.filter(created_at__gt=campaign.breaker_tripped_at)  # since it was last resumed
+    outcomes = list(calls.order_by("-created_at").values_list("outcome", flat=True)[:policy.breaker_min_attempts])
+    if not breaker_trips(outcomes, policy.breaker_failure_rate, policy.breaker_min_attempts, Outcome.FAILED):
+        return False
+    failures = sum(outcome == Outcome.FAILED for outcome in outcomes)
+    reason = (f"circuit breaker: {failures} of the last {len(outcomes)} attempts failed "
+              f"(the workspace pauses at {policy.breaker_failure_rate:.0%})")
+    now = timezone.now()
+    with transaction.atomic():
+        if not do_trip_circuit_breaker(campaign, reason, now):
+            return False
+        enqueue_webhook(campaign.workspace, "campaign.paused", {
+            "campaign": str(campaign.id), "name": campaign.name, "status": campaign.status, "reason": reason,
+            "pausedAt": now,
+        })
+    logger.warning("campaign %s paused: %s", campaign.id, reason)
+    return True
 
 
 def _count_refusal(organisation_id, task_id):

@@ -4,12 +4,16 @@ One pass, inside one transaction (docs/architecture.md, Flow 2):
 1. Lock the organisation's dialable campaigns that have slot headroom (read from the leases)
    FOR SHARE, so a pause/archive/update (which locks the campaign FOR UPDATE) waits for the pass
    and then sees its result: a task being admitted is either admitted or paused, never both.
-   Campaigns whose slots are all taken are neither locked nor read.
+   Campaigns whose slots are all taken are neither locked nor read. Their workspaces' compliance
+   policies are read with them, the rows locked FOR KEY SHARE: a policy change (which locks the
+   workspace FOR UPDATE) waits for the pass, and a pass that waited for it reads the new policy,
+   so no task the change released is held again under the old one.
 2. Claim candidates per campaign with one LATERAL query, `FOR UPDATE SKIP LOCKED`, in the
    attempt-layer order the candidate index serves, limited to each campaign's slot headroom — so
    a pass costs what it can admit, not what is queued.
 3. Re-check each candidate (`dialer.eligibility.recheck`: end time, attempts, do-not-call,
-   calling window, no live call to the same number), merge per-campaign streams into the product's
+   calling window, no live call to the same number; then the workspace's legal hours and
+   frequency cap, `dialer.compliance_checks`), merge per-campaign streams into the product's
    order, keep those whose calling number has a calls-per-second turn now (`dialer.pacing`), and
    admit them through the slot leases — at most the free capacity the claim was sized for, and
    nothing ranked below a campaign whose claim the re-check cut short, so a slot freed mid-pass
@@ -46,6 +50,7 @@ from config import jobs
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
+from dialer.compliance_checks import ComplianceChecks
 from dialer.platform_limits import keep_within_platform_limits
 from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
 from dialer.eligibility import recheck
@@ -63,22 +68,22 @@ MAX_PASSES_PER_RUN = 50
 DIAL_JOB_SIZE = getattr(settings, "DIAL_JOB_SIZE", 20)
 
 # What a pass reads of a campaign: the fields `resolve_config`, the limits, the ordering and the
-# Call rows use, with its calling number joined in.
+# Call rows use, with its calling number and its workspace's compliance policy joined in.
 DialableCampaign = namedtuple("DialableCampaign", [
     "id", "type", "priority", "status", "timezone", "start_at", "end_at", "calling_start", "calling_end",
     "calling_days", "max_retries", "retry_interval_ms", "retry_outcomes", "slots", "slot_mode", "agent_id",
-    "calling_number_id", "calling_number_number", "calling_number_carrier",
+    "calling_number_id", "workspace_id", "calling_number_number", "calling_number_carrier", "workspace_compliance",
 ])
 
 # What a pass reads of a candidate task: no context or submitted body (JSON it never looks at).
 CandidateTask = namedtuple("CandidateTask", [
     "id", "campaign_id", "phone", "agent_id", "calling_number_id", "timezone", "calling_start", "calling_end",
     "start_after", "end_after", "max_attempts", "intervals_ms", "priorities", "retry_outcomes", "attempts_made",
-    "next_attempt_at", "callback_at", "dispatch_rank", "tie_break",
+    "next_attempt_at", "callback_at", "dispatch_rank", "tie_break", "callee_timezones",
 ])
 
 DIALABLE_CAMPAIGNS_SQL = f"""
-SELECT {", ".join(f"c.{f}" for f in DialableCampaign._fields[:-2])}, n.number, n.carrier
+SELECT {", ".join(f"c.{f}" for f in DialableCampaign._fields[:-3])}, n.number, n.carrier, w.compliance
 FROM campaigns_campaign c
 JOIN campaigns_workspace w ON w.id = c.workspace_id
 LEFT JOIN campaigns_callingnumber n ON n.id = c.calling_number_id
@@ -88,7 +93,7 @@ WHERE w.organisation_id = %s
   AND c.start_at <= %s
   AND (c.end_at IS NULL OR c.end_at > %s)
 ORDER BY c.id
-FOR SHARE OF c
+FOR SHARE OF c FOR KEY SHARE OF w
 """
 
 # One index range scan per campaign (task_dispatch_candidates: campaign, dispatch_rank,
@@ -107,10 +112,12 @@ CROSS JOIN LATERAL (
 ) t
 """
 
+# `held_by` names the compliance rule that moved the task, blank for its own calling window.
 RESCHEDULE_SQL = """
 UPDATE campaigns_task AS t
-SET next_attempt_at = v.next_attempt_at, updated_at = %s
-FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS next_attempt_at) AS v
+SET next_attempt_at = v.next_attempt_at, held_by = v.held_by, updated_at = %s
+FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS next_attempt_at,
+             unnest(%s::text[]) AS held_by) AS v
 WHERE t.id = v.id AND t.status = 'queued'
 """
 
@@ -136,7 +143,7 @@ WITH calls AS (
 )
 UPDATE campaigns_task
 SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at = NULL, callback_at = NULL,
-    updated_at = %s
+    held_by = '', updated_at = %s
 WHERE id = ANY(%s)
 """
 
@@ -297,6 +304,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
     do_not_call = listed_numbers(organisation_id, phones)
     live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
                                            status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
+    checks = ComplianceChecks(tasks, campaigns, now)
     dialable, reschedule, dropped = [], {}, Counter()
     finished = defaultdict(list)  # (status, reason) → task ids
     window_open = {}  # most tasks share their campaign's window: one zone conversion each
@@ -307,6 +315,8 @@ def _recheck(organisation_id, tasks, campaigns, now):
             window_open[config.window] = is_open(config.window, now)
         verdict = recheck(config, task.attempts_made, listed=task.phone in do_not_call,
                           number_live=task.phone in live_numbers, now=now, window_open=window_open[config.window])
+        if verdict.action == eligibility.DIAL and checks.active:
+            verdict = checks.judge(task, campaign, config)
         if verdict.action == eligibility.DIAL:
             live_numbers.add(task.phone)
             dialable.append((task, campaign, config))
@@ -314,7 +324,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
         if verdict.action == eligibility.HOLD:
             continue  # stays queued; taken on a later pass once the other call ends
         if verdict.action == eligibility.RESCHEDULE:
-            reschedule[task.id] = verdict.at
+            reschedule[task.id] = (verdict.at, verdict.reason)
         else:
             finished[(verdict.status, verdict.reason)].append(task.id)
         dropped[task.campaign_id] += 1
@@ -329,7 +339,8 @@ def _recheck(organisation_id, tasks, campaigns, now):
         transaction.on_commit(lambda: [do_complete_campaign_if_done(campaign_id, now) for campaign_id in batch_ids])
     if reschedule:
         with connection.cursor() as cursor:
-            cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), list(reschedule.values())])
+            cursor.execute(RESCHEDULE_SQL, [now, list(reschedule), [at for at, _ in reschedule.values()],
+                                            [held_by for _, held_by in reschedule.values()]])
     return dialable, dropped
 
 

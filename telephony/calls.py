@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from telephony import predial
 from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
 from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
@@ -97,14 +98,15 @@ def place_calls(call_ids) -> None:
     The carrier requests go out concurrently (placing is I/O: the job lasts about one carrier
     round trip, bounded by CARRIER_TIMEOUT_SECONDS); the database work before and after is done in
     the job's own thread. A call not `admitted`, already carrying a carrier call id, or already
-    claimed by an earlier delivery of the job is left alone. What the carrier answers:
+    claimed by an earlier delivery of the job is left alone. The workspace's pre-dial check, when it
+    has one, is asked first (`telephony.predial`); a call it refuses is not placed. What the carrier answers:
     - a call id: the call is `dialing`;
     - `CarrierUnavailable` (429, 5xx, timeout, concurrency limit): not an attempt. The Call row is
       deleted and `call_not_placed` sent, in one transaction; the dialer queues the task again;
     - any other refusal (`CallRejected`: an invalid number, another 4xx) or error: the call ends
       `failed` through the event handler, like any terminal event.
     """
-    calls = _claim_for_placing(list(call_ids), timezone.now())
+    calls = predial.screen(_claim_for_placing(list(call_ids), timezone.now()))
     if not calls:
         return
     answers = _ask_concurrently(calls)

@@ -70,6 +70,8 @@ class Call(models.Model):
             models.Index(fields=["task", "attempt"], name="call_task_attempt"),
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),
+            # The workspace's frequency cap: a number's recent calls (the campaign joins to the workspace).
+            models.Index(fields=["to_number", "created_at"], name="call_number_recent"),
             models.Index(fields=["organisation", "status"], name="call_live",
                          condition=Q(status__in=LIVE_CALL_STATUSES)),
             # Upkeep: live calls by age (stranded admissions, calls live for suspiciously long).

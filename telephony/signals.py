@@ -11,3 +11,7 @@ call_ended = Signal()
 # Args: call_id, task_id, attempt, organisation_id, lease_token, is_callback, retry_after (the
 # carrier's Retry-After in seconds, or None), reason.
 call_not_placed = Signal()
+
+# Sent when the workspace's pre-dial check answered that the callee is not eligible, inside the
+# transaction that deletes the call's row (it was never placed). Args: as call_not_placed.
+call_ineligible = Signal()

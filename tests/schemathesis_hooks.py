@@ -45,6 +45,10 @@ NOT_EXPRESSIBLE = {
     ("apiKey", "required: the platform's secret"): "required unless simulate is true or one is stored",
     ("webhookSecret", "required: the platform's secret"): "required unless simulate is true or one is stored",
     ("runtime.kind", "has no"): "the workspace's credentials for the runtime's platform: stored state",
+    ("context", "cannot be stored"): "no NUL character nor lone surrogate anywhere in a free-form object",
+    ("predialWebhookUrl", "is not a valid URL"): "a URL that splits (a port in range, brackets closed): past a pattern",
+    ("predialWebhookUrl", "does not resolve"): "a host name that resolves: DNS at save time, not the URL's shape",
+    ("predialWebhookUrl", "only public internet addresses"): "a host on the public internet: where it points",
 }
 # A contacts file is read row by row: errors that carry a row are about the CSV's content.
 CSV_ROW_ERRORS = "a CSV's content (UTF-8, `phone` first, valid numbers) is not something a schema describes"

@@ -1,5 +1,6 @@
 """The Create Task API: the seed body to the letter, every validation rule, bulk, DNC, idempotency."""
 import copy
+import json
 import threading
 
 import pytest
@@ -310,3 +311,12 @@ def test_from_is_required_when_the_campaign_has_no_calling_number(api, realtime)
     response = post(api, {"phone": "+442071838750", "campaign": realtime.id})
     assert response.status_code == 400
     assert fields_of(response) == {"from"}
+
+
+@pytest.mark.parametrize("context", [{"name": "Ada\u0000"}, {"na\u0000me": "Ada"}, {"notes": ["ok", "\ud83d"]}])
+def test_a_context_holding_text_postgresql_cannot_store_is_a_400_on_context(api, realtime, context):
+    body = json.dumps({"phone": "+442071838750", "campaign": str(realtime.id), "context": context})  # escaped
+    response = api.post("/api/v1/tasks", body, content_type="application/json")
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"context"}
+    assert not Task.objects.exists()

@@ -16,6 +16,7 @@ from phonenumbers import timezone as phone_timezones
 
 from campaigns import phone_numbers
 from campaigns.actions.csv_import import PARSE_ERRORS, UNKNOWN_ZONE, _context_json, _PhoneChecker, _shown
+from campaigns.phone_numbers import FROM_CAMPAIGN, CalleeZones
 from dialer.windows import InvalidTimezone, zone
 
 
@@ -42,13 +43,19 @@ def reference_check(raw):
         zones = phone_timezones.time_zones_for_geographical_number(number)
     else:
         zones = phone_timezones.time_zones_for_number(number)
-    if len(zones) != 1 or zones[0] == UNKNOWN_ZONE:
-        return e164, "", None
+    known = tuple(name for name in zones if name != UNKNOWN_ZONE and is_zone(name))
+    callee = CalleeZones(known, "number" if len(known) == 1 else "number_zones") if known else FROM_CAMPAIGN
+    if len(zones) != 1 or not known:
+        return e164, ("", callee), None
+    return e164, (zones[0], callee), None
+
+
+def is_zone(name):
     try:
-        zone(zones[0])
+        zone(name)
     except InvalidTimezone:
-        return e164, "", None
-    return e164, zones[0], None
+        return False
+    return True
 
 
 def parse_outcome(parse, text):

@@ -188,8 +188,10 @@ def _refuse_unless(campaign, new_status, action):
 
 
 def _set_campaign_status(campaign, locked, status, now):
-    Campaign.objects.filter(id=locked.id).update(status=status, updated_at=now)
+    # A pause records its reason after this (blank for a manual one); any status change clears it.
+    Campaign.objects.filter(id=locked.id).update(status=status, paused_reason="", updated_at=now)
     campaign.status = locked.status = status
+    campaign.paused_reason = locked.paused_reason = ""
 
 
 def _announce(campaign):

@@ -6,7 +6,9 @@ a context variable (string values, kept exactly as written), and every `${var}` 
 prompt must have a column. An optional `timezone` column (IANA) gives a contact its own calling
 timezone; when empty or absent the timezone is inferred from the number where the number maps to
 exactly one timezone (the UK's +44 20 → Europe/London, India → Asia/Calcutta), else the campaign's
-applies. The timezone column also stays in the context, like every other column.
+applies. The timezone column also stays in the context, like every other column. Each task also
+keeps the zones the workspace's legal hours are judged in (`callee_timezones`, and why): the
+given zone, else the number's one zone, else all the number's zones, else the campaign's.
 
 Report: `ContactImport.errors` is the complete list of `{"row", "column", "reason"}` entries, rows
 numbered as a spreadsheet shows them (the header is row 1), sorted by row. It holds errors and
@@ -26,7 +28,9 @@ Policy:
   or is past its end, uploads are refused with `ImportRefused`.
 - Numbers on the organisation's do-not-call list are imported archived (reason `dnc`) so the list
   shows them and why they are never called; contacts whose calling window cannot open before the
-  campaign's end are imported archived (reason `ended`). Neither is an error.
+  campaign's end are imported archived (reason `ended`). Neither is an error. Under the
+  workspace's legal hours a contact's first attempt is their first opening in its zones (the
+  task marked held by them), or it is archived `ended` or `ineligible` when there is none.
 """
 import csv
 import io
@@ -43,10 +47,11 @@ from campaigns.actions.dnc import listed_numbers
 from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, ContactImport, Task, TaskStatus,
 )
-from campaigns.phone_numbers import parse_international, time_zones
+from campaigns.phone_numbers import explicit_zone, parse_international, time_zones, zones_of
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
-from campaigns.actions.task_store import NULL, copy_task_rows
+from campaigns.actions.task_store import NULL, copy_array, copy_task_rows
+from dialer.compliance import first_legal_attempt, policy_from_json
 from dialer.scheduling import first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, zone
 
@@ -60,7 +65,7 @@ SHOWN_VALUE_LENGTH = 40
 COPY_COLUMNS = (
     "campaign", "phone", "context", "submitted_config", "timezone", "status", "attempts_made", "next_attempt_at",
     "dispatch_rank", "tie_break", "last_outcome", "final_outcome", "completion_reason", "created_at", "updated_at",
-    "completed_at",
+    "completed_at", "callee_timezones", "callee_timezone_source", "held_by",
 )
 PARSE_ERRORS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has no known country code",
@@ -222,14 +227,15 @@ def _check_header(header, prompt, parsed):
 
 
 class _PhoneChecker:
-    """Number → (E.164, inferred timezone or ""), or a reason; caches what it learns about zones."""
+    """Number → (E.164, its zones), or a reason; caches what it learns about zones. The zones are
+    (the inferred timezone or "", `CalleeZones`)."""
 
     def __init__(self):
         self.inferred_zones = {}
         self.known_zones = {}
 
     def check(self, raw):
-        """(e164, timezone, None) for a valid number, else (None, None, reason)."""
+        """(e164, zones, None) for a valid number, else (None, None, reason)."""
         text = raw.strip()
         if not text:
             return None, None, "The phone number is empty."
@@ -253,7 +259,7 @@ class _PhoneChecker:
         inferred = self.inferred_zones.get(zones)
         if inferred is None:
             single = len(zones) == 1 and zones[0] != UNKNOWN_ZONE and self.is_known_zone(zones[0])
-            inferred = self.inferred_zones[zones] = zones[0] if single else ""
+            inferred = self.inferred_zones[zones] = (zones[0] if single else "", zones_of(zones))
         return inferred
 
     def is_known_zone(self, name):
@@ -321,7 +327,7 @@ def _read_rows(reader, names, max_rows, parsed):
         if timezone_index is not None:
             given = cells[timezone_index].strip()
             if given and phones.is_known_zone(given):
-                contact_zone = given
+                contact_zone = (given, explicit_zone(given))
             elif given:
                 parsed.error(row, names[timezone_index], f"{_shown(given)} is not an IANA timezone (like Europe/London).")
                 valid = False
@@ -372,32 +378,37 @@ def _campaign_phones_among(campaign_id, phones):
 def _copy_tasks(campaign, contacts, now):
     """COPY the contacts into campaigns_task; returns (tasks stored, tasks queued for dialling)."""
     on_dnc = listed_numbers(campaign.workspace.organisation_id, [contact[1] for contact in contacts])
-    first_attempts = {}
+    policy = policy_from_json(campaign.workspace.compliance)
+    first_attempts = {}  # zones → (first attempt or None, completion reason, held by)
     for contact_zone in {contact[3] for contact in contacts}:
-        at = first_attempt_at(resolve_config(Task(timezone=contact_zone), campaign), now)
-        first_attempts[contact_zone] = at.isoformat() if at else None
+        config = resolve_config(Task(timezone=contact_zone[0]), campaign)
+        at, reason, held_by = first_legal_attempt(policy, config.window, contact_zone[1].zones or (config.window.timezone,),
+                                                  first_attempt_at(config, now), config.end_at)
+        first_attempts[contact_zone] = (at.isoformat() if at else None, reason, held_by)
     dialable = sum(1 for _, phone, _, contact_zone in contacts
-                   if phone not in on_dnc and first_attempts[contact_zone] is not None)
+                   if phone not in on_dnc and first_attempts[contact_zone][0] is not None)
     copy_task_rows(COPY_COLUMNS, _copy_text(campaign.id, contacts, on_dnc, first_attempts, now.isoformat()))
     return len(contacts), dialable
 
 
 def _copy_text(campaign_id, contacts, on_dnc, first_attempts, stamp):
     """The contacts as rows of COPY_COLUMNS in COPY's text format, COPY_CHUNK_ROWS rows a chunk."""
-    # Given its timezone and whether it is on the do-not-call list, a task's columns are fixed but
+    # Given its zones and whether it is on the do-not-call list, a task's columns are fixed but
     # for phone, context and tie-break: written once, as the text before and after the tie-break.
     fixed = {}
-    for contact_zone, first_attempt in first_attempts.items():
+    for (window_zone, callee), (first_attempt, not_dialable, held_by) in first_attempts.items():
         for blocked in (False, True):
             next_attempt = first_attempt
             if blocked:
                 status, reason, next_attempt, completed = TaskStatus.ARCHIVED, CompletionReason.DNC, None, stamp
             elif next_attempt is None:
-                status, reason, completed = TaskStatus.ARCHIVED, CompletionReason.ENDED, stamp
+                status, reason, completed = TaskStatus.ARCHIVED, not_dialable, stamp
             else:
                 status, reason, completed = TaskStatus.QUEUED, "", None
-            fixed[contact_zone, blocked] = (f"\t{{}}\t{contact_zone}\t{status}\t0\t{next_attempt or NULL}\t0\t",
-                                            f"\t\t\t{reason}\t{stamp}\t{stamp}\t{completed or NULL}\n")
+            fixed[(window_zone, callee), blocked] = (
+                f"\t{{}}\t{window_zone}\t{status}\t0\t{next_attempt or NULL}\t0\t",
+                f"\t\t\t{reason}\t{stamp}\t{stamp}\t{completed or NULL}\t{copy_array(callee.zones)}\t{callee.source}"
+                f"\t{held_by if status == TaskStatus.QUEUED else ''}\n")
     for start in range(0, len(contacts), COPY_CHUNK_ROWS):
         lines = []
         for _, phone, context_json, contact_zone in contacts[start:start + COPY_CHUNK_ROWS]:

@@ -25,9 +25,11 @@ from campaigns.actions.dnc import InvalidPhone, listed_numbers, parse_e164
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
+from campaigns.phone_numbers import callee_zones, explicit_zone
 from campaigns.prompts import prompt_variables
 from campaigns.signals import tasks_changed
 from campaigns.actions.task_store import insert_tasks
+from dialer.compliance import first_legal_attempt, policy_from_json
 from dialer.retry_policy import NEVER_RETRIED
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS, dispatch_rank, first_attempt_at, resolve_config
 from dialer.windows import InvalidTimezone, hhmm_to_time, time_to_hhmm, zone
@@ -299,25 +301,54 @@ class _BodyValidator:
             return
         if not isinstance(self.body["context"], dict):
             self.error("context", "must be a JSON object of prompt variables")
+        elif not _storable(self.body["context"]):
+            self.error("context", "holds text that cannot be stored: the NUL character (\\u0000) or a lone "
+                                  "UTF-16 surrogate")
         else:
             self.fields["context"] = self.body["context"]
 
 
-def _build_task(body, fields, listed, now, first_attempts):
-    """An unsaved task; `first_attempts` memoises first_attempt_at per config (a bulk request
-    usually repeats one config a thousand times)."""
+def _storable(value):
+    """Whether PostgreSQL's jsonb can hold `value`: no text in it has the NUL character or a lone
+    surrogate (which has no UTF-8 form)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _build_task(body, fields, listed, now, first_attempts, policy):
+    """An unsaved task; `first_attempts` memoises its first attempt per config and zones (a bulk
+    request usually repeats one config a thousand times), under the workspace's legal hours
+    (`policy`) as the dispatcher would judge them."""
     campaign = fields.pop("campaign")
     task = Task(campaign=campaign, submitted_config={k: body[k] for k in CONFIG_FIELDS if k in body}, **fields)
+    # The zones the workspace's legal hours are judged in, decided once: the given timezone, else
+    # the number's (its calling window stays in the campaign's timezone unless one is given).
+    callee = explicit_zone(task.timezone) if task.timezone else callee_zones(task.phone)
+    task.callee_timezones, task.callee_timezone_source = list(callee.zones), callee.source
     config = resolve_config(task, campaign)
     task.dispatch_rank = dispatch_rank(campaign.type, 0, config.priorities)
-    if config not in first_attempts:
-        first_attempts[config] = first_attempt_at(config, now)
-    task.next_attempt_at = None if task.phone in listed else first_attempts[config]
+    key = (config, callee.zones)
+    if key not in first_attempts:
+        first_attempts[key] = first_legal_attempt(policy, config.window, callee.zones or (config.window.timezone,),
+                                                  first_attempt_at(config, now), config.end_at)
+    first_attempt, not_dialable, held_by = first_attempts[key]
+    task.next_attempt_at = None if task.phone in listed else first_attempt
     if task.next_attempt_at is None:
         task.status = TaskStatus.ARCHIVED
-        task.completion_reason = CompletionReason.DNC if task.phone in listed else CompletionReason.ENDED
+        task.completion_reason = CompletionReason.DNC if task.phone in listed else not_dialable
         task.completed_at = now
-    elif campaign.status == CampaignStatus.PAUSED:
+        return task
+    task.held_by = held_by
+    if campaign.status == CampaignStatus.PAUSED:
         task.status = TaskStatus.PAUSED
     return task
 
@@ -345,7 +376,8 @@ def do_create_tasks(workspace, bodies):
     listed = listed_numbers(organisation_id, {fields["phone"] for fields in validated})
     now = django_timezone.now()
     first_attempts = {}
-    tasks = [_build_task(body, fields, listed, now, first_attempts)
+    policy = policy_from_json(workspace.compliance)
+    tasks = [_build_task(body, fields, listed, now, first_attempts, policy)
              for body, fields in zip(bodies, validated, strict=True)]
 
     with transaction.atomic():

@@ -35,7 +35,8 @@ def _json(value):
     return _escaped(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _array(value):
+def copy_array(value):
+    """A list in COPY's text format as a PostgreSQL array literal."""
     return _escaped("{" + ",".join(_array_element(item) for item in value) + "}")
 
 
@@ -44,7 +45,7 @@ def _encoder(field):
     if isinstance(field, models.JSONField):
         encode = _json
     elif isinstance(field, ArrayField):
-        encode = _array
+        encode = copy_array
     elif isinstance(field, models.DateTimeField | models.TimeField | models.DateField):
         encode = _isoformat
     elif isinstance(field, models.BooleanField):

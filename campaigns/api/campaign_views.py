@@ -137,7 +137,8 @@ class CampaignControlView(WorkspaceView):
 def control_schema(noun, verb, description):
     return extend_schema(operation_id=f"{noun}s_{verb}", summary=f"{verb.capitalize()} a {noun}",
                          description=description, request=None,
-                         responses={200: OpenApiResponse(schemas.CONTROL_RESULT), **schemas.NOT_FOUND,
+                         responses={200: OpenApiResponse(schemas.CONTROL_RESULT if noun == "campaign"
+                                                         else schemas.TASK_CONTROL_RESULT), **schemas.NOT_FOUND,
                                     409: schemas.err(f"The {noun} cannot be {verb}d in its state."),
                                     **schemas.COMMON_ERRORS})
 

@@ -1,8 +1,9 @@
 """Models as the API's camelCase JSON: ids as strings, instants ISO 8601 UTC with `Z`."""
 import datetime as dt
 
-from campaigns.models import TaskStatus
+from campaigns.models import CampaignStatus, TaskStatus
 from campaigns.actions.realtime import epoch_ms, sample_task_body
+from dialer.lifecycle import PENDING_TASK_STATUSES
 from dialer.windows import time_to_hhmm
 
 
@@ -46,6 +47,7 @@ def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
         "taskCounts": counts,
         "callOutcomes": dict(sorted((call_outcomes or {}).items())),
         "control": control,
+        "pausedReason": (campaign.paused_reason or None) if campaign.status == CampaignStatus.PAUSED else None,
     }
     if campaign.type == "realtime":
         body["sampleTask"] = sample_task_body(campaign)
@@ -65,10 +67,19 @@ def task_json(task):
         "lastOutcome": task.last_outcome or None,
         "finalOutcome": task.final_outcome or None,
         "completionReason": task.completion_reason or None,
+        # A finished task keeps the column as it was; only a pending one is still held.
+        "heldBy": (task.held_by or None) if task.status in PENDING_TASK_STATUSES else None,
         "context": task.context,
         "createdAt": iso(task.created_at),
         "completedAt": iso(task.completed_at),
     }
+
+
+def callee_timezone_json(task):
+    """The zones the workspace's legal hours are judged in for the task, and why (decided at its
+    creation; the campaign's fallback follows the campaign's timezone)."""
+    zones = list(task.callee_timezones) or [task.timezone or task.campaign.timezone]
+    return {"zones": zones, "source": task.callee_timezone_source}
 
 
 def resolved_config_json(config, calling_numbers):

@@ -6,6 +6,7 @@ country, an id or calling number that does not exist in the workspace, rules acr
 limits that depend on stored state. Those are said in each field's description.
 """
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from phonenumbers import SUPPORTED_REGIONS
 
 from campaigns.api.idempotency import MAX_KEY_LENGTH
 from campaigns.api.pagination import MAX_LIMIT
@@ -15,8 +16,11 @@ from campaigns.actions.dnc import MAX_REASON_LENGTH
 from campaigns.actions.integrations import (
     MAX_BASE_URL_LENGTH, MAX_CONCURRENCY, MAX_SECRET_LENGTH, MAX_STREAM_URL_LENGTH, PLATFORM_ID,
 )
-from campaigns.models import CampaignStatus, CampaignType, Carrier, Platform, Priority, SlotMode, TaskStatus
+from campaigns.models import (
+    CalleeTimezoneSource, CampaignStatus, CampaignType, Carrier, HeldBy, Platform, Priority, SlotMode, TaskStatus,
+)
 from campaigns.actions.realtime import MAX_ATTEMPTS, MAX_EPOCH_MS, MAX_PRIORITY
+from dialer import compliance
 from dialer.retry_policy import NEVER_RETRIED, in_outcome_order
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS
 from telephony.models import CallStatus
@@ -34,7 +38,9 @@ PHONE = {**E164, "description": "E.164. Must also be a valid number for its coun
 INSTANT = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."}
 INSTANT_IN = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset (Z or +05:30)."}
 EPOCH_MS = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS, "description": "Epoch milliseconds."}
-CONTEXT = {"type": "object", "additionalProperties": True, "description": "Prompt variables (${name})."}
+CONTEXT = {"type": "object", "additionalProperties": True,
+           "description": "Prompt variables (${name}). No text in it may hold the NUL character (\\u0000) or "
+                          "a lone UTF-16 surrogate, which cannot be stored."}
 # Not only whitespace: names are trimmed before they are judged (Python's whitespace, which also
 # counts the separators U+001C-001F and U+0085).
 NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": r"[^\s\u001c-\u001f\u0085]",
@@ -121,9 +127,12 @@ TASK = obj({
     "id": ID, "campaign": ID, "phone": E164, "status": {"type": "string", "enum": TaskStatus.values},
     "attemptsMade": {"type": "integer"}, "nextAttemptAt": nullable(INSTANT), "callbackAt": nullable(INSTANT),
     "lastOutcome": nullable(STRING), "finalOutcome": nullable(STRING),
-    "completionReason": nullable({**STRING, "description": "connected, exhausted, archived, dnc, ended…"}),
+    "completionReason": nullable({**STRING, "description": "connected, exhausted, archived, dnc, ended, "
+                                                           "ineligible…"}),
+    "heldBy": nullable({"type": "string", "enum": [held for held in HeldBy.values if held],
+                        "description": "The workspace compliance rule the queued task waits on, if any."}),
     "context": CONTEXT, "createdAt": INSTANT, "completedAt": nullable(INSTANT),
-})
+}, required=["id", "campaign", "phone", "status"])
 
 RESOLVED_CONFIG = obj({
     "from": nullable(E164), "agent": ID, "start": HHMM_START, "end": HHMM_END, "timezone": STRING,
@@ -143,6 +152,13 @@ TASK_DETAIL = obj({
     **TASK["properties"],
     "config": obj({"submitted": {"type": "object", "description": "The config keys of the Create Task body."},
                    "resolved": RESOLVED_CONFIG}),
+    "calleeTimezone": obj({
+        "zones": {"type": "array", "items": STRING,
+                  "description": "The IANA zones legal hours are judged in; all must be open."},
+        "source": {"type": "string", "enum": CalleeTimezoneSource.values,
+                   "description": "explicit (given with the task), number (its only zone), number_zones (all "
+                                  "its zones), campaign (the campaign's timezone)."},
+    }),
     "calls": {"type": "array", "items": obj(CALL_SUMMARY_PROPERTIES)},
 })
 
@@ -197,6 +213,8 @@ CAMPAIGN = obj({
     "control": {**CONTROL_PROGRESS, "description": "While a control's tasks are changed in the background: "
                                                    "which, and how many of how many. Null otherwise."},
     "sampleTask": {**CREATE_TASK_BODY, "description": "Realtime only: a ready-to-use Create Task body."},
+    "pausedReason": nullable({**STRING, "description": "Why the campaign paused itself (circuit breaker); null "
+                                                       "for a manual pause or when not paused."}),
 })
 
 
@@ -218,6 +236,9 @@ CONTROL_RESULT = obj({"changed": {"type": "integer", "description": "Tasks this 
                       "control": {**CONTROL_PROGRESS, "description": "Null once every task is changed; else the "
                                                                      "background job's progress."}},
                      required=["changed", "status", "control"])
+# A task's control changes that one task in the request: there is no background job to report.
+TASK_CONTROL_RESULT = obj({"changed": CONTROL_RESULT["properties"]["changed"], "status": STRING},
+                          required=["changed", "status"])
 
 CONTACT_IMPORT = obj({
     "id": {"type": "string", "format": "uuid"}, "campaign": ID, "filename": STRING,
@@ -327,6 +348,41 @@ WORKSPACE = obj({"id": ID, "name": STRING, "organisation": ID, "slots": {"type":
                  "slotMode": {"type": "string", "enum": SlotMode.values}, "webhookUrl": WEBHOOK_URL,
                  "createdAt": INSTANT})
 WORKSPACE_UPDATE = obj({"webhookUrl": WEBHOOK_URL}, additionalProperties=False)
+
+LEGAL_HOURS = obj({"start": HHMM_START, "end": HHMM_END}, required=["start", "end"], additionalProperties=False,
+                  description="HHMM in the callee's local time; an end before the start crosses midnight.")
+COMPLIANCE_PROPERTIES = {
+    "legalHours": nullable(LEGAL_HOURS),
+    "legalDays": nullable({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                           "minItems": 1, "uniqueItems": True, "description": "Weekdays, 0 = Monday."}),
+    "countryHours": nullable({"type": "object", "additionalProperties": LEGAL_HOURS,
+                              "propertyNames": {"type": "string", "enum": sorted(SUPPORTED_REGIONS)},
+                              "description": "Legal hours by the callee's country (ISO 3166 code, e.g. IN)."}),
+    "frequencyCap": nullable(obj({
+        "attempts": {"type": "integer", "minimum": 1, "maximum": compliance.MAX_CAP_ATTEMPTS},
+        "windowHours": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": compliance.MAX_CAP_WINDOW_HOURS},
+    }, required=["attempts", "windowHours"], additionalProperties=False,
+        description="Calls per number in any window, across the workspace's campaigns.")),
+    "predialWebhookUrl": nullable({"type": "string", "maxLength": compliance.MAX_URL_LENGTH,
+                                   "pattern": r"^https?://[^/?#\s]+([/?#]\S*)?$",
+                                   "description": "Asked right before each call, signed. http(s) only, and its "
+                                                  "host must resolve only to public internet addresses (checked "
+                                                  "when set and at every check)."}),
+    "predialTimeoutMs": nullable({"type": "integer", "minimum": compliance.MIN_PREDIAL_TIMEOUT_MS,
+                                  "maximum": compliance.MAX_PREDIAL_TIMEOUT_MS,
+                                  "description": f"Default {compliance.DEFAULT_PREDIAL_TIMEOUT_MS}."}),
+    "predialFailOpen": nullable({"type": "boolean", "description": "Place the call when the check does not "
+                                                                  "answer in time (default false: do not)."}),
+    "circuitBreaker": nullable(obj({
+        "failureRate": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1},
+        "minAttempts": {"type": "integer", "minimum": 1, "maximum": compliance.MAX_BREAKER_ATTEMPTS},
+    }, required=["failureRate", "minAttempts"], additionalProperties=False,
+        description="Pause a campaign whose last minAttempts finished attempts failed at this rate or more.")),
+}
+COMPLIANCE = obj(COMPLIANCE_PROPERTIES, required=list(compliance.FIELDS),
+                 description="Null where there is no such rule.")
+COMPLIANCE_UPDATE = obj(COMPLIANCE_PROPERTIES, additionalProperties=False,
+                        description="Fields given replace the stored ones; null removes a rule.")
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(

@@ -10,7 +10,9 @@ from campaigns.api.base import WorkspaceView
 from campaigns.api.campaign_views import control_schema
 from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
-from campaigns.api.representations import call_json, call_summary_json, resolved_config_json, task_json
+from campaigns.api.representations import (
+    call_json, call_summary_json, callee_timezone_json, resolved_config_json, task_json,
+)
 from campaigns.actions.audit import do_record_control
 from campaigns.models import Task
 from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST, InvalidTasks, do_create_tasks
@@ -43,7 +45,7 @@ class TaskCreateView(WorkspaceView):
         parameters=[schemas.IDEMPOTENCY_KEY],
         examples=[OpenApiExample("The Create Task body", value=SEED_BODY, request_only=True)],
         responses={201: OpenApiResponse({"oneOf": [schemas.TASK, schemas.obj(
-                       {"tasks": {"type": "array", "items": schemas.TASK}})]}),
+                       {"tasks": {"type": "array", "items": schemas.TASK}}, required=["tasks"])]}),
                    **schemas.BAD_REQUEST, 422: schemas.err("Idempotency-Key already used for another request."),
                    **schemas.COMMON_ERRORS})
     def post(self, request):
@@ -78,6 +80,7 @@ class TaskDetailView(WorkspaceView):
             **task_json(task),
             "config": {"submitted": task.submitted_config,
                        "resolved": resolved_config_json(resolve_config(task, task.campaign), numbers)},
+            "calleeTimezone": callee_timezone_json(task),
             "calls": [call_summary_json(call) for call in calls],
         })
 

@@ -24,6 +24,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/archive", task_views.TaskArchiveView.as_view(), name="api-task-archive"),
     path("calls/<str:call_id>", task_views.CallDetailView.as_view(), name="api-call"),
     path("workspace", workspace_views.WorkspaceDetailView.as_view(), name="api-workspace"),
+    path("workspace/compliance", workspace_views.ComplianceView.as_view(), name="api-workspace-compliance"),
     path("agents", workspace_views.AgentListView.as_view(), name="api-agents"),
     path("numbers", workspace_views.NumberListView.as_view(), name="api-numbers"),
     path("integrations", workspace_views.IntegrationListView.as_view(), name="api-integrations"),

@@ -21,7 +21,9 @@ from campaigns.actions.workspace_setup import (
 from campaigns.models import CampaignStatus, Platform
 from campaigns.actions.dnc import MAX_REASON_LENGTH, InvalidPhone, do_add_dnc_numbers, do_remove_dnc_number, parse_e164
 from campaigns.actions.realtime import MAX_TASKS_PER_REQUEST
+from campaigns.actions.compliance import do_set_compliance_policy
 from campaigns.actions.tenancy import do_set_webhook_url
+from dialer.compliance import policy_json
 from dialer import slots
 
 MAX_DNC_PER_REQUEST = MAX_TASKS_PER_REQUEST
@@ -72,6 +74,22 @@ class WorkspaceDetailView(WorkspaceView):
         if "webhookUrl" in body:
             do_set_webhook_url(self.workspace, body["webhookUrl"])
         return Response(workspace_json(self.workspace))
+
+
+class ComplianceView(WorkspaceView):
+    @extend_schema(operation_id="workspace_compliance_retrieve", summary="The workspace's compliance policy",
+                   responses={200: OpenApiResponse(schemas.COMPLIANCE), **schemas.COMMON_ERRORS})
+    def get(self, request):
+        return Response(policy_json(self.workspace.compliance))
+
+    @extend_schema(operation_id="workspace_compliance_update", summary="Change the workspace's compliance policy",
+                   description="Applies at once to every attempt not yet placed. A bad value is a 400 naming the "
+                               "field (dotted for nested fields, e.g. `legalHours.start`).",
+                   request={"application/json": schemas.COMPLIANCE_UPDATE},
+                   responses={200: OpenApiResponse(schemas.COMPLIANCE), **schemas.BAD_REQUEST,
+                              **schemas.COMMON_ERRORS})
+    def patch(self, request):
+        return Response(policy_json(do_set_compliance_policy(self.workspace, self.json_object())))
 
 
 class AgentListView(WorkspaceView):
