@@ -53,7 +53,7 @@ from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open
-from telephony.models import LIVE_CALL_STATUSES, Call
+from telephony.models import LIVE_CALL_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,13 @@ UPDATE campaigns_task
 SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at = NULL, callback_at = NULL,
     updated_at = %s
 WHERE id = ANY(%s)
+"""
+
+# The candidates' numbers that have a live call in the organisation. The statuses are spelled
+# out, as in the predicate of the partial unique index that serves it (call_one_live_per_number_in_org).
+LIVE_NUMBERS_SQL = f"""
+SELECT to_number FROM telephony_call
+WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in LIVE_CALL_STATUSES)})
 """
 
 PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}
@@ -294,8 +301,9 @@ def _recheck(organisation_id, tasks, campaigns, now):
         return [], Counter()
     phones = {t.phone for t in tasks}
     do_not_call = listed_numbers(organisation_id, phones)
-    live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
-                                           status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(LIVE_NUMBERS_SQL, [organisation_id, list(phones)])
+        live_numbers = {number for (number,) in cursor.fetchall()}
     dialable, reschedule, dropped = [], {}, Counter()
     finished = defaultdict(list)  # (status, reason) → task ids
     window_open = {}  # most tasks share their campaign's window: one zone conversion each
