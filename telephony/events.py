@@ -243,7 +243,9 @@ def _end(call, changed):
         changed.add("duration_seconds")
     changed |= {"status", "outcome", "callback_at", "ended_at"}
     _save(call, changed)
-    call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at)
+    call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
+                    task_id=call.task_id, attempt=call.attempt, lease_token=call.lease_token,
+                    organisation_id=call.organisation_id)
     webhooks_out.enqueue_call_ended(call)
 
 
