@@ -95,9 +95,11 @@ def parse_analysis(body, call):
     """The agent's analysis body → (analysis dict, recording URL), or raise ValueError({field: reason})."""
     errors = {}
     outcome = body.get("outcome") or ""
-    allowed = {o.value for o in Outcome} | set(call.agent.outcomes if call.agent else [])
-    if outcome and outcome not in allowed:
-        errors["outcome"] = f"Unknown outcome {outcome!r}; this agent may report: {', '.join(sorted(allowed))}."
+    standard = {o.value for o in Outcome}
+    if outcome and outcome not in standard:  # only then is the agent (and its own outcomes) read
+        allowed = standard | set(call.agent.outcomes if call.agent else [])
+        if outcome not in allowed:
+            errors["outcome"] = f"Unknown outcome {outcome!r}; this agent may report: {', '.join(sorted(allowed))}."
     callback_at = None
     if body.get("callbackAt") not in (None, ""):
         try:
