@@ -46,7 +46,7 @@ from config import jobs
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
-from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
+from dialer.dispatch_lock import RERUN_MARK_SECONDS, DispatchLock, clear_nudge, nudge_dispatcher, nudge_dispatcher_at
 from dialer.eligibility import recheck
 from dialer.lifecycle import task_statuses_leading_to
 from dialer.metrics import record_dispatch
@@ -179,13 +179,15 @@ def dispatch_organisation(organisation_id, now=None):
         for _ in range(MAX_PASSES_PER_RUN):
             ran, count = _passes_under_lock(organisation_id, now)
             if not ran:
-                get_redis().set(rerun, 1, ex=60)
+                get_redis().set(rerun, 1, ex=RERUN_MARK_SECONDS)
                 ran, count = _passes_under_lock(organisation_id, now)
                 if not ran:
                     break  # the holder has not released the lock yet: it will find the mark
             admitted += count
             if not get_redis().exists(rerun):
                 break
+        else:
+            nudge_dispatcher(organisation_id)  # cut at the bound with a mark left: its run comes next
     except Exception:
         # Its wake-up was taken by the tick that started it: ask for another run soon.
         wakeups.wake_no_later_than(organisation_id, timezone.now() + wakeups.RETRY_FAILED_RUN)
