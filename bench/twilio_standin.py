@@ -22,6 +22,7 @@ Binds to 127.0.0.1 only. Run in-process (`TwilioStandIn(...).start()`) or alone:
 import argparse
 import base64
 import heapq
+import http.client
 import itertools
 import json
 import re
@@ -32,9 +33,8 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-import requests
 from twilio.request_validator import RequestValidator
 
 CREATE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls\.json$")
@@ -68,7 +68,7 @@ class TwilioStandIn:
         self._wake = threading.Condition()
         self._stopped = False
         self._senders = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="standin-callback")
-        self._sessions = threading.local()
+        self._connections = threading.local()
         self.server = _Server(("127.0.0.1", port), self._handler())
         self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
                          threading.Thread(target=self._run_schedule, daemon=True)]
@@ -114,7 +114,7 @@ class TwilioStandIn:
         """(status, body, headers) for a create request, recording it."""
         from_number, to_number = form.get("From", [""])[0], form.get("To", [""])[0]
         callback = form.get("StatusCallback", [""])[0]
-        call_id = parse_qs(urlparse(callback).query).get("call", [""])[0]
+        call_id = parse_qs(urlsplit(callback).query).get("call", [""])[0]
         record = {"arrived": arrived_wall, "call_id": call_id, "from": from_number, "to": to_number,
                   "status": 201, "ends": None}
         if not self._admit(from_number, arrived):
@@ -177,19 +177,35 @@ class TwilioStandIn:
             with self._wake:
                 self._outstanding -= 1
 
-    def _session(self):
-        if getattr(self._sessions, "session", None) is None:
-            self._sessions.session = requests.Session()
-        return self._sessions.session
+    def _post(self, url, body, headers):
+        """POST over this sender thread's kept-alive connection to the URL's host; True when accepted.
+
+        Plain `http.client`, not `requests`: the stand-in runs in the bench's process, and its CPU
+        per callback counts against the machine the system under test runs on."""
+        parts = urlsplit(url)
+        connections = self._connections.__dict__
+        for _ in range(2):  # a kept-alive connection the server closed meanwhile: reconnect once
+            connection = connections.get(parts.netloc)
+            if connection is None:
+                connection = connections[parts.netloc] = http.client.HTTPConnection(parts.netloc, timeout=10)
+            try:
+                connection.request("POST", f"{parts.path}?{parts.query}" if parts.query else parts.path, body, headers)
+                response = connection.getresponse()
+                response.read()
+                if response.will_close:
+                    connection.close()
+                    del connections[parts.netloc]
+                return response.status < 300
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                del connections[parts.netloc]
+        return False
 
     def _callback(self, url, params):
         params = {**params, "Timestamp": formatdate(usegmt=True)}
         signature = self.validator.compute_signature(url, params)
-        try:
-            response = self._session().post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
-            if response.status_code >= 300:
-                self.callback_failures += 1
-        except requests.RequestException:
+        if not self._post(url, urlencode(params), {"X-Twilio-Signature": signature,
+                                                   "Content-Type": "application/x-www-form-urlencoded"}):
             self.callback_failures += 1
 
     def _end_call(self, url, call_id, from_number, params):
@@ -199,12 +215,8 @@ class TwilioStandIn:
             return
         body = {"callId": call_id, "outcome": "connected", "summary": "Spoke with the contact.",
                 "transcript": "agent: Hello! user: Hi."}
-        try:
-            response = self._session().post(self.analysis_url, json=body, headers={"Authorization": f"Bearer {key}"},
-                                            timeout=10)
-            if response.status_code >= 300:
-                self.callback_failures += 1
-        except requests.RequestException:
+        if not self._post(self.analysis_url, json.dumps(body), {"Authorization": f"Bearer {key}",
+                                                                "Content-Type": "application/json"}):
             self.callback_failures += 1
 
     # HTTP ---------------------------------------------------------------------------------------

@@ -19,10 +19,14 @@ class DialerConfig(AppConfig):
         register_collector(DialerCollector())
 
 
-def _finish_attempt(sender, call_id, outcome, ended_at, callback_at=None, **kwargs):
+def _finish_attempt(sender, call_id, outcome, ended_at, callback_at=None, task_id=None, attempt=None,
+                    lease_token=None, organisation_id=None, **kwargs):
     from dialer.attempts import do_finish_attempt
 
-    do_finish_attempt(call_id, outcome, ended_at, callback_at)
+    call = None
+    if task_id is not None:
+        call = {"task_id": task_id, "attempt": attempt, "lease_token": lease_token, "organisation_id": organisation_id}
+    do_finish_attempt(call_id, outcome, ended_at, callback_at, call=call)
 
 
 def _requeue_not_placed(sender, call_id, task_id, attempt, organisation_id, lease_token, is_callback,

@@ -19,7 +19,9 @@ from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
 from dialer.dispatch_lock import nudge_dispatcher
-from dialer.lifecycle import check_task_transition, completion_reason_after_attempt, task_status_after_attempt
+from dialer.lifecycle import (
+    UNFINISHED_TASK_STATUSES, check_task_transition, completion_reason_after_attempt, task_status_after_attempt,
+)
 from dialer.retry_policy import decide_after_attempt, not_placed_retry_delay
 from dialer.scheduling import dispatch_rank, resolve_config
 from telephony.models import Call, CallStatus
@@ -29,17 +31,23 @@ logger = logging.getLogger(__name__)
 CALLBACK_RANK = -(2**31)  # a due callback sorts ahead of every attempt tier in its campaign
 
 
-@transaction.atomic
-def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
+@transaction.atomic(savepoint=False)
+def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     """Apply an ended call's outcome to its task. Idempotent: a second call for the same attempt,
     or one for a task no longer in progress on this attempt, changes nothing. Returns the task.
+
+    `call`: the call's task_id, attempt, lease_token and organisation_id when the caller has them
+    (the `call_ended` signal sends them), else they are read. No savepoint of its own: inside
+    telephony's transaction it commits or rolls back with the call's end.
     """
-    call = Call.objects.select_related("campaign__workspace").get(id=call_id)
-    task = Task.objects.select_for_update().get(id=call.task_id)
-    campaign = call.campaign
-    organisation_id = campaign.workspace.organisation_id
-    transaction.on_commit(lambda: _after_commit(organisation_id, call))
-    if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call.attempt:
+    if call is None:
+        call = Call.objects.values("task_id", "attempt", "lease_token", "organisation_id").get(id=call_id)
+    task = Task.objects.select_for_update(of=("self",)).select_related("campaign__workspace").get(id=call["task_id"])
+    campaign = task.campaign
+    organisation_id = call["organisation_id"]
+    lease_token = call["lease_token"]
+    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
+    if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call["attempt"]:
         return task
     if campaign.workspace.compliance.get("circuitBreaker"):
         # Robust: the attempt has ended whatever the breaker's judgement meets; the next one judges again.
@@ -48,7 +56,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     config = resolve_config(task, campaign)
     decision = decide_after_attempt(config, task.attempts_made, outcome, ended_at, callback_at)
     if outcome == Outcome.OPT_OUT:
-        do_add_dnc_numbers(organisation_id, [(task.phone, f"opt-out on call {call.id}")])
+        do_add_dnc_numbers(organisation_id, [(task.phone, f"opt-out on call {call_id}")])
     task.status = task_status_after_attempt(campaign.status, decision)
     check_task_transition(TaskStatus.IN_PROGRESS, task.status)
     task.last_outcome = outcome
@@ -171,10 +179,6 @@ def _count_refusal(organisation_id, task_id):
     return pipe.execute()[0]
 
 
-def _after_commit(organisation_id, call):
-    _release_and_nudge(organisation_id, call.id, call.lease_token)
-
-
 def _release_and_nudge(organisation_id, call_id, lease_token):
     try:
         if lease_token is not None:
@@ -188,7 +192,10 @@ def _task_finished(task, campaign):
     from campaigns.actions.controls import do_complete_campaign_if_done
     from telephony.webhooks_out import enqueue_webhook
 
-    if campaign.type == CampaignType.BATCH:
+    # Most finished tasks leave others unfinished: one unlocked look says so without locking the
+    # campaign. Safe to skip on it: the task still unfinished checks again once it finishes.
+    if campaign.type == CampaignType.BATCH and not Task.objects.filter(
+            campaign_id=campaign.id, status__in=UNFINISHED_TASK_STATUSES).exists():
         do_complete_campaign_if_done(campaign.id, task.completed_at)
     workspace = campaign.workspace
     if workspace.webhook_url:

@@ -2,7 +2,11 @@
 
 A nudge marks the organisation as wanting a run and publishes at most one dispatch job while a
 mark is pending; the job clears the mark as it starts, so events arriving during a run cause
-exactly one more run. A crashed lock holder's lock expires on its own.
+exactly one more run. While a run holds the lock, a nudge publishes nothing and leaves the
+run's rerun mark instead: the holder looks at that mark after every pass and once more after it
+releases the lock (`dialer.dispatcher.dispatch_organisation`), and the nudge's check of the lock
+and its mark are one script, so the holder's last look comes after it. A crashed lock holder's
+lock expires on its own.
 """
 import secrets
 from pathlib import Path
@@ -16,8 +20,9 @@ from dialer import keys
 LOCK_SECONDS = 30
 SUB_TICK_SECONDS = 1.0  # beat's tick period (config/celery.py)
 NUDGE_PENDING_SECONDS = 5
+RERUN_MARK_SECONDS = 60
 
-_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend"))
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge"))
 
 
 class DispatchLock:
@@ -44,8 +49,12 @@ class DispatchLock:
 
 
 def nudge_dispatcher(organisation_id):
-    """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands."""
-    if claim_nudge(organisation_id):
+    """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands, and a nudge
+    while a run holds the lock makes none (that run makes one more pass)."""
+    publish = _scripts.run(get_redis(), "nudge", [
+        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id),
+        keys.dispatch_nudged(organisation_id)], [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS])
+    if publish == 1:
         enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
 
 

@@ -52,14 +52,14 @@ from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
 from dialer.compliance_checks import ComplianceChecks
 from dialer.platform_limits import keep_within_platform_limits
-from dialer.dispatch_lock import DispatchLock, clear_nudge, nudge_dispatcher_at
+from dialer.dispatch_lock import RERUN_MARK_SECONDS, DispatchLock, clear_nudge, nudge_dispatcher, nudge_dispatcher_at
 from dialer.eligibility import recheck
 from dialer.lifecycle import task_statuses_leading_to
 from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open
-from telephony.models import LIVE_CALL_STATUSES, Call
+from telephony.models import LIVE_CALL_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,13 @@ SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at =
 WHERE id = ANY(%s)
 """
 
+# The candidates' numbers that have a live call in the organisation. The statuses are spelled
+# out, as in the predicate of the partial unique index that serves it (call_one_live_per_number_in_org).
+LIVE_NUMBERS_SQL = f"""
+SELECT to_number FROM telephony_call
+WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in LIVE_CALL_STATUSES)})
+"""
+
 PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}
 
 
@@ -180,13 +187,15 @@ def dispatch_organisation(organisation_id, now=None):
         for _ in range(MAX_PASSES_PER_RUN):
             ran, count = _passes_under_lock(organisation_id, now)
             if not ran:
-                get_redis().set(rerun, 1, ex=60)
+                get_redis().set(rerun, 1, ex=RERUN_MARK_SECONDS)
                 ran, count = _passes_under_lock(organisation_id, now)
                 if not ran:
                     break  # the holder has not released the lock yet: it will find the mark
             admitted += count
             if not get_redis().exists(rerun):
                 break
+        else:
+            nudge_dispatcher(organisation_id)  # cut at the bound with a mark left: its run comes next
     except Exception:
         # Its wake-up was taken by the tick that started it: ask for another run soon.
         wakeups.wake_no_later_than(organisation_id, timezone.now() + wakeups.RETRY_FAILED_RUN)
@@ -302,8 +311,9 @@ def _recheck(organisation_id, tasks, campaigns, now):
         return [], Counter()
     phones = {t.phone for t in tasks}
     do_not_call = listed_numbers(organisation_id, phones)
-    live_numbers = set(Call.objects.filter(organisation_id=organisation_id, to_number__in=phones,
-                                           status__in=LIVE_CALL_STATUSES).values_list("to_number", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(LIVE_NUMBERS_SQL, [organisation_id, list(phones)])
+        live_numbers = {number for (number,) in cursor.fetchall()}
     checks = ComplianceChecks(tasks, campaigns, now)
     dialable, reschedule, dropped = [], {}, Counter()
     finished = defaultdict(list)  # (status, reason) → task ids

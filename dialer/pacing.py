@@ -12,6 +12,8 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
+
 from campaigns.models import CallingNumber
 from telephony import cps
 
@@ -78,5 +80,8 @@ def give_back_unused(paced, admitted):
 def _number_settings(number_ids):
     if not number_ids:
         return {}
-    return {number_id: (number, rate) for number_id, number, rate in
-            CallingNumber.objects.filter(id__in=number_ids).values_list("id", "number", "calls_per_second")}
+    # Plain SQL: every dispatcher pass asks, and compiling the ORM query costs more than running it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, number, calls_per_second FROM {CallingNumber._meta.db_table} WHERE id = ANY(%s)",
+                       [list(number_ids)])
+        return {number_id: (number, rate) for number_id, number, rate in cursor.fetchall()}

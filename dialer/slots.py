@@ -219,31 +219,45 @@ def write_allocations(organisation_id, tree):
     _run("configure", organisation_id, tree.total, tree_version(tree), *fields)
 
 
+# The organisation's total, its workspaces and its campaigns not completed or archived, in one
+# round trip: every dispatcher pass reads it (`sync_allocations`).
+ALLOCATION_TREE_SQL = """
+SELECT 'o', o.id, NULL::bigint, o.total_slots, NULL::varchar FROM campaigns_organisation o WHERE o.id = %(organisation)s
+UNION ALL
+SELECT 'w', w.id, NULL::bigint, w.slots, w.slot_mode FROM campaigns_workspace w WHERE w.organisation_id = %(organisation)s
+UNION ALL
+SELECT 'c', c.id, c.workspace_id, c.slots, c.slot_mode
+FROM campaigns_campaign c JOIN campaigns_workspace w ON w.id = c.workspace_id
+WHERE w.organisation_id = %(organisation)s AND c.status NOT IN ('completed', 'archived')
+"""
+
+
 def allocation_tree(organisation_id):
     """The organisation's allocation tree as PostgreSQL holds it (campaigns not completed or archived)."""
-    from campaigns.models import Campaign, CampaignStatus, Organisation, SlotMode, Workspace
+    from django.db import connection
 
-    total = Organisation.objects.values_list("total_slots", flat=True).get(id=organisation_id)
-    workspaces = {
-        workspace_id: Allocation(slots, mode == SlotMode.SOFT)
-        for workspace_id, slots, mode in Workspace.objects.filter(organisation_id=organisation_id)
-        .values_list("id", "slots", "slot_mode")
-    }
-    campaigns = {
-        campaign_id: CampaignAllocation(workspace_id, slots, mode == SlotMode.SOFT)
-        for campaign_id, workspace_id, slots, mode in Campaign.objects
-        .filter(workspace__organisation_id=organisation_id)
-        .exclude(status__in=[CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])
-        .values_list("id", "workspace_id", "slots", "slot_mode")
-    }
+    from campaigns.models import Organisation, SlotMode
+
+    with connection.cursor() as cursor:
+        cursor.execute(ALLOCATION_TREE_SQL, {"organisation": organisation_id})
+        rows = cursor.fetchall()
+    total, workspaces, campaigns = None, {}, {}
+    for node, node_id, workspace_id, node_slots, mode in rows:
+        if node == "o":
+            total = node_slots
+        elif node == "w":
+            workspaces[node_id] = Allocation(node_slots, mode == SlotMode.SOFT)
+        else:
+            campaigns[node_id] = CampaignAllocation(workspace_id, node_slots, mode == SlotMode.SOFT)
+    if total is None:
+        raise Organisation.DoesNotExist(f"organisation {organisation_id}")
     return AllocationTree(total, workspaces, campaigns)
 
 
 def sync_allocations(organisation_id):
     """Bring Redis's allocation tree up to PostgreSQL's; rebuild leases first if Redis lost them.
 
-    Returns True when Redis was written. Cheap when nothing changed: three queries and one
-    round trip.
+    Returns True when Redis was written. Cheap when nothing changed: one query and one round trip.
     """
     tree = allocation_tree(organisation_id)
     pipe = get_redis().pipeline(transaction=False)

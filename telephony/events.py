@@ -1,23 +1,25 @@
 """Applying carrier and agent events to calls: idempotent, monotonic, and the one place a call ends.
 
 Every event, from a webhook, the simulator or the reaper's status check, goes through
-`handle_event`. It locks the Call row, stores the raw event, applies what moves the call forward
-and ignores what does not (a late `ringing`, a duplicate `completed`). A terminal event ends the
+`handle_event`. It stores the raw event, applies what moves the call forward and ignores what
+does not (a late `ringing`, a duplicate `completed`): a progress event in one conditional UPDATE,
+a terminal event or an analysis under the Call row's lock. A terminal event ends the
 call and sends `telephony.signals.call_ended` inside the same transaction, so the dialer's
 finish-attempt work commits, or rolls back, together with the call's end.
 """
 import datetime as dt
 import logging
+import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from telephony import webhooks_out
 from telephony.models import Call, CallEvent, CallStatus
 from telephony.rules import (
-    EventKind, NormalizedEvent, analysis_overdue, merge_outcome, needs_analysis, status_after,
+    STATUS_AFTER_EVENT, EventKind, NormalizedEvent, analysis_overdue, merge_outcome, needs_analysis, status_after,
 )
 from telephony.signals import call_ended, call_not_placed
 
@@ -28,14 +30,29 @@ def analysis_wait_seconds():
     return settings.ANALYSIS_WAIT_SECONDS
 
 
+# The call FOR UPDATE with its workspace's webhook URL (a RawQuerySet: compiling the ORM's
+# three-table select cost four times the query). The workspace itself is loaded only when the
+# call ends and there is a URL to send call.ended to.
+LOCKED_CALL_SQL = """
+SELECT c.*, w.webhook_url AS workspace_webhook_url
+FROM telephony_call c
+JOIN campaigns_campaign ca ON ca.id = c.campaign_id
+JOIN campaigns_workspace w ON w.id = ca.workspace_id
+WHERE {lookup}
+FOR UPDATE OF c
+"""
+
+
 def _locked_call(event):
-    # Only the call row is locked; the workspace rides along for the call.ended webhook.
-    calls = Call.objects.select_for_update(of=("self",)).select_related("campaign__workspace")
-    if event.call_id:
-        return calls.filter(id=event.call_id).first()
-    if event.carrier_call_id:
-        return calls.filter(carrier=event.carrier, carrier_call_id=event.carrier_call_id).first()
-    return None
+    call_id = _uuid_or_none(event.call_id)
+    if call_id is not None:
+        calls = Call.objects.raw(LOCKED_CALL_SQL.format(lookup="c.id = %s::uuid"), [str(call_id)])
+    elif event.carrier_call_id:
+        calls = Call.objects.raw(LOCKED_CALL_SQL.format(lookup="c.carrier = %s AND c.carrier_call_id = %s"),
+                                 [event.carrier, event.carrier_call_id])
+    else:
+        return None
+    return next(iter(calls), None)
 
 
 def handle_event(event: NormalizedEvent, now=None) -> bool:
@@ -44,6 +61,8 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
     Runs in the caller's process (web worker, simulator, reaper), in its own transaction.
     """
     now = now or timezone.now()
+    if event.kind in STATUS_AFTER_EVENT:
+        return _advance_in_one_statement(event, now)
     with transaction.atomic():
         call = found = _locked_call(event)
         if event.kind == EventKind.NOT_PLACED:
@@ -51,9 +70,9 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
             call = None if applied else call  # the row is gone; the event is kept, unlinked, for audit
         else:
             applied = _apply(call, event, now) if call is not None else False
-        CallEvent.objects.create(
-            call=call, carrier=event.carrier, carrier_call_id=event.carrier_call_id or "",
-            kind=event.kind, payload=_audit_payload(event), applied=applied)
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT_EVENT_SQL, [call and str(call.id), event.carrier, event.carrier_call_id or "",
+                                              str(event.kind), _audit_payload_for_db(event), applied, timezone.now()])
     if found is None:
         logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
     return applied
@@ -73,11 +92,83 @@ def _withdraw(call, event):
     return True
 
 
-def _audit_payload(event):
+# Webhooks are the hot path of the web tier: its writes are plain statements, not the ORM's
+# compiled ones (compiling costs more CPU than the database spends running them).
+INSERT_EVENT_SQL = """
+INSERT INTO telephony_callevent (call_id, carrier, carrier_call_id, kind, payload, applied, received_at)
+VALUES (%s::uuid, %s, %s, %s, %s, %s, %s)
+"""
+
+# The progress columns an event's target status stamps, when still empty.
+PROGRESS_STAMPS = {CallStatus.DIALING: "placed_at", CallStatus.RINGING: "ringing_at", CallStatus.ANSWERED: "answered_at"}
+
+# A progress event (initiated, ringing, answered, machine detected) in one statement, without a
+# transaction or a model load: it links the carrier's id if the call has none yet, takes the
+# answering-machine result, and moves the status forward from the statuses `status_after` lets
+# move (stamping the target's progress column if empty), then stores the event for audit with
+# `applied` = whether the UPDATE matched. The UPDATE's WHERE is exactly "something changes": it
+# is re-evaluated on the row's newest version when a concurrent event held the row, so two
+# events for one call serialise as they do under a row lock.
+ADVANCE_SQL = """
+WITH target AS (
+    SELECT id FROM telephony_call WHERE {lookup}
+), changed AS (
+    UPDATE telephony_call AS c
+    SET carrier_call_id = CASE WHEN c.carrier_call_id IS NULL AND c.carrier = %(carrier)s AND %(sid)s <> ''
+                               THEN %(sid)s ELSE c.carrier_call_id END,
+        answered_by = CASE WHEN c.status <> 'ended' AND %(answered_by)s <> '' THEN %(answered_by)s
+                           ELSE c.answered_by END,
+        status = CASE WHEN c.status = ANY(%(movable)s) AND c.carrier_ended_at IS NULL THEN %(target)s
+                      ELSE c.status END,
+        {stamp} = CASE WHEN c.status = ANY(%(movable)s) AND c.carrier_ended_at IS NULL
+                       THEN COALESCE(c.{stamp}, %(occurred)s) ELSE c.{stamp} END
+    WHERE c.id = (SELECT id FROM target)
+      AND ((c.carrier_call_id IS NULL AND c.carrier = %(carrier)s AND %(sid)s <> '')
+           OR (c.status <> 'ended' AND %(answered_by)s <> '' AND c.answered_by <> %(answered_by)s)
+           OR (c.status = ANY(%(movable)s) AND c.carrier_ended_at IS NULL
+               AND (c.status <> %(target)s OR c.{stamp} IS NULL)))
+    RETURNING c.id
+)
+INSERT INTO telephony_callevent (call_id, carrier, carrier_call_id, kind, payload, applied, received_at)
+SELECT (SELECT id FROM target), %(carrier)s, %(sid)s, %(kind)s, %(payload)s, EXISTS (SELECT 1 FROM changed),
+       %(received_at)s
+RETURNING call_id, applied
+"""
+LOOKUP_BY_ID = "id = %(call_id)s::uuid"
+LOOKUP_BY_CARRIER_ID = "carrier = %(carrier)s AND carrier_call_id = %(sid)s AND %(sid)s <> ''"
+
+
+def _advance_in_one_statement(event, now):
+    target = STATUS_AFTER_EVENT[event.kind]
+    call_id = _uuid_or_none(event.call_id)
+    lookup = LOOKUP_BY_ID if call_id is not None else LOOKUP_BY_CARRIER_ID
+    with connection.cursor() as cursor:
+        cursor.execute(ADVANCE_SQL.format(lookup=lookup, stamp=PROGRESS_STAMPS[target]), {
+            "call_id": call_id and str(call_id), "carrier": event.carrier, "sid": event.carrier_call_id or "",
+            "answered_by": event.answered_by or "", "target": str(target), "kind": str(event.kind),
+            "movable": [str(status) for status in CallStatus if status_after(status, event.kind) is not None],
+            "occurred": event.occurred_at or now, "payload": _audit_payload_for_db(event),
+            "received_at": timezone.now()})
+        found, applied = cursor.fetchone()
+    if found is None:
+        logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
+    return applied
+
+
+def _uuid_or_none(value):
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _audit_payload_for_db(event):
     payload = dict(event.raw)
     if event.call_id and "call_id" not in payload:
         payload["call_id"] = str(event.call_id)
-    return payload
+    return CallEvent._meta.get_field("payload").get_db_prep_value(payload, connection)
 
 
 def _apply(call, event, now):
@@ -99,42 +190,23 @@ def _apply(call, event, now):
         if call.carrier_ended_at is not None:
             _end(call, changed)
             return True
-    elif event.kind == EventKind.COMPLETED:
+    else:
         changed |= _apply_terminal(call, event, occurred, now)
         if call.status == CallStatus.ENDED:
             return True  # `_end` saved the call: a second UPDATE of the same fields would change nothing
-    else:
-        changed |= _advance(call, event, occurred)
     _save(call, changed)
     return bool(changed)
 
 
 def _save(call, changed):
-    if changed:
-        call.save(update_fields=sorted(changed))
-
-
-def _advance(call, event, occurred):
-    changed = set()
-    if event.answered_by and event.answered_by != call.answered_by:
-        call.answered_by = event.answered_by
-        changed.add("answered_by")
-    target = status_after(call.status, event.kind)
-    if target is None or call.carrier_ended_at is not None:
-        return changed
-    if target != call.status:
-        call.status = target
-        changed.add("status")
-    if target == CallStatus.DIALING and call.placed_at is None:
-        call.placed_at = occurred
-        changed.add("placed_at")
-    if target == CallStatus.RINGING and call.ringing_at is None:
-        call.ringing_at = occurred
-        changed.add("ringing_at")
-    if target == CallStatus.ANSWERED and call.answered_at is None:
-        call.answered_at = occurred
-        changed.add("answered_at")
-    return changed
+    """`call.save(update_fields=changed)` as one plain UPDATE (Call has no save signals or auto_now fields)."""
+    if not changed:
+        return
+    fields = [Call._meta.get_field(name) for name in sorted(changed)]
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    values = [field.get_db_prep_save(getattr(call, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE telephony_call SET {assignments} WHERE id = %s::uuid", [*values, str(call.id)])
 
 
 def _apply_terminal(call, event, occurred, now):
@@ -217,8 +289,11 @@ def _end(call, changed):
         changed.add("duration_seconds")
     changed |= {"status", "outcome", "callback_at", "ended_at"}
     _save(call, changed)
-    call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at)
-    webhooks_out.enqueue_call_ended(call)
+    call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
+                    task_id=call.task_id, attempt=call.attempt, lease_token=call.lease_token,
+                    organisation_id=call.organisation_id)
+    if getattr(call, "workspace_webhook_url", None) != "":  # known empty for a call `_locked_call` read
+        webhooks_out.enqueue_call_ended(call)
 
 
 def finalise_overdue_calls(now=None, limit=500) -> int:

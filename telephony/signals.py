@@ -2,7 +2,8 @@
 from django.dispatch import Signal
 
 # Sent once per call, inside the transaction that ends it.
-# Args: call_id, outcome, ended_at, callback_at (or None).
+# Args: call_id, outcome, ended_at, callback_at (or None), and the call's task_id, attempt,
+# lease_token and organisation_id (so the receiver need not read the call again).
 call_ended = Signal()
 
 # Sent when the carrier would not take an admitted call for a reason not about the callee (429,

@@ -31,16 +31,21 @@ def carrier_status(request, carrier):
     return HttpResponse(status=204)
 
 
+# Every agent analysis reads its call this way: a raw query, because compiling the ORM's join
+# cost several times what the database spends on it.
+WORKSPACE_CALL_SQL = """
+SELECT c.* FROM telephony_call c JOIN campaigns_campaign ca ON ca.id = c.campaign_id
+WHERE c.id = %s::uuid AND ca.workspace_id = %s
+"""
+
+
 def access_call_by_id(workspace, call_id):
     """The workspace's call, or None: the same answer whether it is missing or someone else's."""
     try:
         call_uuid = uuid.UUID(str(call_id))
     except ValueError:
         return None
-    return (Call.objects.select_related("agent")
-            .filter(id=call_uuid)
-            .filter(campaign__workspace=workspace)
-            .first())
+    return next(iter(Call.objects.raw(WORKSPACE_CALL_SQL, [str(call_uuid), workspace.id])), None)
 
 
 def _call_for_signed_request(request, call_id):
@@ -91,9 +96,11 @@ def parse_analysis(body, call):
     """The agent's analysis body → (analysis dict, recording URL), or raise ValueError({field: reason})."""
     errors = {}
     outcome = body.get("outcome") or ""
-    allowed = {o.value for o in Outcome} | set(call.agent.outcomes if call.agent else [])
-    if outcome and outcome not in allowed:
-        errors["outcome"] = f"Unknown outcome {outcome!r}; this agent may report: {', '.join(sorted(allowed))}."
+    standard = {o.value for o in Outcome}
+    if outcome and outcome not in standard:  # only then is the agent (and its own outcomes) read
+        allowed = standard | set(call.agent.outcomes if call.agent else [])
+        if outcome not in allowed:
+            errors["outcome"] = f"Unknown outcome {outcome!r}; this agent may report: {', '.join(sorted(allowed))}."
     callback_at = None
     if body.get("callbackAt") not in (None, ""):
         try:

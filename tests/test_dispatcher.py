@@ -12,7 +12,8 @@ from campaigns.actions.controls import do_pause_campaign
 from campaigns.models import CampaignStatus, CampaignType, DoNotCall, Task, TaskStatus
 from dialer import keys, slots
 from dialer.attempts import do_finish_attempt
-from dialer.dispatch_lock import DispatchLock
+from config.queues import Queue
+from dialer.dispatch_lock import DispatchLock, nudge_dispatcher
 from dialer.dispatcher import dispatch_organisation, dispatch_pass
 from dialer.maintenance import place_admitted_calls
 from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
@@ -353,6 +354,32 @@ class TestSingleFlight:
         with django_capture_on_commit_callbacks(execute=True):
             assert dispatch_organisation(org_of(campaign)) == 4
         assert live_calls() == 4 and not redis_client.exists(keys.dispatch_rerun(org_of(campaign)))
+
+    def test_a_nudge_while_a_run_holds_the_lock_publishes_no_job_and_the_holder_makes_another_pass(
+            self, monkeypatch, redis_client, django_capture_on_commit_callbacks):
+        campaign = make_campaign(slots=4)
+        TaskFactory.create_batch(2, campaign=campaign)
+        real_exit = DispatchLock.__exit__
+        releases = []
+
+        def call_ends_during_the_run(lock, *exc):  # new work, and its nudge, before the release
+            if not releases:
+                TaskFactory.create_batch(2, campaign=campaign)
+                nudge_dispatcher(org_of(campaign))
+            releases.append(lock)
+            return real_exit(lock, *exc)
+
+        monkeypatch.setattr(DispatchLock, "__exit__", call_ends_during_the_run)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert dispatch_organisation(org_of(campaign)) == 4
+        assert live_calls() == 4 and len(releases) == 2
+        assert redis_client.llen(str(Queue.EVENTS)) == 0  # no dispatch job was published
+
+    def test_a_nudge_with_no_run_under_way_publishes_one_dispatch_job(self, redis_client):
+        campaign = make_campaign(slots=4)
+        nudge_dispatcher(org_of(campaign))
+        nudge_dispatcher(org_of(campaign))
+        assert redis_client.llen(str(Queue.EVENTS)) == 1
 
 
 class TestUpkeep:

@@ -84,6 +84,31 @@ class TestProgress:
         call.refresh_from_db()
         assert call.status == CallStatus.ANSWERED
 
+    def test_a_progress_event_costs_one_statement_and_a_duplicate_is_stored_unapplied(
+            self, django_assert_num_queries):
+        call = dialing_call()
+        with django_assert_num_queries(1):
+            assert handle_event(event(call, EventKind.RINGING, 1), now=at(1))
+        with django_assert_num_queries(1):
+            assert not handle_event(event(call, EventKind.RINGING, 2), now=at(2))
+        call.refresh_from_db()
+        assert (call.status, call.ringing_at) == (CallStatus.RINGING, at(1))
+        assert list(CallEvent.objects.filter(call=call).values_list("kind", "applied")) == [
+            ("ringing", True), ("ringing", False)]
+
+    def test_answering_machine_detection_after_answered_takes_the_result_once(self):
+        call = dialing_call()
+        handle_event(event(call, EventKind.ANSWERED, 3), now=at(3))
+        assert handle_event(event(call, EventKind.MACHINE_DETECTED, 5, answered_by="human"), now=at(5))
+        assert not handle_event(event(call, EventKind.MACHINE_DETECTED, 6, answered_by="human"), now=at(6))
+        call.refresh_from_db()
+        assert (call.status, call.answered_at, call.answered_by) == (CallStatus.ANSWERED, at(3), "human")
+
+    def test_an_event_naming_a_call_id_that_is_no_uuid_is_stored_unapplied(self):
+        stray = NormalizedEvent(carrier="twilio", kind=EventKind.RINGING, call_id="not-a-uuid")
+        assert not handle_event(stray)
+        assert CallEvent.objects.get().call is None
+
     def test_an_event_for_an_unknown_call_is_stored_unapplied(self):
         stray = NormalizedEvent(carrier="simulated", kind=EventKind.RINGING, carrier_call_id="SIM-nobody")
         assert not handle_event(stray)
