@@ -111,11 +111,11 @@ def seed(campaign_id, count):
         cursor.execute("""
             INSERT INTO telephony_call (id, task_id, campaign_id, organisation_id, attempt, agent_id, carrier,
                 from_number, to_number, is_callback, created_at, ended_at, status, carrier_status, outcome,
-                recording_url, transcript, analysis, prompt, answered_by)
+                recording_url, transcript, analysis, prompt, answered_by, window_timezone)
             SELECT gen_random_uuid(), t.id, t.campaign_id, w.organisation_id, 1, c.agent_id, 'simulated',
                    '+14155550123', t.phone, false, now() - interval '2 hours',
                    now() - (t.id %% 3600) * interval '1 second', 'ended', 'completed', 'no-answer', '', '',
-                   '{}'::jsonb, '', ''
+                   '{}'::jsonb, '', '', ''
             FROM campaigns_task t JOIN campaigns_campaign c ON c.id = t.campaign_id
             JOIN campaigns_workspace w ON w.id = c.workspace_id
             WHERE t.campaign_id = %s AND t.attempts_made = 1
