@@ -20,9 +20,10 @@ from campaigns import admin_logins, admin_tenants, dashboard  # noqa: F401 (the 
 from campaigns.actions.audit import Actor, campaign_history, do_record_control
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.actions.campaigns import do_create_campaign
+from campaigns.actions.control_jobs import running_controls
 from campaigns.actions.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_pause_campaign, do_pause_task, do_resume_campaign,
-    do_resume_task, do_update_campaign, running_controls,
+    do_resume_task, do_update_campaign,
 )
 from campaigns.actions.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm

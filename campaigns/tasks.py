@@ -1,7 +1,7 @@
 """Celery jobs of the campaigns app. Each is thin: ids in, one call into the domain."""
 from celery import shared_task
 
-from campaigns.actions.controls import run_control
+from campaigns.actions.control_jobs import run_control
 from config.jobs import Job
 
 JOB_POLICY = dict(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -17,10 +17,10 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.actions import controls
+from campaigns.actions import control_jobs
+from campaigns.actions.control_jobs import do_control_batch, resume_stalled_controls, run_control
 from campaigns.actions.controls import (
-    do_archive_campaign, do_control_batch, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
-    resume_stalled_controls, run_control,
+    do_archive_campaign, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
 )
 from campaigns.models import CampaignControl, CampaignStatus, CampaignType, Task, TaskStatus
 from config.jobs import Job
@@ -49,7 +49,7 @@ def published(monkeypatch):
         assert job == Job.RUN_CONTROL
         ids.append(control_id)
 
-    monkeypatch.setattr(controls, "enqueue", record)
+    monkeypatch.setattr(control_jobs, "enqueue", record)
     return ids
 
 
@@ -204,9 +204,9 @@ class TestUpdate:
         campaign = campaign_with(8)
         do_update_campaign(campaign, {"calling_start": dt.time(1)})
         control = running_control(campaign)
-        assert controls.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 2, "total": None}}
+        assert control_jobs.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 2, "total": None}}
         do_control_batch(control.id)
-        assert controls.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 5, "total": 8}}
+        assert control_jobs.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 5, "total": 8}}
 
 
 class TestConcurrentControls:
@@ -216,7 +216,7 @@ class TestConcurrentControls:
         do_control_batch(running_control(campaign).id)
         do_pause_campaign(campaign)
         control = running_control(campaign)
-        assert (control.action, control.flip, control.retime) == ("pause", "pause", True)
+        assert (control.action, control.flip, bool(control.retime_ranges)) == ("pause", "pause", True)
         batches(control.id, between=lambda: run(campaign) == set() or pytest.fail("a call started"))
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 14, tzinfo=UTC))}
@@ -226,8 +226,8 @@ class TestConcurrentControls:
         do_pause_campaign(campaign)
         do_update_campaign(campaign, {"calling_start": dt.time(9), "calling_end": dt.time(11)})
         control = running_control(campaign)
-        assert (control.action, control.flip, control.retime) == ("update", "pause", True)
-        assert controls.running_controls([campaign.id])[campaign.id]["action"] == "pause"
+        assert (control.action, control.flip, bool(control.retime_ranges)) == ("update", "pause", True)
+        assert control_jobs.running_controls([campaign.id])[campaign.id]["action"] == "pause"
         run_control(control.id)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 9, tzinfo=UTC))}
@@ -246,7 +246,7 @@ class TestConcurrentControls:
         do_update_campaign(campaign, {"calling_start": dt.time(3)})
         do_archive_campaign(campaign)
         control = running_control(campaign)
-        assert (control.flip, control.retime) == ("archive", False)
+        assert (control.flip, control.retime_ranges) == ("archive", [])
         run_control(control.id)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {("archived", None)}
 
@@ -376,7 +376,7 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
 
     try:
         with batch.cursor() as cursor:
-            cursor.execute(controls.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
+            cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
         dispatcher = in_thread("dispatch", lambda: dispatch_pass(workspace.organisation_id, timezone.now()))
         dispatcher.join(5)
         assert not dispatcher.is_alive(), "the dispatcher waited for a control's batch"

@@ -7,6 +7,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from campaigns.actions import controls
+from campaigns.actions.control_jobs import running_controls
 from campaigns.access import access_campaign_by_id, workspace_campaigns
 from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
@@ -46,7 +47,7 @@ def campaign_counts(campaign_ids):
 def campaigns_json(campaigns):
     ids = [campaign.id for campaign in campaigns]
     task_counts, call_outcomes = campaign_counts(ids)
-    running = controls.running_controls(ids)
+    running = running_controls(ids)
     return [campaign_json(c, task_counts.get(c.id), call_outcomes.get(c.id), running.get(c.id)) for c in campaigns]
 
 
@@ -131,7 +132,7 @@ class CampaignControlView(WorkspaceView):
             return error_response(409, [error(None, str(exc))])
         campaign.refresh_from_db(fields=["status"])
         return Response({"changed": changed, "status": campaign.status,
-                         "control": controls.running_controls([campaign.id]).get(campaign.id)})
+                         "control": running_controls([campaign.id]).get(campaign.id)})
 
 
 def control_schema(noun, verb, description):

@@ -18,7 +18,7 @@ def string_id(value):
 
 def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
     """A campaign with its settings (in the shape POST/PATCH accept), its counts, and the progress
-    of a control whose tasks are still being changed (`campaigns.actions.controls.running_controls`)."""
+    of a control whose tasks are still being changed (`campaigns.actions.control_jobs.running_controls`)."""
     counts = {status: 0 for status in TaskStatus.values}
     counts.update(task_counts or {})
     body = {
