@@ -3,6 +3,10 @@
 `do_finish_attempt` runs inside the transaction in which telephony ends the call (it is the
 receiver of `telephony.signals.call_ended`), so the call's end and the task's next state commit
 together; the slot lease is released and the dispatcher nudged only after that commit.
+Both read the campaign under `FOR SHARE` before locking the task (the dispatcher's order): a
+control's `FOR UPDATE` either committed first, and its status decides the task's, or waits for
+this transaction, and its flip or re-timing then finds the task as this left it. So a pause never
+leaves a queued task behind it, nor a resume a paused one.
 `do_requeue_not_placed_attempt` (the receiver of `telephony.signals.call_not_placed`) undoes an
 admission the carrier never took, the same way.
 """
@@ -14,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.actions.dnc import do_add_dnc_numbers
-from campaigns.models import CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
+from campaigns.models import Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.dispatch_lock import nudge_dispatcher
@@ -34,8 +38,8 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     or one for a task no longer in progress on this attempt, changes nothing. Returns the task.
     """
     call = Call.objects.select_related("campaign__workspace").get(id=call_id)
+    campaign = _campaign_for_share(call.campaign)
     task = Task.objects.select_for_update().get(id=call.task_id)
-    campaign = call.campaign
     organisation_id = campaign.workspace.organisation_id
     transaction.on_commit(lambda: _after_commit(organisation_id, call))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call.attempt:
@@ -77,14 +81,15 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     lease is released and the dispatcher nudged after commit. Idempotent like `do_finish_attempt`.
     """
     now = now or timezone.now()
-    task = Task.objects.select_for_update().select_related("campaign").get(id=task_id)
+    campaign = _campaign_for_share(Campaign.objects.select_related("workspace").get(tasks__id=task_id))
+    task = Task.objects.select_for_update().get(id=task_id)
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
         return task
     refusals = _count_refusal(organisation_id, task.id)
     delay = not_placed_retry_delay(refusals, retry_after, settings.CARRIER_RETRY_BASE_SECONDS,
                                    settings.CARRIER_RETRY_MAX_SECONDS)
-    campaign_status = task.campaign.status
+    campaign_status = campaign.status
     if campaign_status in (CampaignStatus.ARCHIVED, CampaignStatus.COMPLETED):
         task.status = TaskStatus.ARCHIVED
         task.completion_reason = (CompletionReason.ARCHIVED if campaign_status == CampaignStatus.ARCHIVED
@@ -99,8 +104,17 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     task.save(update_fields=["status", "attempts_made", "next_attempt_at", "callback_at", "completion_reason",
                              "completed_at", "updated_at"])
     if task.status == TaskStatus.ARCHIVED:
-        transaction.on_commit(lambda: _task_finished(task, task.campaign))
+        transaction.on_commit(lambda: _task_finished(task, campaign))
     return task
+
+
+def _campaign_for_share(loaded):
+    """The campaign row as it stands, held FOR SHARE until the transaction ends (its workspace
+    taken from `loaded`)."""
+    campaign = next(iter(Campaign.objects.raw("SELECT * FROM campaigns_campaign WHERE id = %s FOR SHARE",
+                                              [loaded.id])))
+    campaign.workspace = loaded.workspace
+    return campaign
 
 
 def _count_refusal(organisation_id, task_id):
