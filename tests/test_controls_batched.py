@@ -389,3 +389,51 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
     finally:
         batch.close()
     assert "pause" in done
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("control, campaign_status, ends_as", [
+    ("pause", CampaignStatus.RUNNING, TaskStatus.PAUSED),
+    ("resume", CampaignStatus.PAUSED, TaskStatus.QUEUED),
+])
+def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
+        control, campaign_status, ends_as, published):
+    """The call's end has read its campaign while the task row is held elsewhere (as the
+    dispatcher or a webhook retry may hold it); the control commits meanwhile. The task's next
+    state must follow the control, whichever commits first."""
+    from dialer.attempts import do_finish_attempt
+
+    campaign = campaign_with(0, status=campaign_status, max_retries=1, retry_interval_ms=0)
+    live = TaskFactory(campaign=campaign, status=TaskStatus.IN_PROGRESS, attempts_made=1)
+    TaskFactory(campaign=campaign, status=TaskStatus.PAUSED if control == "resume" else TaskStatus.QUEUED)
+    call = CallFactory(task=live, attempt=1)
+    db = connection.settings_dict
+    holder = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+    action = {"pause": do_pause_campaign, "resume": do_resume_campaign}[control]
+
+    def in_thread(target):
+        def run_and_close():
+            try:
+                target()
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=run_and_close)
+        thread.start()
+        return thread
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_task WHERE id = %s FOR UPDATE", [live.id])
+        finish = in_thread(lambda: do_finish_attempt(call.id, "no-answer", timezone.now()))
+        time.sleep(0.5)  # the finish has read what it reads before the task, and waits for the task
+        controlling = in_thread(lambda: action(campaign))
+        time.sleep(0.5)
+        holder.rollback()
+        finish.join(10)
+        controlling.join(10)
+    finally:
+        holder.close()
+    assert not finish.is_alive() and not controlling.is_alive()
+    for control_id in published:
+        run_control(control_id)
+    assert statuses(campaign) == [ends_as] * 2
