@@ -93,9 +93,10 @@ class CampaignDetailView(WorkspaceView):
     @extend_schema(operation_id="campaigns_update", summary="Update a campaign's settings",
                    description="Takes effect for every attempt not yet placed: the answer comes at once, "
                                "and a large campaign's tasks are re-timed in the background (see `control`). "
-                               "Refused (409) for a completed or archived campaign.",
+                               "The answer is the campaign as updated without `taskCounts` and `callOutcomes`: "
+                               "GET the campaign for those. Refused (409) for a completed or archived campaign.",
                    request={"application/json": schemas.CAMPAIGN_UPDATE},
-                   responses={200: OpenApiResponse(schemas.CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
+                   responses={200: OpenApiResponse(schemas.UPDATED_CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
                               409: schemas.err("The campaign is completed or archived, or the body changes its type."),
                               **schemas.COMMON_ERRORS})
     def patch(self, request, campaign_id):
@@ -112,7 +113,8 @@ class CampaignDetailView(WorkspaceView):
                 do_record_control("update", self.actor, retimed, campaign=campaign, fields=changed)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
-        return Response(campaigns_json([campaign_of(self, campaign_id)])[0])
+        updated = campaign_of(self, campaign_id)
+        return Response(campaign_json(updated, control=running_controls([updated.id]).get(updated.id), counted=False))
 
 
 class CampaignControlView(WorkspaceView):

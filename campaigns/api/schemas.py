@@ -194,6 +194,10 @@ CAMPAIGN = obj({
                                                    "which, and how many of how many. Null otherwise."},
     "sampleTask": {**CREATE_TASK_BODY, "description": "Realtime only: a ready-to-use Create Task body."},
 })
+# An update's answer: the campaign as updated, without the counts (a grouped count over every task
+# and call of the campaign, the detail GET's part, not the update's).
+UPDATED_CAMPAIGN = obj({name: schema for name, schema in CAMPAIGN["properties"].items()
+                        if name not in ("taskCounts", "callOutcomes")})
 
 
 def page_of(item_schema):
