@@ -205,8 +205,7 @@ def first_batch(control_id, campaign, with_announce=False):
     """The control's first CONTROL_INLINE_TASKS tasks, in the request, holding the campaign FOR
     SHARE as a job's batch does. Publishes the job on commit when work is left, and with
     `with_announce` nudges the dispatcher once, after the batch. Returns the tasks changed."""
-    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, count_total=False,
-                                with_announce=False)
+    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False)
     if with_announce:
         announce(campaign)
     if work_left:
@@ -214,10 +213,11 @@ def first_batch(control_id, campaign, with_announce=False):
     return changed
 
 
-def _batch(control_id, campaign_id, limit, count_total=True, with_announce=True):
+def _batch(control_id, campaign_id, limit, counted=None, with_announce=True):
     """One batch of the control, in its own transaction: (tasks changed, work left). The campaign
     row is held FOR SHARE (a new control waits for the batch; the dispatcher does not), the control
-    row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it)."""
+    row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it).
+    `counted` is `_count_phase`'s figure, taken as the phase's total if the phase is where it was."""
     with transaction.atomic():
         now = timezone.now()
         campaign = next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])))
@@ -225,14 +225,14 @@ def _batch(control_id, campaign_id, limit, count_total=True, with_announce=True)
                    .filter(id=control_id, finished_at=None).first())
         if control is None:
             return 0, False
-        changed, dialable = _step(control, campaign, now, limit, count_total)
+        changed, dialable = _step(control, campaign, now, limit, counted)
         control.save()
         if dialable and with_announce:
             announce(campaign)
         return changed, control.finished_at is None
 
 
-def _step(control, campaign, now, limit, count_total):
+def _step(control, campaign, now, limit, counted):
     """One batch of `control`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
     then of its re-timing. Marks the control finished when nothing is left. Returns (tasks changed,
     whether they may have become dialable)."""
@@ -241,7 +241,7 @@ def _step(control, campaign, now, limit, count_total):
     if control.flip:
         _, applies_under, _ = FLIPS[control.flip]
         if campaign.status in applies_under:
-            _start_phase(control, control.flip, count_total, control.flip_ranges, control.flip_cursor)
+            _start_phase(control, control.flip, counted)
             flipped = _flip_batch(control, campaign, now, budget)
             _advance(control, flipped)
             changed, budget = flipped, budget - flipped
@@ -251,7 +251,7 @@ def _step(control, campaign, now, limit, count_total):
         control.flip, control.flip_ranges, control.flip_cursor = "", [], 0
     if control.retime_ranges and budget > 0:
         if campaign.status in OPEN_CAMPAIGN_STATUSES:
-            _start_phase(control, ControlAction.UPDATE, count_total, control.retime_ranges, control.retime_cursor)
+            _start_phase(control, ControlAction.UPDATE, counted)
             visited, retimed = _retime_batch(control, campaign, now, budget)
             _advance(control, visited)
             changed += retimed
@@ -263,13 +263,32 @@ def _step(control, campaign, now, limit, count_total):
     return changed, dialable
 
 
-def _start_phase(control, phase, count_total, ranges, cursor):
+def _start_phase(control, phase, counted):
     if control.phase != phase:
         control.phase, control.done, control.total = phase, 0, None
-    if count_total and control.total is None:
-        current, *rest = ranges
-        left = Q(status=current, id__gt=cursor) | Q(status__in=rest)
-        control.total = control.done + Task.objects.filter(left, campaign_id=control.campaign_id).count()
+    if counted is not None and control.total is None:
+        where, left = counted
+        if where == _position(control):
+            control.total = control.done + left
+
+
+def _position(control):
+    """Where the control's current phase stands: (phase, statuses left, cursor)."""
+    if control.phase == ControlAction.UPDATE:
+        return control.phase, list(control.retime_ranges), control.retime_cursor
+    return control.phase, list(control.flip_ranges), control.flip_cursor
+
+
+def _count_phase(control):
+    """(position, tasks left in the current phase) of a control read without locks, or None when
+    its total is known. Counted outside the batch: over a million tasks (and the dead entries of
+    earlier flips) a count takes long enough that no lock should wait for it."""
+    phase, ranges, cursor = _position(control)
+    if control.total is not None or not phase or not ranges:
+        return None
+    current, *rest = ranges
+    left = Q(status=current, id__gt=cursor) | Q(status__in=rest)
+    return (phase, ranges, cursor), Task.objects.filter(left, campaign_id=control.campaign_id).count()
 
 
 def _advance(control, visited):
@@ -356,11 +375,10 @@ def running_controls(campaign_ids):
 def do_control_batch(control_id):
     """One batch of a control's job (`_batch`: CONTROL_BATCH_TASKS tasks, one transaction). Returns
     whether work is left. Runs in a Celery worker (`campaigns.run_control`)."""
-    campaign_id = (CampaignControl.objects.filter(id=control_id, finished_at=None)
-                   .values_list("campaign_id", flat=True).first())
-    if campaign_id is None:
+    control = CampaignControl.objects.filter(id=control_id, finished_at=None).first()
+    if control is None:
         return False
-    return _batch(control_id, campaign_id, settings.CONTROL_BATCH_TASKS)[1]
+    return _batch(control_id, control.campaign_id, settings.CONTROL_BATCH_TASKS, _count_phase(control))[1]
 
 
 def run_control(control_id):
