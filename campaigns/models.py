@@ -370,7 +370,7 @@ class CampaignControl(models.Model):
     (none: nothing to re-time). Each walk keeps a cursor (the last task id done in the first of its
     statuses) so a job that was lost resumes where it stopped, and a status already walked is
     never read again (`campaigns.actions.control_jobs`). `phase`, `done` and `total` are the
-    progress shown while it runs (`total` is counted by the job's first batch of a phase).
+    progress shown while it runs (`total` is counted by the job, before its first batch of a phase).
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="controls")

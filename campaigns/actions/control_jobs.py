@@ -4,7 +4,8 @@ A control's request (`campaigns.actions.controls`) changes the campaign and reco
 (`take_over`); its first batch runs in the request (`first_batch`), the rest in the job
 `campaigns.run_control` (published on commit), `CONTROL_BATCH_TASKS` tasks per short transaction.
 A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a
-new control's `FOR UPDATE` waits at most one batch. A lost job resumes from the control's
+new control's `FOR UPDATE` waits at most one batch (a phase's tasks are counted before its first
+batch, outside these locks). A lost job resumes from the control's
 cursors (its message is redelivered, and beat re-publishes a control that made no progress for
 `CONTROL_STALLED_SECONDS`).
 
