@@ -179,11 +179,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             changed, refused = 0, []
             for campaign in applicable:
                 try:
-                    with transaction.atomic():
-                        campaign_changed = control.action(campaign)
-                        do_record_control(control.verb, Actor.for_admin_user(request.user), campaign_changed,
-                                          campaign=campaign)
-                    changed += campaign_changed
+                    changed += control.action(campaign, actor=Actor.for_admin_user(request.user))
                 except ControlRefused as exc:
                     refused.append(f"{campaign}: {exc.reason}")
                 else:
@@ -303,10 +299,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             self.message_user(request, "No setting changed.")
         else:
             try:
-                with transaction.atomic():
-                    retimed = do_update_campaign(campaign, changed)
-                    do_record_control("update", Actor.for_admin_user(request.user), retimed, campaign=campaign,
-                                      fields=changed)
+                retimed = do_update_campaign(campaign, changed, actor=Actor.for_admin_user(request.user))
             except ControlRefused as exc:
                 self.message_user(request, exc.reason, messages.ERROR)
             else:

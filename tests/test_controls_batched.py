@@ -28,7 +28,9 @@ from dialer.dispatcher import dispatch_pass
 from dialer.scheduling import first_attempt_at, next_attempt_after, resolve_config
 from dialer.windows import is_open, next_opening
 from telephony.models import Call
-from tests.factories import CallFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory, WorkspaceFactory
+from tests.factories import (
+    ApiKeyFactory, CallFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory, WorkspaceFactory,
+)
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -437,3 +439,46 @@ def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
     for control_id in published:
         run_control(control_id)
     assert statuses(campaign) == [ends_as] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path, body", [("/pause", None), ("", {"callingHours": {"start": 1300, "end": 1400}})])
+def test_the_dispatcher_never_waits_for_a_controls_first_batch_through_the_api(path, body, published):
+    """The API records the control with the campaign's change; the first batch then holds the
+    campaign only FOR SHARE, as the dispatcher does, even while it waits on a task row."""
+    from campaigns.models import ControlRecord
+    from tests.test_api_auth import client_for
+
+    campaign = campaign_with(5)
+    api = client_for(ApiKeyFactory(workspace=campaign.workspace))
+    db = connection.settings_dict
+    holder, dispatcher = (psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
+                                           port=db["PORT"] or 5432) for _ in range(2))
+    answers = []
+
+    def request():
+        try:
+            method = api.patch if body else api.post
+            answers.append(method(f"/api/v1/campaigns/{campaign.id}{path}", body, format="json"))
+        finally:
+            connections.close_all()
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_task WHERE campaign_id = %s ORDER BY id LIMIT 1 FOR UPDATE",
+                           [campaign.id])
+        control = threading.Thread(target=request)
+        control.start()
+        time.sleep(0.5)  # the request's first batch waits on the held task
+        assert control.is_alive()
+        with dispatcher.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_campaign WHERE id = %s FOR SHARE NOWAIT", [campaign.id])
+        dispatcher.rollback()
+        holder.rollback()
+        control.join(10)
+    finally:
+        holder.close()
+        dispatcher.close()
+    assert answers[0].status_code == 200
+    record = ControlRecord.objects.get(campaign=campaign)
+    assert record.tasks_changed == 2  # CONTROL_INLINE_TASKS, counted in by the first batch

@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.actions.audit import do_count_tasks_changed
 from campaigns.models import (
     Campaign, CampaignControl, CampaignStatus, CampaignType, ControlAction, Task, TaskStatus,
 )
@@ -202,11 +203,13 @@ def take_over(locked, action, campaign_status_before):
     return control.id
 
 
-def first_batch(control_id, campaign, with_announce=False):
+def first_batch(control_id, campaign, with_announce=False, record=None):
     """The control's first CONTROL_INLINE_TASKS tasks, in the request, holding the campaign FOR
-    SHARE as a job's batch does. Publishes the job on commit when work is left, and with
+    SHARE as a job's batch does; the tasks changed are counted into the control's audit `record`
+    in the same transaction. Publishes the job on commit when work is left, and with
     `with_announce` nudges the dispatcher once, after the batch. Returns the tasks changed."""
-    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False)
+    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False,
+                                record=record)
     if with_announce:
         announce(campaign)
     if work_left:
@@ -214,11 +217,12 @@ def first_batch(control_id, campaign, with_announce=False):
     return changed
 
 
-def _batch(control_id, campaign_id, limit, counted=None, with_announce=True):
+def _batch(control_id, campaign_id, limit, counted=None, with_announce=True, record=None):
     """One batch of the control, in its own transaction: (tasks changed, work left). The campaign
     row is held FOR SHARE (a new control waits for the batch; the dispatcher does not), the control
     row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it).
-    `counted` is `_count_phase`'s figure, taken as the phase's total if the phase is where it was."""
+    `counted` is `_count_phase`'s figure, taken as the phase's total if the phase is where it was;
+    the tasks changed are counted into the audit `record` when given."""
     with transaction.atomic():
         now = timezone.now()
         campaign = next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])))
@@ -228,6 +232,8 @@ def _batch(control_id, campaign_id, limit, counted=None, with_announce=True):
             return 0, False
         changed, dialable = _step(control, campaign, now, limit, counted)
         control.save()
+        if record is not None and changed:
+            do_count_tasks_changed(record, changed)
         if dialable and with_announce:
             announce(campaign)
         return changed, control.finished_at is None

@@ -11,10 +11,10 @@ The per-task work (status flips, re-timing) is a `CampaignControl` recorded in t
 transaction and done in batches by `campaigns.actions.control_jobs`: the first
 `CONTROL_INLINE_TASKS` tasks in the request (a small campaign is done before the answer), the rest
 by the job `campaigns.run_control`. A control arriving while another's job runs takes it over, so
-the tasks end as if the controls had run one after the other (`control_jobs` says how). A caller
-that records the control in its own transaction (`campaigns.actions.audit`) holds the campaign
-row until that commits, through the request's batch: the organisation's dispatcher may wait that
-long for this campaign (a batch of one status range, tens of milliseconds), never for the job.
+the tasks end as if the controls had run one after the other (`control_jobs` says how). Given the
+`actor`, a control records itself in the audit trail in the transaction that changes the campaign
+(`campaigns.actions.audit`); a caller must not wrap it in a transaction of its own, which would
+hold the campaign's `FOR UPDATE`, and so the organisation's dispatcher, through the first batch.
 The end time works the same way (`do_finish_ended_campaigns`): the campaign completes at once and
 its pending tasks are archived (`ended`) by the same job, taking over any control still running.
 Actions return how many tasks they changed in the request; `tasks_changed` is sent on commit
@@ -23,6 +23,7 @@ whenever tasks became dialable, by the request and by each batch.
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.actions.audit import do_record_control
 from campaigns.actions.control_jobs import announce, first_batch, take_over
 from campaigns.models import Campaign, CampaignStatus, CampaignType, CompletionReason, ControlAction, Task, TaskStatus
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, UNFINISHED_TASK_STATUSES, can_transition_campaign
@@ -55,7 +56,12 @@ def _set_campaign_status(campaign, locked, status, now):
     return before
 
 
-def do_pause_campaign(campaign):
+def _record(action, actor, campaign, fields=()):
+    """The control's audit record, its tasks changed counted in by the first batch; none without an actor."""
+    return do_record_control(action, actor, 0, campaign=campaign, fields=fields) if actor else None
+
+
+def do_pause_campaign(campaign, actor=None):
     """Pause: the campaign stops dialing at once; every queued task becomes paused (the first
     CONTROL_INLINE_TASKS now, the rest by the control job); live calls finish and their tasks then
     go to paused. Taking over a running control: a resume's flip back to queued is dropped and
@@ -65,10 +71,11 @@ def do_pause_campaign(campaign):
         _refuse_unless(locked, CampaignStatus.PAUSED, "pause")
         before = _set_campaign_status(campaign, locked, CampaignStatus.PAUSED, timezone.now())
         control_id = take_over(locked, ControlAction.PAUSE, before)
-    return first_batch(control_id, locked)
+        record = _record("pause", actor, locked)
+    return first_batch(control_id, locked, record=record)
 
 
-def do_resume_campaign(campaign):
+def do_resume_campaign(campaign, actor=None):
     """Resume: paused tasks become queued with their retry timing kept (the first
     CONTROL_INLINE_TASKS now, the rest by the control job, each dialable as it flips); the campaign
     goes back to running if any attempt was ever placed, else to scheduled. Taking over a running
@@ -81,10 +88,11 @@ def do_resume_campaign(campaign):
         before = _set_campaign_status(campaign, locked, CampaignStatus.RUNNING if started else CampaignStatus.SCHEDULED,
                                       timezone.now())
         control_id = take_over(locked, ControlAction.RESUME, before)
-    return first_batch(control_id, locked, with_announce=True)
+        record = _record("resume", actor, locked)
+    return first_batch(control_id, locked, with_announce=True, record=record)
 
 
-def do_archive_campaign(campaign):
+def do_archive_campaign(campaign, actor=None):
     """Archive, permanently: the campaign is final at once (no call ever starts again); queued and
     paused tasks become archived (reason `archived`; the first CONTROL_INLINE_TASKS now, the rest
     by the control job); live calls finish and make no further attempts. Taking over a running
@@ -94,7 +102,8 @@ def do_archive_campaign(campaign):
         _refuse_unless(locked, CampaignStatus.ARCHIVED, "archive")
         before = _set_campaign_status(campaign, locked, CampaignStatus.ARCHIVED, timezone.now())
         control_id = take_over(locked, ControlAction.ARCHIVE, before)
-    return first_batch(control_id, locked)
+        record = _record("archive", actor, locked)
+    return first_batch(control_id, locked, record=record)
 
 
 # The settings that decide when attempts are placed. An update that changes none of them (name,
@@ -106,7 +115,7 @@ TIMING_FIELDS = frozenset({
 })
 
 
-def do_update_campaign(campaign, fields):
+def do_update_campaign(campaign, fields, actor=None):
     """Apply validated model field values to a campaign that is not completed or archived, and
     re-time every attempt not yet placed under the new settings when a timing setting changed.
 
@@ -118,23 +127,24 @@ def do_update_campaign(campaign, fields):
     would fall past the new end are archived (`ended`); tasks whose attempts the new limit has used
     up complete (`exhausted`). Taking over a running control: its status flip is finished first,
     then the re-timing runs (restarted if one was under way) under the settings now in force.
+    With `actor`, recorded with the names of the settings that changed.
     """
     with transaction.atomic():
         locked = _lock_campaign(campaign.id)
         if locked.status not in OPEN_CAMPAIGN_STATUSES:
             raise ControlRefused(f"cannot update a campaign that is {locked.status}")
-        timing_changed = any(getattr(locked, name) != value for name, value in fields.items()
-                             if name in TIMING_FIELDS)
+        changed = [name for name, value in fields.items() if getattr(locked, name) != value]
         for name, value in fields.items():
             setattr(locked, name, value)
             setattr(campaign, name, value)
         locked.save(update_fields=[*fields, "updated_at"])
-        if not timing_changed:
+        record = _record("update", actor, locked, fields=changed)
+        if TIMING_FIELDS.isdisjoint(changed):
             # New slots or priority may make waiting work admissible: the dispatcher looks again.
             announce(locked)
             return 0
         control_id = take_over(locked, ControlAction.UPDATE, locked.status)
-    return first_batch(control_id, locked, with_announce=True)
+    return first_batch(control_id, locked, with_announce=True, record=record)
 
 
 def _lock_task(task):

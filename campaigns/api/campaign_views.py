@@ -1,5 +1,4 @@
 """Campaigns: create, list, detail with counts, update, controls, contacts and their tasks."""
-from django.db import transaction
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -15,7 +14,7 @@ from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import campaign_json, contact_import_json, control_record_json, task_json
-from campaigns.actions.audit import campaign_history, do_record_control
+from campaigns.actions.audit import campaign_history
 from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import type_change, validate_campaign_body
 from campaigns.actions.csv_import import ImportRefused, do_import_contacts
@@ -105,12 +104,8 @@ class CampaignDetailView(WorkspaceView):
         if reason := type_change(body, campaign):
             return error_response(409, [error("type", reason)])
         fields = validate_campaign_body(self.workspace, body, instance=campaign)
-        # The body is validated into every setting; the audit trail names those that change.
-        changed = [name for name, value in fields.items() if getattr(campaign, name) != value]
         try:
-            with transaction.atomic():
-                retimed = controls.do_update_campaign(campaign, fields)
-                do_record_control("update", self.actor, retimed, campaign=campaign, fields=changed)
+            controls.do_update_campaign(campaign, fields, actor=self.actor)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         updated = campaign_of(self, campaign_id)
@@ -127,9 +122,7 @@ class CampaignControlView(WorkspaceView):
     def apply_control(self, campaign_id):
         campaign = campaign_of(self, campaign_id)
         try:
-            with transaction.atomic():
-                changed = type(self).control(campaign)
-                do_record_control(self.verb, self.actor, changed, campaign=campaign)
+            changed = type(self).control(campaign, actor=self.actor)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         campaign.refresh_from_db(fields=["status"])
