@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.actions.dnc import do_add_dnc_numbers
@@ -37,8 +37,8 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None):
     """Apply an ended call's outcome to its task. Idempotent: a second call for the same attempt,
     or one for a task no longer in progress on this attempt, changes nothing. Returns the task.
     """
-    call = Call.objects.select_related("campaign__workspace").get(id=call_id)
-    campaign = _campaign_for_share(call.campaign)
+    call = Call.objects.get(id=call_id)
+    campaign = _lock_campaign_of_task(call.task_id)
     task = Task.objects.select_for_update().get(id=call.task_id)
     organisation_id = campaign.workspace.organisation_id
     transaction.on_commit(lambda: _after_commit(organisation_id, call))
@@ -81,7 +81,7 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     lease is released and the dispatcher nudged after commit. Idempotent like `do_finish_attempt`.
     """
     now = now or timezone.now()
-    campaign = _campaign_for_share(Campaign.objects.select_related("workspace").get(tasks__id=task_id))
+    campaign = _lock_campaign_of_task(task_id)
     task = Task.objects.select_for_update().get(id=task_id)
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
@@ -108,13 +108,14 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     return task
 
 
-def _campaign_for_share(loaded):
-    """The campaign row as it stands, held FOR SHARE until the transaction ends (its workspace
-    taken from `loaded`)."""
-    campaign = next(iter(Campaign.objects.raw("SELECT * FROM campaigns_campaign WHERE id = %s FOR SHARE",
-                                              [loaded.id])))
-    campaign.workspace = loaded.workspace
-    return campaign
+def _lock_campaign_of_task(task_id):
+    """The task's campaign, with its workspace, its row held FOR SHARE until the transaction ends
+    (read once held: no control can change it meanwhile)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.id FROM campaigns_campaign c JOIN campaigns_task t ON t.campaign_id = c.id "
+                       "WHERE t.id = %s FOR SHARE OF c", [task_id])
+        (campaign_id,) = cursor.fetchone()
+    return Campaign.objects.select_related("workspace").get(id=campaign_id)
 
 
 def _count_refusal(organisation_id, task_id):
