@@ -17,7 +17,9 @@ so it is dialable (the dispatcher locks it FOR SHARE every pass) but nothing of 
 Campaign B is open all day and empty. For each N, through the API, each timed from the request:
 - `PATCH` A's calling hours (alternating between two shut windows, so every task moves), `--repeats`
   times; then pause and resume alternately, `--repeats` times each; then one archive. Each waits
-  for the control's job to finish before the next (its `finished_at` in PostgreSQL).
+  for the control's job to finish before the next (its `finished_at` in PostgreSQL), then the task
+  table is vacuumed, untimed, as autovacuum would after a million dead rows (this machine's server
+  runs with autovacuum off; without it every flip bloats the table and its indexes for the next).
 - Response time: the HTTP round trip. Background completion: request start to the control's
   `finished_at`; tasks/s = tasks changed / that time, also as a ratio to the floor measured on the
   same table in the same run (docs/product.md §4's `UPDATE ... WHERE id = ANY` in batches of 500, here flipping
@@ -111,11 +113,11 @@ def seed(campaign_id, count):
         cursor.execute("""
             INSERT INTO telephony_call (id, task_id, campaign_id, organisation_id, attempt, agent_id, carrier,
                 from_number, to_number, is_callback, created_at, ended_at, status, carrier_status, outcome,
-                recording_url, transcript, analysis, prompt, answered_by)
+                recording_url, transcript, analysis, prompt, answered_by, window_timezone)
             SELECT gen_random_uuid(), t.id, t.campaign_id, w.organisation_id, 1, c.agent_id, 'simulated',
                    '+14155550123', t.phone, false, now() - interval '2 hours',
                    now() - (t.id %% 3600) * interval '1 second', 'ended', 'completed', 'no-answer', '', '',
-                   '{}'::jsonb, '', ''
+                   '{}'::jsonb, '', '', ''
             FROM campaigns_task t JOIN campaigns_campaign c ON c.id = t.campaign_id
             JOIN campaigns_workspace w ON w.id = c.workspace_id
             WHERE t.campaign_id = %s AND t.attempts_made = 1
@@ -221,6 +223,13 @@ def floor_rate(campaign_id, rows):
     return 2 * len(ids) / (time.perf_counter() - started)
 
 
+def vacuum_tasks():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE campaigns_task")
+
+
 def pending(campaign_id):
     from django.db import connection
 
@@ -248,6 +257,7 @@ def run_size(size, repeats, session, base, big_id, other_id, organisation_id):
             tasks = pending(big_id)
             answered, background, _ = timed_control(session, base, big_id, method, path, body)
             results.setdefault(verb, []).append((answered, background, tasks))
+            vacuum_tasks()
     finally:
         probe.stop.set()
         probe.join(30)

@@ -20,9 +20,10 @@ from campaigns import admin_logins, admin_tenants, dashboard  # noqa: F401 (the 
 from campaigns.actions.audit import Actor, campaign_history, do_record_control
 from campaigns.admin_scoping import OrganisationScopedAdmin
 from campaigns.actions.campaigns import do_create_campaign
+from campaigns.actions.control_jobs import running_controls
 from campaigns.actions.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_pause_campaign, do_pause_task, do_resume_campaign,
-    do_resume_task, do_update_campaign, running_controls,
+    do_resume_task, do_update_campaign,
 )
 from campaigns.actions.csv_import import ImportRefused, do_import_contacts, error_report_csv
 from campaigns.forms import WEEKDAYS, CampaignCreateForm, CampaignUpdateForm, ContactUploadForm
@@ -178,11 +179,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             changed, refused = 0, []
             for campaign in applicable:
                 try:
-                    with transaction.atomic():
-                        campaign_changed = control.action(campaign)
-                        do_record_control(control.verb, Actor.for_admin_user(request.user), campaign_changed,
-                                          campaign=campaign)
-                    changed += campaign_changed
+                    changed += control.action(campaign, actor=Actor.for_admin_user(request.user))
                 except ControlRefused as exc:
                     refused.append(f"{campaign}: {exc.reason}")
                 else:
@@ -302,10 +299,7 @@ class CampaignAdmin(OrganisationScopedAdmin):
             self.message_user(request, "No setting changed.")
         else:
             try:
-                with transaction.atomic():
-                    retimed = do_update_campaign(campaign, changed)
-                    do_record_control("update", Actor.for_admin_user(request.user), retimed, campaign=campaign,
-                                      fields=changed)
+                retimed = do_update_campaign(campaign, changed, actor=Actor.for_admin_user(request.user))
             except ControlRefused as exc:
                 self.message_user(request, exc.reason, messages.ERROR)
             else:

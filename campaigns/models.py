@@ -436,17 +436,20 @@ class CampaignControl(models.Model):
 
     At most one is unfinished per campaign: a control arriving while one runs takes it over
     (`campaigns.actions.controls`). `flip` is the status change still to apply to tasks (a pause, resume
-    or archive), `retime` whether pending tasks still need re-timing under the current settings;
-    each has a cursor (the last task id done) so a job that was lost resumes where it stopped.
-    `phase`, `done` and `total` are the progress shown while it runs (`total` is counted by the
-    job's first batch of a phase).
+    or archive) and `flip_ranges` the task statuses it has still to walk, the first under way;
+    `retime_ranges` the task statuses whose tasks still need re-timing under the current settings
+    (none: nothing to re-time). Each walk keeps a cursor (the last task id done in the first of its
+    statuses) so a job that was lost resumes where it stopped, and a status already walked is
+    never read again (`campaigns.actions.control_jobs`). `phase`, `done` and `total` are the
+    progress shown while it runs (`total` is counted by the job, before its first batch of a phase).
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="controls")
     action = models.CharField(max_length=7, choices=ControlAction.choices, help_text="The latest control.")
     flip = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    flip_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
     flip_cursor = models.BigIntegerField(default=0)
-    retime = models.BooleanField(default=False)
+    retime_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
     retime_cursor = models.BigIntegerField(default=0)
     phase = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
     done = models.PositiveIntegerField(default=0)

@@ -2,7 +2,7 @@
 from celery import shared_task
 
 from campaigns.actions.compliance import release_held_tasks
-from campaigns.actions.controls import run_control
+from campaigns.actions.control_jobs import run_control
 from config.jobs import Job
 
 JOB_POLICY = dict(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

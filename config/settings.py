@@ -216,7 +216,7 @@ REDIAL_ADMITTED_AFTER_SECONDS = env_int("REDIAL_ADMITTED_AFTER_SECONDS", 30)
 # the longest a lost schedule write can delay a call.
 WAKEUP_RECONCILE_SECONDS = env_int("WAKEUP_RECONCILE_SECONDS", 60)
 STALE_CALL_CHECK_SECONDS = env_int("STALE_CALL_CHECK_SECONDS", 120)
-# Campaign controls (campaigns.actions.controls): a control changes at most CONTROL_INLINE_TASKS tasks in
+# Campaign controls (campaigns.actions.controls, control_jobs): a control changes at most CONTROL_INLINE_TASKS tasks in
 # its request and leaves the rest to a job changing CONTROL_BATCH_TASKS per transaction; beat
 # re-publishes the job of a control that made no progress for CONTROL_STALLED_SECONDS.
 CONTROL_INLINE_TASKS = env_int("CONTROL_INLINE_TASKS", 1000)

@@ -3,6 +3,10 @@
 `do_finish_attempt` runs inside the transaction in which telephony ends the call (it is the
 receiver of `telephony.signals.call_ended`), so the call's end and the task's next state commit
 together; the slot lease is released and the dispatcher nudged only after that commit.
+Both read the campaign under `FOR SHARE` before locking the task (the dispatcher's order): a
+control's `FOR UPDATE` either committed first, and its status decides the task's, or waits for
+this transaction, and its flip or re-timing then finds the task as this left it. So a pause never
+leaves a queued task behind it, nor a resume a paused one.
 `do_requeue_not_placed_attempt` (the receiver of `telephony.signals.call_not_placed`) undoes an
 admission the carrier never took, the same way.
 """
@@ -10,7 +14,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.actions.dnc import do_add_dnc_numbers
@@ -42,8 +46,8 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     """
     if call is None:
         call = Call.objects.values("task_id", "attempt", "lease_token", "organisation_id").get(id=call_id)
-    task = Task.objects.select_for_update(of=("self",)).select_related("campaign__workspace").get(id=call["task_id"])
-    campaign = task.campaign
+    campaign = _lock_campaign_of_task(call["task_id"])
+    task = Task.objects.select_for_update().get(id=call["task_id"])
     organisation_id = call["organisation_id"]
     lease_token = call["lease_token"]
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
@@ -89,14 +93,15 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     lease is released and the dispatcher nudged after commit. Idempotent like `do_finish_attempt`.
     """
     now = now or timezone.now()
-    task = Task.objects.select_for_update().select_related("campaign").get(id=task_id)
+    campaign = _lock_campaign_of_task(task_id)
+    task = Task.objects.select_for_update().get(id=task_id)
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
         return task
     refusals = _count_refusal(organisation_id, task.id)
     delay = not_placed_retry_delay(refusals, retry_after, settings.CARRIER_RETRY_BASE_SECONDS,
                                    settings.CARRIER_RETRY_MAX_SECONDS)
-    campaign_status = task.campaign.status
+    campaign_status = campaign.status
     if campaign_status in (CampaignStatus.ARCHIVED, CampaignStatus.COMPLETED):
         task.status = TaskStatus.ARCHIVED
         task.completion_reason = (CompletionReason.ARCHIVED if campaign_status == CampaignStatus.ARCHIVED
@@ -111,7 +116,7 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     task.save(update_fields=["status", "attempts_made", "next_attempt_at", "callback_at", "completion_reason",
                              "completed_at", "updated_at"])
     if task.status == TaskStatus.ARCHIVED:
-        transaction.on_commit(lambda: _task_finished(task, task.campaign))
+        transaction.on_commit(lambda: _task_finished(task, campaign))
     return task
 
 
@@ -168,6 +173,16 @@ def judge_circuit_breaker(campaign_id):
         })
     logger.warning("campaign %s paused: %s", campaign.id, reason)
     return True
+
+
+def _lock_campaign_of_task(task_id):
+    """The task's campaign, with its workspace, its row held FOR SHARE until the transaction ends
+    (read once held: no control can change it meanwhile)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.id FROM campaigns_campaign c JOIN campaigns_task t ON t.campaign_id = c.id "
+                       "WHERE t.id = %s FOR SHARE OF c", [task_id])
+        (campaign_id,) = cursor.fetchone()
+    return Campaign.objects.select_related("workspace").get(id=campaign_id)
 
 
 def _count_refusal(organisation_id, task_id):

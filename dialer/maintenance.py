@@ -13,7 +13,8 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.actions.controls import do_finish_ended_campaigns, resume_stalled_controls
+from campaigns.actions.control_jobs import resume_stalled_controls
+from campaigns.actions.controls import do_finish_ended_campaigns
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import keys, slots

@@ -2,6 +2,8 @@
 contacts upload and the campaign's task list."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import Campaign, CampaignStatus, Task, TaskStatus
 from tests.factories import CallFactory, CampaignFactory, TaskFactory
@@ -97,6 +99,16 @@ def test_patch_updates_settings(api, realtime):
     response = api.patch(f"/api/v1/campaigns/{realtime.id}", {"name": "Renamed", "maxRetries": 3}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed" and response.json()["maxRetries"] == 3
+
+
+def test_patch_answers_without_counting_the_campaigns_tasks_and_calls(api, realtime):
+    TaskFactory.create_batch(2, campaign=realtime)
+    with CaptureQueriesContext(connection) as queries:
+        response = api.patch(f"/api/v1/campaigns/{realtime.id}", {"name": "Renamed"}, format="json")
+    assert response.status_code == 200
+    assert "taskCounts" not in response.json() and "callOutcomes" not in response.json()
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert api.get(f"/api/v1/campaigns/{realtime.id}").json()["taskCounts"]["queued"] == 2
 
 
 @pytest.mark.parametrize("status", [CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])

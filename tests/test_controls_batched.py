@@ -17,10 +17,10 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.actions import controls
+from campaigns.actions import control_jobs
+from campaigns.actions.control_jobs import do_control_batch, resume_stalled_controls, run_control
 from campaigns.actions.controls import (
-    do_archive_campaign, do_control_batch, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
-    resume_stalled_controls, run_control,
+    do_archive_campaign, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
 )
 from campaigns.models import CampaignControl, CampaignStatus, CampaignType, Task, TaskStatus
 from config.jobs import Job
@@ -28,7 +28,9 @@ from dialer.dispatcher import dispatch_pass
 from dialer.scheduling import first_attempt_at, next_attempt_after, resolve_config
 from dialer.windows import is_open, next_opening
 from telephony.models import Call
-from tests.factories import CallFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory, WorkspaceFactory
+from tests.factories import (
+    ApiKeyFactory, CallFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory, WorkspaceFactory,
+)
 
 pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
@@ -49,7 +51,7 @@ def published(monkeypatch):
         assert job == Job.RUN_CONTROL
         ids.append(control_id)
 
-    monkeypatch.setattr(controls, "enqueue", record)
+    monkeypatch.setattr(control_jobs, "enqueue", record)
     return ids
 
 
@@ -204,9 +206,9 @@ class TestUpdate:
         campaign = campaign_with(8)
         do_update_campaign(campaign, {"calling_start": dt.time(1)})
         control = running_control(campaign)
-        assert controls.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 2, "total": None}}
+        assert control_jobs.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 2, "total": None}}
         do_control_batch(control.id)
-        assert controls.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 5, "total": 8}}
+        assert control_jobs.running_controls([campaign.id]) == {campaign.id: {"action": "update", "done": 5, "total": 8}}
 
 
 class TestConcurrentControls:
@@ -216,7 +218,7 @@ class TestConcurrentControls:
         do_control_batch(running_control(campaign).id)
         do_pause_campaign(campaign)
         control = running_control(campaign)
-        assert (control.action, control.flip, control.retime) == ("pause", "pause", True)
+        assert (control.action, control.flip, bool(control.retime_ranges)) == ("pause", "pause", True)
         batches(control.id, between=lambda: run(campaign) == set() or pytest.fail("a call started"))
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 14, tzinfo=UTC))}
@@ -226,8 +228,8 @@ class TestConcurrentControls:
         do_pause_campaign(campaign)
         do_update_campaign(campaign, {"calling_start": dt.time(9), "calling_end": dt.time(11)})
         control = running_control(campaign)
-        assert (control.action, control.flip, control.retime) == ("update", "pause", True)
-        assert controls.running_controls([campaign.id])[campaign.id]["action"] == "pause"
+        assert (control.action, control.flip, bool(control.retime_ranges)) == ("update", "pause", True)
+        assert control_jobs.running_controls([campaign.id])[campaign.id]["action"] == "pause"
         run_control(control.id)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 9, tzinfo=UTC))}
@@ -246,7 +248,7 @@ class TestConcurrentControls:
         do_update_campaign(campaign, {"calling_start": dt.time(3)})
         do_archive_campaign(campaign)
         control = running_control(campaign)
-        assert (control.flip, control.retime) == ("archive", False)
+        assert (control.flip, control.retime_ranges) == ("archive", [])
         run_control(control.id)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {("archived", None)}
 
@@ -376,7 +378,7 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
 
     try:
         with batch.cursor() as cursor:
-            cursor.execute(controls.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
+            cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
         dispatcher = in_thread("dispatch", lambda: dispatch_pass(workspace.organisation_id, timezone.now()))
         dispatcher.join(5)
         assert not dispatcher.is_alive(), "the dispatcher waited for a control's batch"
@@ -389,3 +391,94 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
     finally:
         batch.close()
     assert "pause" in done
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("control, campaign_status, ends_as", [
+    ("pause", CampaignStatus.RUNNING, TaskStatus.PAUSED),
+    ("resume", CampaignStatus.PAUSED, TaskStatus.QUEUED),
+])
+def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
+        control, campaign_status, ends_as, published):
+    """The call's end has read its campaign while the task row is held elsewhere (as the
+    dispatcher or a webhook retry may hold it); the control commits meanwhile. The task's next
+    state must follow the control, whichever commits first."""
+    from dialer.attempts import do_finish_attempt
+
+    campaign = campaign_with(0, status=campaign_status, max_retries=1, retry_interval_ms=0)
+    live = TaskFactory(campaign=campaign, status=TaskStatus.IN_PROGRESS, attempts_made=1)
+    TaskFactory(campaign=campaign, status=TaskStatus.PAUSED if control == "resume" else TaskStatus.QUEUED)
+    call = CallFactory(task=live, attempt=1)
+    db = connection.settings_dict
+    holder = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+    action = {"pause": do_pause_campaign, "resume": do_resume_campaign}[control]
+
+    def in_thread(target):
+        def run_and_close():
+            try:
+                target()
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=run_and_close)
+        thread.start()
+        return thread
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_task WHERE id = %s FOR UPDATE", [live.id])
+        finish = in_thread(lambda: do_finish_attempt(call.id, "no-answer", timezone.now()))
+        time.sleep(0.5)  # the finish has read what it reads before the task, and waits for the task
+        controlling = in_thread(lambda: action(campaign))
+        time.sleep(0.5)
+        holder.rollback()
+        finish.join(10)
+        controlling.join(10)
+    finally:
+        holder.close()
+    assert not finish.is_alive() and not controlling.is_alive()
+    for control_id in published:
+        run_control(control_id)
+    assert statuses(campaign) == [ends_as] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path, body", [("/pause", None), ("", {"callingHours": {"start": 1300, "end": 1400}})])
+def test_the_dispatcher_never_waits_for_a_controls_first_batch_through_the_api(path, body, published):
+    """The API records the control with the campaign's change; the first batch then holds the
+    campaign only FOR SHARE, as the dispatcher does, even while it waits on a task row."""
+    from campaigns.models import ControlRecord
+    from tests.test_api_auth import client_for
+
+    campaign = campaign_with(5)
+    api = client_for(ApiKeyFactory(workspace=campaign.workspace))
+    db = connection.settings_dict
+    holder, dispatcher = (psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
+                                           port=db["PORT"] or 5432) for _ in range(2))
+    answers = []
+
+    def request():
+        try:
+            method = api.patch if body else api.post
+            answers.append(method(f"/api/v1/campaigns/{campaign.id}{path}", body, format="json"))
+        finally:
+            connections.close_all()
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_task WHERE campaign_id = %s ORDER BY id LIMIT 1 FOR UPDATE",
+                           [campaign.id])
+        control = threading.Thread(target=request)
+        control.start()
+        time.sleep(0.5)  # the request's first batch waits on the held task
+        assert control.is_alive()
+        with dispatcher.cursor() as cursor:
+            cursor.execute("SELECT id FROM campaigns_campaign WHERE id = %s FOR SHARE NOWAIT", [campaign.id])
+        dispatcher.rollback()
+        holder.rollback()
+        control.join(10)
+    finally:
+        holder.close()
+        dispatcher.close()
+    assert answers[0].status_code == 200
+    record = ControlRecord.objects.get(campaign=campaign)
+    assert record.tasks_changed == 2  # CONTROL_INLINE_TASKS, counted in by the first batch

@@ -1,13 +1,16 @@
 """The audit trail of operator controls: who paused, resumed, archived or updated a campaign (or
 one of its tasks), when, through what, and how many tasks it changed.
 
-Call sites (API views, the admin, management commands) record a control in the transaction of
-the control itself, so a control that is refused or rolled back leaves no record and a recorded
-one happened:
+A control is recorded in its own transaction, so a control that is refused or rolled back leaves
+no record and a recorded one happened. A campaign control records itself when given the actor
+(`do_pause_campaign(campaign, actor)`): in the transaction that changes the campaign, its tasks
+changed counted in by the request's first batch (`do_count_tasks_changed`), so the campaign's row
+lock is not held through that batch. Call sites of a task control record it in the control's
+transaction:
 
     with transaction.atomic():
-        changed = do_pause_campaign(campaign)
-        do_record_control("pause", actor, changed, campaign=campaign)
+        changed = do_pause_task(task)
+        do_record_control("pause", actor, changed, task=task)
 """
 from dataclasses import dataclass
 
@@ -51,6 +54,13 @@ def do_record_control(action, actor, tasks_changed, campaign=None, task=None, fi
         source=actor.source, actor_kind=actor.kind, actor_name=actor.name[:200], actor_prefix=actor.prefix,
         user=actor.user, api_key=actor.api_key, tasks_changed=tasks_changed or 0,
         details={"fields": sorted(fields)} if fields else {})
+
+
+def do_count_tasks_changed(record, tasks_changed):
+    """Add the tasks a campaign control changed in its request's first batch to its record; call it
+    in that batch's transaction."""
+    ControlRecord.objects.filter(id=record.id).update(tasks_changed=tasks_changed)
+    record.tasks_changed = tasks_changed
 
 
 def campaign_history(campaign_id):

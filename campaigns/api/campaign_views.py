@@ -1,5 +1,4 @@
 """Campaigns: create, list, detail with counts, update, controls, contacts and their tasks."""
-from django.db import transaction
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -7,6 +6,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from campaigns.actions import controls
+from campaigns.actions.control_jobs import running_controls
 from campaigns.access import access_campaign_by_id, workspace_campaigns
 from campaigns.api import schemas
 from campaigns.api.base import WorkspaceView
@@ -14,7 +14,7 @@ from campaigns.api.errors import error, error_response
 from campaigns.api.idempotency import respond_idempotently
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import campaign_json, contact_import_json, control_record_json, task_json
-from campaigns.actions.audit import campaign_history, do_record_control
+from campaigns.actions.audit import campaign_history
 from campaigns.actions.campaigns import do_create_campaign
 from campaigns.campaign_validation import type_change, validate_campaign_body
 from campaigns.actions.csv_import import ImportRefused, do_import_contacts
@@ -46,7 +46,7 @@ def campaign_counts(campaign_ids):
 def campaigns_json(campaigns):
     ids = [campaign.id for campaign in campaigns]
     task_counts, call_outcomes = campaign_counts(ids)
-    running = controls.running_controls(ids)
+    running = running_controls(ids)
     return [campaign_json(c, task_counts.get(c.id), call_outcomes.get(c.id), running.get(c.id)) for c in campaigns]
 
 
@@ -92,9 +92,10 @@ class CampaignDetailView(WorkspaceView):
     @extend_schema(operation_id="campaigns_update", summary="Update a campaign's settings",
                    description="Takes effect for every attempt not yet placed: the answer comes at once, "
                                "and a large campaign's tasks are re-timed in the background (see `control`). "
-                               "Refused (409) for a completed or archived campaign.",
+                               "The answer is the campaign as updated without `taskCounts` and `callOutcomes`: "
+                               "GET the campaign for those. Refused (409) for a completed or archived campaign.",
                    request={"application/json": schemas.CAMPAIGN_UPDATE},
-                   responses={200: OpenApiResponse(schemas.CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
+                   responses={200: OpenApiResponse(schemas.UPDATED_CAMPAIGN), **schemas.BAD_REQUEST, **schemas.NOT_FOUND,
                               409: schemas.err("The campaign is completed or archived, or the body changes its type."),
                               **schemas.COMMON_ERRORS})
     def patch(self, request, campaign_id):
@@ -103,15 +104,12 @@ class CampaignDetailView(WorkspaceView):
         if reason := type_change(body, campaign):
             return error_response(409, [error("type", reason)])
         fields = validate_campaign_body(self.workspace, body, instance=campaign)
-        # The body is validated into every setting; the audit trail names those that change.
-        changed = [name for name, value in fields.items() if getattr(campaign, name) != value]
         try:
-            with transaction.atomic():
-                retimed = controls.do_update_campaign(campaign, fields)
-                do_record_control("update", self.actor, retimed, campaign=campaign, fields=changed)
+            controls.do_update_campaign(campaign, fields, actor=self.actor)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
-        return Response(campaigns_json([campaign_of(self, campaign_id)])[0])
+        updated = campaign_of(self, campaign_id)
+        return Response(campaign_json(updated, control=running_controls([updated.id]).get(updated.id), counted=False))
 
 
 class CampaignControlView(WorkspaceView):
@@ -124,14 +122,12 @@ class CampaignControlView(WorkspaceView):
     def apply_control(self, campaign_id):
         campaign = campaign_of(self, campaign_id)
         try:
-            with transaction.atomic():
-                changed = type(self).control(campaign)
-                do_record_control(self.verb, self.actor, changed, campaign=campaign)
+            changed = type(self).control(campaign, actor=self.actor)
         except controls.ControlRefused as exc:
             return error_response(409, [error(None, str(exc))])
         campaign.refresh_from_db(fields=["status"])
         return Response({"changed": changed, "status": campaign.status,
-                         "control": controls.running_controls([campaign.id]).get(campaign.id)})
+                         "control": running_controls([campaign.id]).get(campaign.id)})
 
 
 def control_schema(noun, verb, description):

@@ -17,9 +17,10 @@ def string_id(value):
     return None if value is None else str(value)
 
 
-def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
-    """A campaign with its settings (in the shape POST/PATCH accept), its counts, and the progress
-    of a control whose tasks are still being changed (`campaigns.actions.controls.running_controls`)."""
+def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None, counted=True):
+    """A campaign with its settings (in the shape POST/PATCH accept), its counts (left out unless
+    `counted`), and the progress of a control whose tasks are still being changed
+    (`campaigns.actions.control_jobs.running_controls`)."""
     counts = {status: 0 for status in TaskStatus.values}
     counts.update(task_counts or {})
     body = {
@@ -49,6 +50,8 @@ def campaign_json(campaign, task_counts=None, call_outcomes=None, control=None):
         "control": control,
         "pausedReason": (campaign.paused_reason or None) if campaign.status == CampaignStatus.PAUSED else None,
     }
+    if not counted:
+        del body["taskCounts"], body["callOutcomes"]
     if campaign.type == "realtime":
         body["sampleTask"] = sample_task_body(campaign)
     return body

@@ -216,6 +216,10 @@ CAMPAIGN = obj({
     "pausedReason": nullable({**STRING, "description": "Why the campaign paused itself (circuit breaker); null "
                                                        "for a manual pause or when not paused."}),
 })
+# An update's answer: the campaign as updated, without the counts (a grouped count over every task
+# and call of the campaign, the detail GET's part, not the update's).
+UPDATED_CAMPAIGN = obj({name: schema for name, schema in CAMPAIGN["properties"].items()
+                        if name not in ("taskCounts", "callOutcomes")})
 
 
 def page_of(item_schema):

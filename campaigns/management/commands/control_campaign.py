@@ -3,9 +3,8 @@ import getpass
 import json
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from campaigns.actions.audit import Actor, do_record_control
+from campaigns.actions.audit import Actor
 from campaigns.actions.controls import ControlRefused, do_archive_campaign, do_pause_campaign, do_resume_campaign
 from campaigns.models import Campaign
 
@@ -27,9 +26,7 @@ class Command(BaseCommand):
             raise CommandError(f"No campaign {campaign}.")
         actor = Actor.for_command(operator or getpass.getuser())
         try:
-            with transaction.atomic():
-                changed = CONTROLS[verb](found)
-                do_record_control(verb, actor, changed, campaign=found)
+            changed = CONTROLS[verb](found, actor=actor)
         except ControlRefused as exc:
             raise CommandError(exc.reason) from None
         self.stdout.write(json.dumps({"campaign": str(found.id), "status": found.status, "changed": changed}))

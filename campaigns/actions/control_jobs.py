@@ -1,0 +1,407 @@
+"""The control job: a `CampaignControl`'s per-task work (status flips, re-timing), batch by batch.
+
+A control's request (`campaigns.actions.controls`) changes the campaign and records its work here
+(`take_over`); its first batch runs in the request (`first_batch`), the rest in the job
+`campaigns.run_control` (published on commit), `CONTROL_BATCH_TASKS` tasks per short transaction.
+A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a
+new control's `FOR UPDATE` waits at most one batch (a phase's tasks are counted before its first
+batch, outside these locks). A lost job resumes from the control's
+cursors (its message is redelivered, and beat re-publishes a control that made no progress for
+`CONTROL_STALLED_SECONDS`).
+
+Each walk (a flip, a re-timing) goes through its task statuses one at a time, each as one range
+of the (campaign, status, id) index with its own id cursor: a batch finds the id `limit` tasks
+ahead (`BATCH_BOUND_SQL`) and changes the id range up to it with one set-based UPDATE. Entries
+behind the cursor (the dead ones every flip leaves) are never read again, and a status found
+exhausted is not read again by the walk. The status the campaign's tasks most likely hold comes
+first (paused for a paused campaign, else queued), so the request's batch finds live tasks at
+once rather than walking the other status's dead entries. Flips are conditional (`status = ...`
+in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted
+is either admitted or flipped, never both. Re-timing is set-based: per calling window in the
+batch (there are few), one UPDATE computes every task's next attempt in SQL from the window's
+openings (`dialer.windows.occurrences`).
+
+A control arriving while another's job runs takes the job over (one unfinished control per
+campaign), so the tasks end as if the controls had run one after the other to completion:
+- pause, resume or archive replaces the status flip still to do (a resume after a pause flips
+  back to queued every task the pause had paused, an archive archives everything pending);
+- an update adds re-timing under the settings now in force (restarting it if one was under way);
+  a status flip still to do is finished first;
+- an archive or the end time drops a re-timing still to do (every pending task is archived anyway).
+"""
+import datetime as dt
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.actions.audit import do_count_tasks_changed
+from campaigns.models import (
+    Campaign, CampaignControl, CampaignStatus, CampaignType, ControlAction, Task, TaskStatus,
+)
+from campaigns.signals import tasks_changed
+from config.jobs import Job, enqueue
+from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, task_statuses_leading_to
+from dialer.windows import CallingWindow, occurrences
+
+# Each status flip: the task statuses it takes tasks from (as the state machine allows them to
+# reach the new status), the campaign statuses under which it still applies (an end time or a
+# later control may have moved the campaign on), and the columns it sets.
+FLIPS = {
+    ControlAction.PAUSE: (task_statuses_leading_to(TaskStatus.PAUSED, among=[TaskStatus.QUEUED]),
+                          (CampaignStatus.PAUSED,), "status = 'paused'"),
+    ControlAction.RESUME: (task_statuses_leading_to(TaskStatus.QUEUED, among=[TaskStatus.PAUSED]),
+                           (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING), "status = 'queued'"),
+    ControlAction.ARCHIVE: (task_statuses_leading_to(TaskStatus.ARCHIVED, among=PENDING_TASK_STATUSES),
+                            (CampaignStatus.ARCHIVED,),
+                            "status = 'archived', completion_reason = 'archived', completed_at = %(now)s, "
+                            "next_attempt_at = NULL, callback_at = NULL"),
+    ControlAction.END: (task_statuses_leading_to(TaskStatus.ARCHIVED, among=PENDING_TASK_STATUSES),
+                        (CampaignStatus.COMPLETED,),
+                        "status = 'archived', completion_reason = 'ended', completed_at = %(now)s, "
+                        "next_attempt_at = NULL, callback_at = NULL"),
+}
+DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
+# What a batch holds of its campaign: SHARE lets the dispatcher's own FOR SHARE through and makes
+# a new control's FOR UPDATE wait for the batch.
+BATCH_CAMPAIGN_LOCK_SQL = "SELECT * FROM campaigns_campaign WHERE id = %s FOR SHARE"
+# Past every task id: the upper end of a status's last range.
+END_OF_RANGE = 2**63 - 1
+
+# The id `count` tasks ahead of the cursor in one status (none when fewer are left: the range
+# ends within them), one ordered range scan of (campaign, status, id) from the cursor.
+BATCH_BOUND_SQL = """
+SELECT id FROM campaigns_task WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
+ORDER BY id OFFSET %(count)s - 1 LIMIT 1
+"""
+
+
+def _flip_sql(action):
+    """One statement: the range's bound, then one UPDATE of the id range up to it (to the end of
+    the status when fewer than `count` are left). Returns (bound or NULL, tasks flipped)."""
+    _, _, assignments = FLIPS[action]
+    return f"""
+WITH bound AS ({BATCH_BOUND_SQL}),
+changed AS (
+    UPDATE campaigns_task SET {assignments}, updated_at = %(now)s
+    WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
+      AND id <= COALESCE((SELECT id FROM bound), {END_OF_RANGE})
+    RETURNING 1
+)
+SELECT (SELECT id FROM bound), (SELECT count(*) FROM changed)
+"""
+
+
+# A pending task's next attempt under the campaign's settings, as `dialer.scheduling` defines it
+# (resolve_config, first_attempt_at, next_attempt_after), in SQL: a pending callback at its time,
+# a first attempt from now, a retry from its last attempt's end plus the interval; never before
+# the start. The calling window is applied by the caller from the window's openings.
+PENDING_TIMES_SQL = """
+SELECT t.id, t.attempts_made, t.next_attempt_at,
+       COALESCE(NULLIF(t.timezone, ''), %(timezone)s) AS tz,
+       COALESCE(t.calling_start, %(calling_start)s) AS window_start,
+       COALESCE(t.calling_end, %(calling_end)s) AS window_end,
+       LEAST(t.end_after, %(end_at)s) AS end_at,
+       t.attempts_made >= {max_attempts} AS exhausted,
+       CASE WHEN t.callback_at IS NOT NULL THEN GREATEST(t.callback_at, t.start_after, %(start_at)s)
+            WHEN t.attempts_made = 0 THEN GREATEST(%(now)s, t.start_after, %(start_at)s)
+            ELSE GREATEST(t.start_after, %(start_at)s,
+                          COALESCE(last.ended_at, %(now)s) + ({interval_ms}) * interval '1 millisecond')
+       END AS earliest
+FROM campaigns_task t
+LEFT JOIN LATERAL (
+    SELECT c.ended_at FROM telephony_call c
+    WHERE c.task_id = t.id AND c.attempt = t.attempts_made AND t.attempts_made > 0 AND t.callback_at IS NULL
+    LIMIT 1
+) last ON true
+WHERE t.campaign_id = %(campaign_id)s AND t.status = %(status)s AND t.id > %(after)s AND t.id <= {upto}
+"""
+# Batch campaigns: the campaign's retries for every task; realtime: the task's own where set.
+BATCH_RULES = {"max_attempts": "%(max_attempts)s", "interval_ms": "%(interval_ms)s"}
+REALTIME_RULES = {
+    "max_attempts": "COALESCE(t.max_attempts, %(max_attempts)s)",
+    "interval_ms": "CASE WHEN t.intervals_ms IS NULL THEN "
+                   "(CASE WHEN COALESCE(t.max_attempts, %(max_attempts)s) > 1 THEN %(retry_interval_ms)s ELSE 0 END) "
+                   "WHEN cardinality(t.intervals_ms) = 0 THEN 0 "
+                   "ELSE t.intervals_ms[GREATEST(LEAST(t.attempts_made, cardinality(t.intervals_ms)), 1)] END",
+}
+
+# The batch's range (its bound, as for a flip) and, per calling window among its tasks, the range
+# of instants their next attempts start from (the window's openings the UPDATE needs) and how many
+# tasks it holds. No row: the status has no task left past the cursor.
+RETIME_PLAN_SQL = """
+WITH bound AS ({bound}),
+pending AS ({pending})
+SELECT (SELECT id FROM bound), tz, window_start, window_end, min(earliest), max(earliest), count(*) FROM pending
+GROUP BY tz, window_start, window_end
+"""
+
+# One window's tasks of the batch: next attempt = max(earliest, opening of the first occurrence
+# closing after it) — `next_opening` — found by binary search (width_bucket) in the occurrences'
+# closing instants. Tasks whose attempts the settings used up complete (`exhausted`), tasks whose
+# next attempt falls at or past their end are archived (`ended`); `attempts_made` guards against
+# a task admitted, finished and requeued since it was read (its time is then already right).
+RETIME_WINDOW_SQL = """
+WITH pending AS ({pending}),
+timed AS (
+    SELECT p.*, GREATEST(p.earliest, (%(opens)s::timestamptz[])[width_bucket(p.earliest, %(closes)s::timestamptz[]) + 1])
+        AS next_at
+    FROM pending p WHERE p.tz = %(window_tz)s AND p.window_start = %(window_start)s AND p.window_end = %(window_end)s
+),
+decided AS (
+    SELECT id, attempts_made, exhausted, NOT exhausted AND end_at IS NOT NULL AND next_at >= end_at AS ended, next_at,
+           next_attempt_at
+    FROM timed
+)
+UPDATE campaigns_task AS t
+SET status = CASE WHEN d.exhausted THEN 'completed' WHEN d.ended THEN 'archived' ELSE t.status END,
+    completion_reason = CASE WHEN d.exhausted THEN 'exhausted' WHEN d.ended THEN 'ended' ELSE t.completion_reason END,
+    final_outcome = CASE WHEN d.exhausted THEN t.last_outcome ELSE t.final_outcome END,
+    completed_at = CASE WHEN d.exhausted OR d.ended THEN %(now)s ELSE t.completed_at END,
+    callback_at = CASE WHEN d.exhausted OR d.ended THEN NULL ELSE t.callback_at END,
+    next_attempt_at = CASE WHEN d.exhausted OR d.ended THEN NULL ELSE d.next_at END,
+    updated_at = %(now)s
+FROM decided d
+WHERE t.id = d.id AND t.attempts_made = d.attempts_made AND t.status IN ('queued', 'paused')
+  AND (d.exhausted OR d.ended OR d.next_at IS DISTINCT FROM d.next_attempt_at)
+"""
+
+
+def announce(campaign):
+    """Send `tasks_changed` for the campaign's organisation once the transaction commits."""
+    organisation_id = campaign.workspace.organisation_id
+    transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
+
+
+def _ranges(statuses, campaign_status_before):
+    """The statuses to walk, the one the campaign's tasks most likely hold first."""
+    likely = TaskStatus.PAUSED if campaign_status_before == CampaignStatus.PAUSED else TaskStatus.QUEUED
+    return sorted(statuses, key=lambda status: status != likely)
+
+
+def take_over(locked, action, campaign_status_before):
+    """Record `action` on the campaign's control, creating it or taking over the one still running.
+
+    Runs in the control's transaction, with the campaign locked FOR UPDATE (so no batch of a job
+    runs meanwhile); `campaign_status_before` is the campaign's status before the control. Returns
+    the control's id, for `first_batch`.
+    """
+    control = CampaignControl.objects.select_for_update().filter(campaign_id=locked.id, finished_at=None).first()
+    control = control or CampaignControl(campaign_id=locked.id)
+    control.action = action
+    if action == ControlAction.UPDATE:
+        control.retime_ranges, control.retime_cursor = _ranges(PENDING_TASK_STATUSES, campaign_status_before), 0
+        if control.phase == ControlAction.UPDATE:
+            control.phase = ""
+    else:
+        control.flip, control.flip_cursor, control.phase = action, 0, ""
+        control.flip_ranges = _ranges(FLIPS[action][0], campaign_status_before)
+        if action in (ControlAction.ARCHIVE, ControlAction.END):
+            control.retime_ranges = []
+    control.save()
+    return control.id
+
+
+def first_batch(control_id, campaign, with_announce=False, record=None):
+    """The control's first CONTROL_INLINE_TASKS tasks, in the request, holding the campaign FOR
+    SHARE as a job's batch does; the tasks changed are counted into the control's audit `record`
+    in the same transaction. Publishes the job on commit when work is left, and with
+    `with_announce` nudges the dispatcher once, after the batch. Returns the tasks changed."""
+    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False,
+                                record=record)
+    if with_announce:
+        announce(campaign)
+    if work_left:
+        transaction.on_commit(lambda: enqueue(Job.RUN_CONTROL, control_id))
+    return changed
+
+
+def _batch(control_id, campaign_id, limit, counted=None, with_announce=True, record=None):
+    """One batch of the control, in its own transaction: (tasks changed, work left). The campaign
+    row is held FOR SHARE (a new control waits for the batch; the dispatcher does not), the control
+    row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it).
+    `counted` is `_count_phase`'s figure, taken as the phase's total if the phase is where it was;
+    the tasks changed are counted into the audit `record` when given."""
+    with transaction.atomic():
+        now = timezone.now()
+        campaign = next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])))
+        control = (CampaignControl.objects.select_for_update(skip_locked=True)
+                   .filter(id=control_id, finished_at=None).first())
+        if control is None:
+            return 0, False
+        changed, dialable = _step(control, campaign, now, limit, counted)
+        control.save()
+        if record is not None and changed:
+            do_count_tasks_changed(record, changed)
+        if dialable and with_announce:
+            announce(campaign)
+        return changed, control.finished_at is None
+
+
+def _step(control, campaign, now, limit, counted):
+    """One batch of `control`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
+    then of its re-timing. Marks the control finished when nothing is left. Returns (tasks changed,
+    whether they may have become dialable)."""
+    changed = dialable = 0
+    budget = limit
+    if control.flip:
+        _, applies_under, _ = FLIPS[control.flip]
+        if campaign.status in applies_under:
+            _start_phase(control, control.flip, counted)
+            flipped = _flip_batch(control, campaign, now, budget)
+            _advance(control, flipped)
+            changed, budget = flipped, budget - flipped
+            dialable = control.flip in DIALABLE_AFTER and flipped > 0
+            if control.flip_ranges:
+                return changed, dialable
+        control.flip, control.flip_ranges, control.flip_cursor = "", [], 0
+    if control.retime_ranges and budget > 0:
+        if campaign.status in OPEN_CAMPAIGN_STATUSES:
+            _start_phase(control, ControlAction.UPDATE, counted)
+            visited, retimed = _retime_batch(control, campaign, now, budget)
+            _advance(control, visited)
+            changed += retimed
+            dialable = dialable or retimed > 0
+        else:
+            control.retime_ranges, control.retime_cursor = [], 0
+    if not control.flip and not control.retime_ranges:
+        control.finished_at, control.phase = now, ""
+    return changed, dialable
+
+
+def _start_phase(control, phase, counted):
+    if control.phase != phase:
+        control.phase, control.done, control.total = phase, 0, None
+    if counted is not None and control.total is None:
+        where, left = counted
+        if where == _position(control):
+            control.total = control.done + left
+
+
+def _position(control):
+    """Where the control's current phase stands: (phase, statuses left, cursor)."""
+    if control.phase == ControlAction.UPDATE:
+        return control.phase, list(control.retime_ranges), control.retime_cursor
+    return control.phase, list(control.flip_ranges), control.flip_cursor
+
+
+def _count_phase(control):
+    """(position, tasks left in the current phase) of a control read without locks, or None when
+    its total is known. Counted outside the batch: over a million tasks (and the dead entries of
+    earlier flips) a count takes long enough that no lock should wait for it."""
+    phase, ranges, cursor = _position(control)
+    if control.total is not None or not phase or not ranges:
+        return None
+    current, *rest = ranges
+    left = Q(status=current, id__gt=cursor) | Q(status__in=rest)
+    return (phase, ranges, cursor), Task.objects.filter(left, campaign_id=control.campaign_id).count()
+
+
+def _advance(control, visited):
+    control.done += visited
+    if control.total is not None:
+        # Tasks may join a phase behind its count (calls ending meanwhile): the figures stay consistent.
+        control.total = max(control.total, control.done)
+
+
+def _flip_batch(control, campaign, now, limit):
+    """Flip up to `limit` tasks along the control's flip ranges; moves its cursor. Returns the tasks
+    flipped."""
+    flipped = 0
+    sql = _flip_sql(control.flip)
+    with connection.cursor() as cursor:
+        while control.flip_ranges and flipped < limit:
+            cursor.execute(sql, {"campaign_id": campaign.id, "status": control.flip_ranges[0],
+                                 "after": control.flip_cursor, "count": limit - flipped, "now": now})
+            upto, changed = cursor.fetchone()
+            flipped += changed
+            _move_cursor(control, "flip", upto)
+    return flipped
+
+
+def _move_cursor(control, walk, upto):
+    """Past the batch's range: to its bound, or to the next status when the range ended."""
+    if upto is None:
+        setattr(control, f"{walk}_ranges", getattr(control, f"{walk}_ranges")[1:])
+        upto = 0
+    setattr(control, f"{walk}_cursor", upto)
+
+
+def _retime_params(campaign, now):
+    batch = campaign.type == CampaignType.BATCH
+    params = {
+        "campaign_id": campaign.id, "now": now, "timezone": campaign.timezone,
+        "calling_start": campaign.calling_start, "calling_end": campaign.calling_end, "start_at": campaign.start_at,
+        "end_at": campaign.end_at, "max_attempts": campaign.max_retries + 1,
+        "retry_interval_ms": campaign.retry_interval_ms,
+        "interval_ms": campaign.retry_interval_ms if campaign.max_retries else 0,
+    }
+    rules = BATCH_RULES if batch else REALTIME_RULES
+    plan = RETIME_PLAN_SQL.format(bound=BATCH_BOUND_SQL, pending=PENDING_TIMES_SQL.format(
+        upto=f"COALESCE((SELECT id FROM bound), {END_OF_RANGE})", **rules))
+    update = RETIME_WINDOW_SQL.format(pending=PENDING_TIMES_SQL.format(upto="%(upto)s", **rules))
+    return params, plan, update
+
+
+def _retime_batch(control, campaign, now, limit):
+    """Re-time up to `limit` pending tasks along the control's re-timing ranges; moves its cursor.
+    Returns (tasks visited, tasks changed)."""
+    params, plan, update = _retime_params(campaign, now)
+    visited = changed = 0
+    with connection.cursor() as cursor:
+        while control.retime_ranges and visited < limit:
+            range_params = {**params, "status": control.retime_ranges[0], "after": control.retime_cursor,
+                            "count": limit - visited}
+            cursor.execute(plan, range_params)
+            windows = cursor.fetchall()
+            upto = windows[0][0] if windows else None
+            range_params["upto"] = END_OF_RANGE if upto is None else upto
+            for _, tz, window_start, window_end, earliest, latest, tasks in windows:
+                window = CallingWindow(window_start, window_end, tz, frozenset(campaign.calling_days))
+                spans = occurrences(window, earliest, latest)
+                cursor.execute(update, {
+                    **range_params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
+                    "opens": [opens for opens, _ in spans], "closes": [closes for _, closes in spans]})
+                changed += cursor.rowcount
+                visited += tasks
+            _move_cursor(control, "retime", upto)
+    return visited, changed
+
+
+def running_controls(campaign_ids):
+    """{campaign id: progress} of the campaigns' unfinished controls, one query: the phase under
+    way (`pause`, `resume`, `archive`, `update`, `end`), tasks done and the total (None until
+    counted)."""
+    rows = CampaignControl.objects.filter(campaign_id__in=campaign_ids, finished_at=None).values_list(
+        "campaign_id", "action", "phase", "done", "total")
+    return {campaign_id: {"action": phase or action, "done": done, "total": total}
+            for campaign_id, action, phase, done, total in rows}
+
+
+def do_control_batch(control_id):
+    """One batch of a control's job (`_batch`: CONTROL_BATCH_TASKS tasks, one transaction). Returns
+    whether work is left. Runs in a Celery worker (`campaigns.run_control`)."""
+    control = CampaignControl.objects.filter(id=control_id, finished_at=None).first()
+    if control is None:
+        return False
+    return _batch(control_id, control.campaign_id, settings.CONTROL_BATCH_TASKS, _count_phase(control))[1]
+
+
+def run_control(control_id):
+    """Run a control's job to the end (the body of `campaigns.run_control`)."""
+    while do_control_batch(control_id):
+        pass
+
+
+def resume_stalled_controls(now):
+    """Re-publish the job of every unfinished control that made no progress for
+    CONTROL_STALLED_SECONDS (its worker died, or its message was lost). Runs from beat. A job
+    still alive only gets a duplicate, which finds the control taken or shares its batches."""
+    cutoff = now - dt.timedelta(seconds=settings.CONTROL_STALLED_SECONDS)
+    stalled = list(CampaignControl.objects.filter(finished_at=None, updated_at__lt=cutoff).values_list("id", flat=True))
+    # Stamped as if it progressed: behind a backed-up queue, one message per stall period is enough.
+    CampaignControl.objects.filter(id__in=stalled).update(updated_at=now)
+    for control_id in stalled:
+        enqueue(Job.RUN_CONTROL, control_id)
+    return stalled
