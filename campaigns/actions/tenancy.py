@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from campaigns.api_keys import generate_key, hash_key
 from campaigns.models import ApiKey, Organisation, SlotMode, Task, Workspace
+from campaigns.rows import instances_from_row, select_list
 from campaigns.signals import tasks_changed
 from telephony.outbound import validate_outbound_url
 
@@ -130,23 +131,11 @@ def do_revoke_api_key(api_key):
     return api_key
 
 
-def _select_list(model, alias):
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
-
-
-def _instance_from_row(model, values):
-    """A model instance from its concrete fields' raw column values (JSON decoded as the ORM would)."""
-    fields = model._meta.concrete_fields
-    converted = [field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-                 for field, value in zip(fields, values, strict=True)]
-    return model.from_db(connection.alias, [field.attname for field in fields], converted)
-
-
 # Every API request and agent callback authenticates this way: plain SQL, because compiling the
 # ORM's two-join select cost more CPU than the database spends answering it. Each request reads
 # the row afresh, so a revoked key is refused from the revocation's commit on.
 ACTIVE_KEY_SQL = f"""
-SELECT {_select_list(ApiKey, "k")}, {_select_list(Workspace, "w")}, {_select_list(Organisation, "o")}
+SELECT {select_list(ApiKey, "k")}, {select_list(Workspace, "w")}, {select_list(Organisation, "o")}
 FROM campaigns_apikey k
 JOIN campaigns_workspace w ON w.id = k.workspace_id
 JOIN campaigns_organisation o ON o.id = w.organisation_id
@@ -164,10 +153,7 @@ def authenticate_api_key(raw_key):
         row = cursor.fetchone()
     if row is None:
         return None
-    key_end = len(ApiKey._meta.concrete_fields)
-    workspace_end = key_end + len(Workspace._meta.concrete_fields)
-    workspace = _instance_from_row(Workspace, row[key_end:workspace_end])
-    workspace.organisation = _instance_from_row(Organisation, row[workspace_end:])
-    api_key = _instance_from_row(ApiKey, row[:key_end])
+    api_key, workspace, organisation = instances_from_row(row, ApiKey, Workspace, Organisation)
+    workspace.organisation = organisation
     api_key.workspace = workspace
     return api_key
