@@ -18,7 +18,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.actions.dnc import do_add_dnc_numbers
-from campaigns.models import Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus
+from campaigns.models import (
+    Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus, Workspace,
+)
+from campaigns.rows import instances_from_row, select_list
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
@@ -47,7 +50,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     if call is None:
         call = Call.objects.values("task_id", "attempt", "lease_token", "organisation_id").get(id=call_id)
     campaign = _lock_campaign_of_task(call["task_id"])
-    task = Task.objects.select_for_update().get(id=call["task_id"])
+    task = _lock_task(call["task_id"])
     organisation_id = call["organisation_id"]
     lease_token = call["lease_token"]
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
@@ -94,7 +97,7 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     """
     now = now or timezone.now()
     campaign = _lock_campaign_of_task(task_id)
-    task = Task.objects.select_for_update().get(id=task_id)
+    task = _lock_task(task_id)
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
         return task
@@ -175,14 +178,32 @@ def judge_circuit_breaker(campaign_id):
     return True
 
 
+# The call's end and a requeue read the task's campaign and workspace this way: one plain query,
+# because the ORM's compiled selects (the lock, then the read) cost more CPU than the database.
+CAMPAIGN_OF_TASK_FOR_SHARE_SQL = f"""
+SELECT {select_list(Campaign, "c")}, {select_list(Workspace, "w")}
+FROM campaigns_task t
+JOIN campaigns_campaign c ON c.id = t.campaign_id
+JOIN campaigns_workspace w ON w.id = c.workspace_id
+WHERE t.id = %s
+FOR SHARE OF c
+"""
+TASK_FOR_UPDATE_SQL = "SELECT * FROM campaigns_task WHERE id = %s FOR UPDATE"
+
+
 def _lock_campaign_of_task(task_id):
     """The task's campaign, with its workspace, its row held FOR SHARE until the transaction ends
     (read once held: no control can change it meanwhile)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT c.id FROM campaigns_campaign c JOIN campaigns_task t ON t.campaign_id = c.id "
-                       "WHERE t.id = %s FOR SHARE OF c", [task_id])
-        (campaign_id,) = cursor.fetchone()
-    return Campaign.objects.select_related("workspace").get(id=campaign_id)
+        cursor.execute(CAMPAIGN_OF_TASK_FOR_SHARE_SQL, [task_id])
+        campaign, workspace = instances_from_row(cursor.fetchone(), Campaign, Workspace)
+    campaign.workspace = workspace
+    return campaign
+
+
+def _lock_task(task_id):
+    """The task, its row held FOR UPDATE (after its campaign's FOR SHARE: the dispatcher's order)."""
+    return next(iter(Task.objects.raw(TASK_FOR_UPDATE_SQL, [task_id])))
 
 
 def _count_refusal(organisation_id, task_id):

@@ -128,6 +128,16 @@ class TestApiKeys:
         assert authenticate_api_key(key.raw_key) is None
         assert authenticate_api_key("dk_not-a-key") is None
 
+    def test_a_key_comes_with_its_workspace_and_organisation_in_one_query(self, django_assert_num_queries):
+        key = ApiKeyFactory(workspace__compliance={"recording_consent": True})
+        with django_assert_num_queries(1):
+            found = authenticate_api_key(key.raw_key)
+            assert (found.id, found.name, found.prefix, found.created_at) == (
+                key.id, key.name, key.prefix, key.created_at)
+            assert found.workspace == key.workspace
+            assert found.workspace.compliance == {"recording_consent": True}
+            assert found.workspace.organisation.total_slots == key.workspace.organisation.total_slots
+
 
 class TestAdminScoping:
     def test_staff_of_one_organisation_sees_only_its_campaigns(self, client):

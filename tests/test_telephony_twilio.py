@@ -9,7 +9,7 @@ from django.test.utils import override_settings
 from telephony.calls import check_call_with_carrier, place_call, status_callback_url
 from telephony.models import Call, CallEvent, CallStatus
 from telephony.providers.twilio import normalise
-from tests.factories import CallFactory, CampaignFactory, TaskFactory
+from tests.factories import AgentFactory, CallFactory, CampaignFactory, TaskFactory
 from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, TwilioStub, signed_post, status_params
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +63,18 @@ class TestPlacing:
         assert (form["MachineDetection"], form["AsyncAmd"]) == (["Enable"], ["true"])
         assert form["AsyncAmdStatusCallback"] == form["StatusCallback"]
         assert "wss://agent.example/media" in form["Twiml"][0] and str(call.id) in form["Twiml"][0]
+
+    def test_the_prompt_is_the_calls_agents_else_the_tasks_else_the_campaigns(self, stub):
+        campaign = CampaignFactory(calling_number__carrier="twilio", agent__prompt="Campaign ${name}")
+        tasks_agent = AgentFactory(workspace=campaign.workspace, prompt="Task ${name}")
+        calls = [
+            CallFactory(task=TaskFactory(campaign=campaign, agent=tasks_agent, context={"name": "Ada"})),
+            CallFactory(task=TaskFactory(campaign=campaign, agent=tasks_agent, context={"name": "Bo"}), agent=None),
+            CallFactory(task=TaskFactory(campaign=campaign, context={"name": "Cy"}), agent=None),
+        ]
+        for call in calls:
+            place_call(call.id)
+        assert [Call.objects.get(id=call.id).prompt for call in calls] == ["Campaign Ada", "Task Bo", "Campaign Cy"]
 
     def test_a_redelivered_dial_job_creates_no_second_twilio_call(self, stub):
         call = placed_call(stub)
