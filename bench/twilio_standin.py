@@ -32,10 +32,12 @@ import uuid
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
+
+from json_http import QuietJsonHandler
 
 CREATE = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls\.json$")
 
@@ -225,21 +227,8 @@ class TwilioStandIn:
         standin = self
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietJsonHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: the SDK's sessions reuse their connections
-
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status, body, headers=None):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def do_POST(self):
                 arrived, arrived_wall = time.monotonic(), time.time()
@@ -247,13 +236,13 @@ class TwilioStandIn:
                 form = parse_qs(self.rfile.read(length).decode()) if length else {}
                 match = CREATE.match(self.path.split("?")[0])
                 if self.headers.get("Authorization") != expected:
-                    return self._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                    return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 if not match or match["account"] != standin.account_sid:
-                    return self._reply(404, {"code": 20404, "message": "Not found", "status": 404})
-                self._reply(*standin.create_call(form, arrived_wall, arrived))
+                    return self.reply(404, {"code": 20404, "message": "Not found", "status": 404})
+                self.reply(*standin.create_call(form, arrived_wall, arrived))
 
             def do_GET(self):
-                self._reply(404, {"code": 20404, "message": "Not found", "status": 404})
+                self.reply(404, {"code": 20404, "message": "Not found", "status": 404})
 
         return Handler
 
