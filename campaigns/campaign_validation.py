@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
 from django.utils.dateparse import parse_datetime
 
+from campaigns.json_values import is_json_int
 from campaigns.models import Agent, CallingNumber, CampaignType, Priority, SlotMode
 from dialer.retry_policy import AUTO_RETRIED, NEVER_RETRIED, OPT_IN_RETRIED
 from dialer.scheduling import MAX_RETRY_INTERVAL_MS
@@ -115,9 +116,6 @@ def _current_values(instance):
     }
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _choice(value, choices):
     if value not in choices.values:
@@ -138,7 +136,7 @@ def _clean_name(value, **_):
 
 
 def _object_id(value):
-    if _is_int(value):
+    if is_json_int(value):
         number = value
     elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         number = int(value)
@@ -221,13 +219,13 @@ def _clean_calling_hours(value, **_):
 
 
 def _clean_calling_days(value, **_):
-    if not isinstance(value, list) or not value or not all(_is_int(day) and 0 <= day <= 6 for day in value):
+    if not isinstance(value, list) or not value or not all(is_json_int(day) and 0 <= day <= 6 for day in value):
         raise ValidationError("Give a non-empty list of weekdays, 0 = Monday to 6 = Sunday.")
     return {"calling_days": sorted(set(value))}
 
 
 def _bounded_int(value, low, high, unit=""):
-    if not _is_int(value):
+    if not is_json_int(value):
         raise ValidationError(f"Must be a whole number, not {value!r}.")
     if value < low:
         raise ValidationError(f"Must be at least {low}{unit}.")
@@ -259,7 +257,7 @@ def _clean_retry_outcomes(value, **_):
 
 
 def _clean_slots(value, *, workspace, **_):
-    if _is_int(value) and value > workspace.slots:
+    if is_json_int(value) and value > workspace.slots:
         raise ValidationError(f"Must be at most {workspace.slots}, the workspace's slots.")
     return {"slots": _bounded_int(value, 1, workspace.slots)}
 

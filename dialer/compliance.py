@@ -25,12 +25,12 @@ False
 datetime.datetime(2026, 6, 3, 12, 0, tzinfo=datetime.timezone.utc)
 """
 import datetime as dt
-import math
 import re
 from dataclasses import dataclass
 
 from phonenumbers import SUPPORTED_REGIONS
 
+from campaigns.json_values import is_json_int, is_json_number
 from campaigns.vocabulary import CompletionReason, HeldBy, TaskStatus
 from dialer.eligibility import DIAL, FINISH, RESCHEDULE, Recheck
 from dialer.windows import ALL_DAYS, MIDNIGHT, CallingWindow, hhmm_to_time, is_open, next_opening
@@ -94,12 +94,6 @@ class CompliancePolicy:
 NO_POLICY = CompliancePolicy()
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _object(value, field, keys, errors):
@@ -134,7 +128,7 @@ def _days(value, errors):
     if not isinstance(value, list) or not value:
         errors.append(("legalDays", "must be a non-empty list of weekdays, 0 = Monday … 6 = Sunday"))
         return None
-    if not all(_is_int(day) and 0 <= day <= 6 for day in value):
+    if not all(is_json_int(day) and 0 <= day <= 6 for day in value):
         errors.append(("legalDays", "weekdays are integers from 0 (Monday) to 6 (Sunday)"))
         return None
     if len(set(value)) != len(value):
@@ -162,10 +156,10 @@ def _cap(value, errors):
         return None
     attempts, hours = value["attempts"], value["windowHours"]
     good = True
-    if not (_is_int(attempts) and 1 <= attempts <= MAX_CAP_ATTEMPTS):
+    if not (is_json_int(attempts) and 1 <= attempts <= MAX_CAP_ATTEMPTS):
         errors.append(("frequencyCap.attempts", f"must be an integer from 1 to {MAX_CAP_ATTEMPTS}"))
         good = False
-    if not (_is_number(hours) and 0 < hours <= MAX_CAP_WINDOW_HOURS):
+    if not (is_json_number(hours) and 0 < hours <= MAX_CAP_WINDOW_HOURS):
         errors.append(("frequencyCap.windowHours", f"must be a number of hours above 0, at most {MAX_CAP_WINDOW_HOURS}"))
         good = False
     return {"attempts": attempts, "windowHours": hours} if good else None
@@ -177,10 +171,10 @@ def _breaker(value, errors):
         return None
     rate, attempts = value["failureRate"], value["minAttempts"]
     good = True
-    if not (_is_number(rate) and 0 < rate <= 1):
+    if not (is_json_number(rate) and 0 < rate <= 1):
         errors.append(("circuitBreaker.failureRate", "must be a fraction above 0, at most 1, e.g. 0.5"))
         good = False
-    if not (_is_int(attempts) and 1 <= attempts <= MAX_BREAKER_ATTEMPTS):
+    if not (is_json_int(attempts) and 1 <= attempts <= MAX_BREAKER_ATTEMPTS):
         errors.append(("circuitBreaker.minAttempts", f"must be an integer from 1 to {MAX_BREAKER_ATTEMPTS}"))
         good = False
     return {"failureRate": rate, "minAttempts": attempts} if good else None
@@ -197,7 +191,7 @@ def _url(value, errors):
 
 
 def _timeout(value, errors):
-    if not (_is_int(value) and MIN_PREDIAL_TIMEOUT_MS <= value <= MAX_PREDIAL_TIMEOUT_MS):
+    if not (is_json_int(value) and MIN_PREDIAL_TIMEOUT_MS <= value <= MAX_PREDIAL_TIMEOUT_MS):
         errors.append(("predialTimeoutMs", f"must be an integer from {MIN_PREDIAL_TIMEOUT_MS} to "
                                            f"{MAX_PREDIAL_TIMEOUT_MS} (milliseconds)"))
         return None

@@ -18,6 +18,8 @@ import itertools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from campaigns.json_values import is_json_int
+
 ALL_DAYS = frozenset(range(7))
 MIDNIGHT = dt.time(0, 0)
 UTC = dt.timezone.utc
@@ -73,7 +75,7 @@ def hhmm_to_time(value):
 
     Raises `ValueError` for anything that is not a real HHMM time (1260, 2401, -5, "1000").
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_json_int(value):
         raise ValueError(f"{value!r} is not an HHMM integer")
     if value == 2400:
         return MIDNIGHT

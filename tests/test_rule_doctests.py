@@ -3,13 +3,13 @@ import doctest
 
 import pytest
 
-from campaigns import phone_numbers, prompts
+from campaigns import json_values, phone_numbers, prompts
 from dialer import compliance, eligibility, lifecycle, ordering, retry_policy, slot_model, wakeups, windows
 from campaigns.actions import integrations
 from telephony import platform_rules, rules
 
 
-@pytest.mark.parametrize("module", [phone_numbers, prompts, compliance, eligibility, lifecycle, ordering, retry_policy,
+@pytest.mark.parametrize("module", [json_values, phone_numbers, prompts, compliance, eligibility, lifecycle, ordering, retry_policy,
                                     slot_model, wakeups, windows, rules, platform_rules, integrations],
                          ids=lambda module: module.__name__)
 def test_worked_examples_hold(module):

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from campaigns import encryption
+from campaigns.json_values import is_json_int
 from campaigns.models import Integration, Platform, RuntimeKind
 from telephony.outbound import validate_outbound_url
 
@@ -116,8 +117,7 @@ def validate_integration_body(body, instance=None):
         except ValidationError as exc:
             errors.setdefault("baseUrl", []).extend(exc.message_dict["baseUrl"])
     concurrency = body.get("concurrency")
-    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)
-                                    or not 1 <= concurrency <= MAX_CONCURRENCY):
+    if concurrency is not None and (not is_json_int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY):
         errors.setdefault("concurrency", []).append(f"Must be null or an integer from 1 to {MAX_CONCURRENCY}.")
     else:
         fields["concurrency"] = concurrency

@@ -22,6 +22,7 @@ from django.utils import timezone as django_timezone
 
 from campaigns.access import parse_bigint_id
 from campaigns.actions.dnc import InvalidPhone, listed_numbers, parse_e164
+from campaigns.json_values import is_json_int
 from campaigns.models import (
     Agent, CallingNumber, Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus,
 )
@@ -91,16 +92,13 @@ def sample_task_body(campaign):
     return body
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _int_list(value, low, high):
     """The reason `value` is not a list of integers in [low, high], or None."""
     if not isinstance(value, list):
         return "must be a list of integers"
     for position, item in enumerate(value):
-        if not _is_int(item):
+        if not is_json_int(item):
             return f"entry {position} must be an integer"
         if not low <= item <= high:
             return f"entry {position} must be between {low} and {high}"
@@ -216,7 +214,7 @@ class _BodyValidator:
             if field not in self.body:
                 continue
             value = self.body[field]
-            if not _is_int(value):
+            if not is_json_int(value):
                 self.error(field, "must be an integer time of day HHMM, e.g. 930 for 09:30")
                 continue
             if field == "start" and value == 2400:
@@ -242,7 +240,7 @@ class _BodyValidator:
             if field not in self.body:
                 continue
             value = self.body[field]
-            if not _is_int(value) or not 0 <= value <= MAX_EPOCH_MS:
+            if not is_json_int(value) or not 0 <= value <= MAX_EPOCH_MS:
                 self.error(field, f"must be epoch milliseconds, an integer between 0 and {MAX_EPOCH_MS}")
                 continue
             self.fields[column] = EPOCH + dt.timedelta(milliseconds=value)
@@ -254,7 +252,7 @@ class _BodyValidator:
         retries = None
         if "retries" in self.body:
             value = self.body["retries"]
-            if not _is_int(value) or not 1 <= value <= MAX_ATTEMPTS:
+            if not is_json_int(value) or not 1 <= value <= MAX_ATTEMPTS:
                 self.error("retries", f"must be the total number of attempts, an integer from 1 to {MAX_ATTEMPTS}")
             else:
                 retries = self.fields["max_attempts"] = value

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from campaigns.actions.dnc import InvalidPhone, parse_e164
 from campaigns.actions.integrations import check_runtime_credentials, validate_runtime
+from campaigns.json_values import is_json_int
 from campaigns.models import Agent, CallingNumber, Carrier, Outcome
 
 AGENT_FIELDS = ("name", "prompt", "outcomes", "runtime")
@@ -81,7 +82,7 @@ def validate_number_body(body):
     else:
         fields["carrier"] = carrier
     cps = body.get("callsPerSecond", 10)
-    if not isinstance(cps, int) or isinstance(cps, bool) or not 1 <= cps <= MAX_CALLS_PER_SECOND:
+    if not is_json_int(cps) or not 1 <= cps <= MAX_CALLS_PER_SECOND:
         errors.setdefault("callsPerSecond", []).append(f"Must be an integer from 1 to {MAX_CALLS_PER_SECOND}.")
     else:
         fields["calls_per_second"] = cps
