@@ -10,7 +10,7 @@ from campaigns.actions.workspace_setup import (
     do_create_agent, do_create_calling_number, do_update_agent, do_update_calling_number,
 )
 from campaigns.actions.dnc import do_add_dnc_numbers, do_remove_dnc_number
-from campaigns.actions.integrations import do_set_integration
+from campaigns.actions.integrations import do_remove_integration, do_set_integration, integration_in_use
 from campaigns.forms import (
     AgentForm, ApiKeyForm, CallingNumberForm, DoNotCallForm, IntegrationForm, OrganisationForm, WorkspaceForm,
 )
@@ -102,6 +102,19 @@ class IntegrationAdmin(OrganisationScopedAdmin):
         platform = obj.platform if change else form.cleaned_data["platform"]
         integration, _ = do_set_integration(workspace, platform, form.cleaned_fields)
         _copy_saved(integration, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # Credentials still in use show as protected: the admin then refuses the deletion and says why.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = [f"{integration}: {reason}" for integration in objs if (reason := integration_in_use(integration))]
+        return deleted, counts, perms_needed, [*protected, *in_use]
+
+    def delete_model(self, request, obj):
+        do_remove_integration(obj)
+
+    def delete_queryset(self, request, queryset):
+        for integration in queryset:
+            do_remove_integration(integration)
 
 
 @admin.register(CallingNumber)

@@ -5,7 +5,7 @@ from django.contrib.messages import get_messages
 
 from campaigns.models import Agent, ApiKey, CallingNumber, DoNotCall, Integration
 from campaigns.actions.tenancy import authenticate_api_key
-from tests.factories import AgentFactory, ApiKeyFactory, UserFactory, WorkspaceFactory
+from tests.factories import AgentFactory, ApiKeyFactory, IntegrationFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +103,16 @@ def test_an_agent_on_a_platform_without_credentials_is_refused_in_the_admin(clie
         "runtime": '{"kind": "vapi", "assistantId": "a1", "phoneNumberId": "p1"}'})
     assert response.status_code == 200 and not Agent.objects.filter(name="Caller").exists()
     assert "integrations/vapi" in str(response.context["adminform"].form.errors["runtime"])
+
+
+def test_platform_credentials_in_use_are_refused_deletion_in_the_admin_with_the_reason(client, superuser, workspace):
+    integration = IntegrationFactory(workspace=workspace, platform="retell")
+    AgentFactory(workspace=workspace, name="Rita", runtime={"kind": "retell", "agentId": "agent_1"})
+    url = f"/admin/campaigns/integration/{integration.id}/delete/"
+    page = client.get(url)
+    assert b"Rita" in page.content
+    client.post(url, {"post": "yes"})
+    assert Integration.objects.filter(id=integration.id).exists()
+    Agent.objects.filter(workspace=workspace).update(runtime={})
+    client.post(url, {"post": "yes"})
+    assert not Integration.objects.filter(id=integration.id).exists()

@@ -3,10 +3,12 @@ ever echoed, and an agent refused for a platform the workspace has no credential
 import pytest
 from django.db import connection
 from django.test.utils import override_settings
+from django.utils import timezone
 
 from campaigns import encryption
 from campaigns.models import Agent, Integration
-from tests.factories import IntegrationFactory
+from telephony.models import CallStatus
+from tests.factories import AgentFactory, CallFactory, IntegrationFactory
 from tests.test_api_auth import api, api_key, workspace  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +131,37 @@ def test_a_stream_agent_names_its_own_wss_url(api):
     runtime = {"kind": "stream", "url": "wss://agents.example.com/media?team=7"}
     response = api.post("/api/v1/agents", {"name": "Ava", "runtime": runtime}, format="json")
     assert response.status_code == 201 and response.json()["runtime"] == runtime
+
+
+def test_unused_credentials_are_removed(api, workspace):
+    IntegrationFactory(workspace=workspace, platform="retell")
+    response = api.delete("/api/v1/integrations/retell")
+    assert response.status_code == 204
+    assert not Integration.objects.exists()
+    assert api.delete("/api/v1/integrations/retell").status_code == 404
+
+
+def test_credentials_an_agent_runs_on_are_kept_and_the_agent_named(api, workspace):
+    IntegrationFactory(workspace=workspace, platform="vapi")
+    AgentFactory(workspace=workspace, name="Ava", runtime=VAPI_RUNTIME)
+    AgentFactory(workspace=workspace, name="Bea")
+    response = api.delete("/api/v1/integrations/vapi")
+    assert response.status_code == 409 and "Ava" in response.json()["errors"][0]["message"]
+    assert "Bea" not in response.json()["errors"][0]["message"]
+    assert Integration.objects.filter(workspace=workspace, platform="vapi").exists()
+
+
+def test_credentials_a_live_call_was_placed_through_are_kept_until_it_ends(api, workspace):
+    IntegrationFactory(workspace=workspace, platform="vapi")
+    call = CallFactory(task__campaign__workspace=workspace, carrier="vapi", status=CallStatus.ANSWERED)
+    response = api.delete("/api/v1/integrations/vapi")
+    assert response.status_code == 409 and "1 call(s)" in response.json()["errors"][0]["message"]
+    call.status, call.outcome, call.ended_at = CallStatus.ENDED, "connected", timezone.now()
+    call.save(update_fields=["status", "outcome", "ended_at"])
+    assert api.delete("/api/v1/integrations/vapi").status_code == 204
+
+
+def test_another_workspaces_credentials_are_not_removed(api, workspace):
+    elsewhere = IntegrationFactory(platform="retell")
+    assert api.delete("/api/v1/integrations/retell").status_code == 404
+    assert Integration.objects.filter(id=elsewhere.id).exists()

@@ -30,7 +30,7 @@ ENDPOINTS = {
     "/api/v1/tasks/{task_id}/pause": {"post"}, "/api/v1/tasks/{task_id}/resume": {"post"},
     "/api/v1/tasks/{task_id}/archive": {"post"}, "/api/v1/calls/{call_id}": {"get"},
     "/api/v1/agents": {"get", "post"}, "/api/v1/numbers": {"get", "post"}, "/api/v1/slots": {"get"},
-    "/api/v1/integrations": {"get"}, "/api/v1/integrations/{platform}": {"put"},
+    "/api/v1/integrations": {"get"}, "/api/v1/integrations/{platform}": {"put", "delete"},
     "/api/v1/dnc": {"get", "post"}, "/api/v1/dnc/{number}": {"delete"},
 }
 

@@ -10,8 +10,10 @@ from django.db import transaction
 
 from campaigns import encryption
 from campaigns.json_values import is_json_int
-from campaigns.models import Integration, Platform, RuntimeKind
+from campaigns.models import Agent, Integration, Platform, RuntimeKind
+from telephony.models import Call
 from telephony.outbound import validate_outbound_url
+from telephony.vocabulary import LIVE_CALL_STATUSES
 
 INTEGRATION_FIELDS = ("apiKey", "webhookSecret", "baseUrl", "simulate", "concurrency")
 MAX_SECRET_LENGTH = 500
@@ -30,6 +32,10 @@ RUNTIME_FIELDS = {
 
 class IntegrationMissing(ValueError):
     """An agent's runtime names a platform the workspace has no credentials for."""
+
+
+class IntegrationInUse(ValueError):
+    """Credentials that agents or live calls still need: removing them would strand their calls."""
 
 
 def validate_runtime(runtime):
@@ -143,6 +149,34 @@ def do_set_integration(workspace, platform, fields):
             setattr(integration, name, value)
         integration.save(update_fields=[*fields, "updated_at"])
     return integration, created
+
+
+def integration_in_use(integration):
+    """Why the credentials cannot be removed now, or None: an agent of the workspace runs on the
+    platform (its next call would be refused) or a call placed through it is live (its webhooks
+    are checked with the webhook secret)."""
+    platform = integration.get_platform_display()
+    agents = [agent.name for agent in Agent.objects.filter(workspace_id=integration.workspace_id).order_by("name")
+              if agent.runtime_kind == integration.platform]
+    if agents:
+        return f"Agents run on {platform}: {', '.join(agents)}. Give them another runtime first."
+    live = Call.objects.filter(campaign__workspace_id=integration.workspace_id, carrier=integration.platform,
+                               status__in=LIVE_CALL_STATUSES).count()
+    if live:
+        return (f"{live} call(s) placed through {platform} are still live, and their webhooks are checked with "
+                "these credentials: remove them once the calls end.")
+    return None
+
+
+@transaction.atomic
+def do_remove_integration(integration):
+    """Remove a workspace's credentials for a platform; raises IntegrationInUse with the reason
+    while `integration_in_use` finds one."""
+    locked = Integration.objects.select_for_update().get(id=integration.id)
+    reason = integration_in_use(locked)
+    if reason:
+        raise IntegrationInUse(reason)
+    locked.delete()
 
 
 def workspace_integration(workspace, platform):

@@ -14,7 +14,9 @@ from campaigns.api.base import WorkspaceView
 from campaigns.api.errors import error, error_response
 from campaigns.api.pagination import paginate
 from campaigns.api.representations import agent_json, dnc_json, integration_json, number_json, workspace_json
-from campaigns.actions.integrations import do_set_integration, validate_integration_body
+from campaigns.actions.integrations import (
+    IntegrationInUse, do_remove_integration, do_set_integration, validate_integration_body,
+)
 from campaigns.actions.workspace_setup import (
     NumberTaken, do_create_agent, do_create_calling_number, validate_agent_body, validate_number_body,
 )
@@ -132,6 +134,23 @@ class IntegrationDetailView(WorkspaceView):
         fields = validate_integration_body(self.json_object(), stored)
         integration, created = do_set_integration(self.workspace, platform, fields)
         return Response(integration_json(integration), status=201 if created else 200)
+
+    @extend_schema(operation_id="integrations_remove", summary="Remove the workspace's credentials for a platform",
+                   description="Refused while an agent of the workspace runs on the platform or a call placed "
+                               "through it is live.",
+                   parameters=[schemas.PLATFORM],
+                   responses={204: OpenApiResponse(description="Removed."), **schemas.NOT_FOUND,
+                              409: schemas.err("Agents run on the platform, or calls placed through it are live."),
+                              **schemas.COMMON_ERRORS})
+    def delete(self, request, platform):
+        integration = workspace_integrations(self.workspace).filter(platform=platform).first()
+        if integration is None:
+            return error_response(404, [error(None, f"This workspace has no credentials for {platform!r}.")])
+        try:
+            do_remove_integration(integration)
+        except IntegrationInUse as exc:
+            return error_response(409, [error(None, str(exc))])
+        return Response(status=204)
 
 
 class NumberListView(WorkspaceView):
