@@ -22,6 +22,11 @@ def _fernet():
         raise EncryptionUnavailable(f"INTEGRATIONS_ENCRYPTION_KEY is not a valid Fernet key: {exc}") from None
 
 
+def check_key():
+    """Raise EncryptionUnavailable when the configured keys cannot seal or open a secret."""
+    _fernet()
+
+
 def encrypt(secret: str) -> str:
     """The secret as a Fernet token (text); an empty secret stays empty."""
     return _fernet().encrypt(secret.encode()).decode() if secret else ""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {"DEBUG": "false", "ALLOWED_HOSTS": "dialer.example.com",
-              "SECRET_KEY": "test-deploy-check-8f3kq0Zr7Lm2Vx9Pa4Wn6Ty1Bc5Hd0Js3Gu8Ee2Ri7Ok4"}
+              "SECRET_KEY": "test-deploy-check-8f3kq0Zr7Lm2Vx9Pa4Wn6Ty1Bc5Hd0Js3Gu8Ee2Ri7Ok4",
+              "INTEGRATIONS_ENCRYPTION_KEY": "nKhgBDRDd5F1Ao1qhBLdEpvyXwK23RAxCNR9cOe3ruk="}
 SHOWN = ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS",
          "SECURE_PROXY_SSL_HEADER"]
 
@@ -30,6 +31,18 @@ def test_production_settings_pass_the_deploy_check_with_no_warning():
     result = manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_deploy_check_notes_a_missing_integrations_key_without_failing():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", INTEGRATIONS_ENCRYPTION_KEY="")
+    assert result.returncode == 0, result.stderr
+    assert "campaigns.I001" in result.stdout + result.stderr
+
+
+def test_a_key_that_cannot_open_secrets_fails_the_check():
+    result = manage("check", INTEGRATIONS_ENCRYPTION_KEY="not-a-fernet-key")
+    assert result.returncode != 0
+    assert "campaigns.E001" in result.stderr and "not a valid Fernet key" in result.stderr
 
 
 def test_production_redirects_to_https_with_hsts_and_secure_cookies_behind_the_proxy_header():
