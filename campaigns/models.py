@@ -296,6 +296,8 @@ class Task(models.Model):
     # No single-column index on the foreign keys: task_campaign_status leads with the campaign, and
     # the agent and number overrides (rare) are indexed only where set. Every index is written on
     # every status change of every task: pause, resume and the dispatcher's admissions pay for it.
+    # No index on the phone either: the admin's search is a substring match no btree serves, and
+    # an upload's duplicate check reads the campaign's tasks once through task_campaign_status.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     phone = models.CharField(max_length=16)
     context = models.JSONField(default=dict, blank=True)
@@ -352,7 +354,6 @@ class Task(models.Model):
             # The dashboard's held counts and a policy change's re-timing read only the held tasks.
             models.Index(fields=["campaign", "held_by"], name="task_held", condition=Q(status="queued") & ~Q(held_by="")),
             models.Index(fields=["campaign"], name="task_ineligible", condition=Q(completion_reason="ineligible")),
-            models.Index(fields=["phone"], name="task_phone"),
             models.Index(fields=["agent"], name="task_agent", condition=Q(agent__isnull=False)),
             models.Index(fields=["calling_number"], name="task_calling_number", condition=Q(calling_number__isnull=False)),
         ]
