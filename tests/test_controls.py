@@ -222,8 +222,8 @@ class TestUpdateCampaign:
         for n in range(40):
             self.retried_task(campaign, ended_at=at(0, 11 + n % 5))
             TaskFactory(campaign=campaign, next_attempt_at=at(0, 10))
-        # The campaign's change and its control (6), then one batch: locks, the batch's ids, its
-        # plan, one UPDATE per calling window, the control's progress (8), the nudge's workspace.
+        # The campaign's change and its control (6), then one batch: locks, the pending table, per
+        # status its plan, one UPDATE per calling window, the control's progress (8), the nudge's workspace.
         with django_assert_max_num_queries(15):
             assert do_update_campaign(campaign, {"calling_start": dt.time(12, 30)}) == 80
 

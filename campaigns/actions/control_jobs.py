@@ -17,9 +17,10 @@ exhausted is not read again by the walk. The status the campaign's tasks most li
 first (paused for a paused campaign, else queued), so the request's batch finds live tasks at
 once rather than walking the other status's dead entries. Flips are conditional (`status = ...`
 in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted
-is either admitted or flipped, never both. Re-timing is set-based: per calling window in the
-batch (there are few), one UPDATE computes every task's next attempt in SQL from the window's
-openings (`dialer.windows.occurrences`).
+is either admitted or flipped, never both. Re-timing is set-based: a batch reads its pending
+tasks once (their earliest next attempts, the retries' last calls) into a temporary table, then per
+calling window among them (there are few) one UPDATE sets every task's next attempt in SQL from
+the window's openings (`dialer.windows.occurrences`).
 
 A control arriving while another's job runs takes the job over (one unfinished control per
 campaign), so the tasks end as if the controls had run one after the other to completion:
@@ -93,29 +94,49 @@ SELECT (SELECT id FROM bound), (SELECT count(*) FROM changed)
 """
 
 
-# A pending task's next attempt under the campaign's settings, as `dialer.scheduling` defines it
-# (resolve_config, first_attempt_at, next_attempt_after), in SQL: a pending callback at its time,
-# a first attempt from now, a retry from its last attempt's end plus the interval; never before
-# the start. The calling window is applied by the caller from the window's openings.
-PENDING_TIMES_SQL = """
-SELECT t.id, t.attempts_made, t.next_attempt_at,
-       COALESCE(NULLIF(t.timezone, ''), %(timezone)s) AS tz,
-       COALESCE(t.calling_start, %(calling_start)s) AS window_start,
-       COALESCE(t.calling_end, %(calling_end)s) AS window_end,
-       LEAST(t.end_after, %(end_at)s) AS end_at,
-       t.attempts_made >= {max_attempts} AS exhausted,
-       CASE WHEN t.callback_at IS NOT NULL THEN GREATEST(t.callback_at, t.start_after, %(start_at)s)
-            WHEN t.attempts_made = 0 THEN GREATEST(%(now)s, t.start_after, %(start_at)s)
-            ELSE GREATEST(t.start_after, %(start_at)s,
-                          COALESCE(last.ended_at, %(now)s) + ({interval_ms}) * interval '1 millisecond')
-       END AS earliest
-FROM campaigns_task t
-LEFT JOIN LATERAL (
-    SELECT c.ended_at FROM telephony_call c
-    WHERE c.task_id = t.id AND c.attempt = t.attempts_made AND t.attempts_made > 0 AND t.callback_at IS NULL
-    LIMIT 1
-) last ON true
-WHERE t.campaign_id = %(campaign_id)s AND t.status = %(status)s AND t.id > %(after)s AND t.id <= {upto}
+# A batch's pending tasks, read once per batch and range: the plan's rows are kept in a temporary
+# table of the session, which each window's UPDATE empties of its own rows as it applies them (so
+# it is empty again by the end of the batch; ON COMMIT DELETE ROWS in case a batch is cut short).
+PENDING_TABLE_SQL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS control_pending (
+    id bigint, attempts_made integer, next_attempt_at timestamptz, tz text, window_start time, window_end time,
+    end_at timestamptz, exhausted boolean, earliest timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+# The next `count` pending tasks of one status past the cursor, with their next attempt under the
+# campaign's settings, as `dialer.scheduling` defines it (resolve_config, first_attempt_at,
+# next_attempt_after), in SQL: a pending callback at its time, a first attempt from now, a retry
+# from its last attempt's end plus the interval; never before the start. Kept in control_pending;
+# returns, per calling window among them, the range of instants their next attempts start from
+# (the window's openings the UPDATE needs), how many tasks it holds and its last task id. The
+# calling window itself is applied by RETIME_WINDOW_SQL from the window's openings.
+RETIME_PLAN_SQL = """
+WITH pending AS (
+    SELECT t.id, t.attempts_made, t.next_attempt_at,
+           COALESCE(NULLIF(t.timezone, ''), %(timezone)s) AS tz,
+           COALESCE(t.calling_start, %(calling_start)s) AS window_start,
+           COALESCE(t.calling_end, %(calling_end)s) AS window_end,
+           LEAST(t.end_after, %(end_at)s) AS end_at,
+           t.attempts_made >= {max_attempts} AS exhausted,
+           CASE WHEN t.callback_at IS NOT NULL THEN GREATEST(t.callback_at, t.start_after, %(start_at)s)
+                WHEN t.attempts_made = 0 THEN GREATEST(%(now)s, t.start_after, %(start_at)s)
+                ELSE GREATEST(t.start_after, %(start_at)s,
+                              COALESCE(last.ended_at, %(now)s) + ({interval_ms}) * interval '1 millisecond')
+           END AS earliest
+    FROM (
+        SELECT * FROM campaigns_task WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
+        ORDER BY id LIMIT %(count)s
+    ) t
+    LEFT JOIN LATERAL (
+        SELECT c.ended_at FROM telephony_call c
+        WHERE c.task_id = t.id AND c.attempt = t.attempts_made AND t.attempts_made > 0 AND t.callback_at IS NULL
+        LIMIT 1
+    ) last ON true
+),
+kept AS (INSERT INTO control_pending SELECT * FROM pending)
+SELECT tz, window_start, window_end, min(earliest), max(earliest), count(*), max(id) FROM pending
+GROUP BY tz, window_start, window_end
 """
 # Batch campaigns: the campaign's retries for every task; realtime: the task's own where set.
 BATCH_RULES = {"max_attempts": "%(max_attempts)s", "interval_ms": "%(interval_ms)s"}
@@ -127,27 +148,21 @@ REALTIME_RULES = {
                    "ELSE t.intervals_ms[GREATEST(LEAST(t.attempts_made, cardinality(t.intervals_ms)), 1)] END",
 }
 
-# The batch's range (its bound, as for a flip) and, per calling window among its tasks, the range
-# of instants their next attempts start from (the window's openings the UPDATE needs) and how many
-# tasks it holds. No row: the status has no task left past the cursor.
-RETIME_PLAN_SQL = """
-WITH bound AS ({bound}),
-pending AS ({pending})
-SELECT (SELECT id FROM bound), tz, window_start, window_end, min(earliest), max(earliest), count(*) FROM pending
-GROUP BY tz, window_start, window_end
-"""
-
 # One window's tasks of the batch: next attempt = max(earliest, opening of the first occurrence
 # closing after it) — `next_opening` — found by binary search (width_bucket) in the occurrences'
 # closing instants. Tasks whose attempts the settings used up complete (`exhausted`), tasks whose
 # next attempt falls at or past their end are archived (`ended`); `attempts_made` guards against
 # a task admitted, finished and requeued since it was read (its time is then already right).
 RETIME_WINDOW_SQL = """
-WITH pending AS ({pending}),
+WITH taken AS (
+    DELETE FROM control_pending p
+    WHERE p.tz = %(window_tz)s AND p.window_start = %(window_start)s AND p.window_end = %(window_end)s
+    RETURNING p.*
+),
 timed AS (
     SELECT p.*, GREATEST(p.earliest, (%(opens)s::timestamptz[])[width_bucket(p.earliest, %(closes)s::timestamptz[]) + 1])
         AS next_at
-    FROM pending p WHERE p.tz = %(window_tz)s AND p.window_start = %(window_start)s AND p.window_end = %(window_end)s
+    FROM taken p
 ),
 decided AS (
     SELECT id, attempts_made, exhausted, NOT exhausted AND end_at IS NOT NULL AND next_at >= end_at AS ended, next_at,
@@ -166,7 +181,6 @@ FROM decided d
 WHERE t.id = d.id AND t.attempts_made = d.attempts_made AND t.status IN ('queued', 'paused')
   AND (d.exhausted OR d.ended OR d.next_at IS DISTINCT FROM d.next_attempt_at)
 """
-
 
 def announce(campaign):
     """Send `tasks_changed` for the campaign's organisation once the transaction commits."""
@@ -329,7 +343,6 @@ def _move_cursor(control, walk, upto):
 
 
 def _retime_params(campaign, now):
-    batch = campaign.type == CampaignType.BATCH
     params = {
         "campaign_id": campaign.id, "now": now, "timezone": campaign.timezone,
         "calling_start": campaign.calling_start, "calling_end": campaign.calling_end, "start_at": campaign.start_at,
@@ -337,35 +350,33 @@ def _retime_params(campaign, now):
         "retry_interval_ms": campaign.retry_interval_ms,
         "interval_ms": campaign.retry_interval_ms if campaign.max_retries else 0,
     }
-    rules = BATCH_RULES if batch else REALTIME_RULES
-    plan = RETIME_PLAN_SQL.format(bound=BATCH_BOUND_SQL, pending=PENDING_TIMES_SQL.format(
-        upto=f"COALESCE((SELECT id FROM bound), {END_OF_RANGE})", **rules))
-    update = RETIME_WINDOW_SQL.format(pending=PENDING_TIMES_SQL.format(upto="%(upto)s", **rules))
-    return params, plan, update
+    rules = BATCH_RULES if campaign.type == CampaignType.BATCH else REALTIME_RULES
+    return params, RETIME_PLAN_SQL.format(**rules)
 
 
 def _retime_batch(control, campaign, now, limit):
     """Re-time up to `limit` pending tasks along the control's re-timing ranges; moves its cursor.
     Returns (tasks visited, tasks changed)."""
-    params, plan, update = _retime_params(campaign, now)
+    params, plan = _retime_params(campaign, now)
     visited = changed = 0
     with connection.cursor() as cursor:
+        cursor.execute(PENDING_TABLE_SQL)
         while control.retime_ranges and visited < limit:
-            range_params = {**params, "status": control.retime_ranges[0], "after": control.retime_cursor,
-                            "count": limit - visited}
-            cursor.execute(plan, range_params)
+            count = limit - visited
+            cursor.execute(plan, {**params, "status": control.retime_ranges[0], "after": control.retime_cursor,
+                                  "count": count})
             windows = cursor.fetchall()
-            upto = windows[0][0] if windows else None
-            range_params["upto"] = END_OF_RANGE if upto is None else upto
-            for _, tz, window_start, window_end, earliest, latest, tasks in windows:
+            tasks_read = sum(tasks for *_, tasks, _ in windows)
+            for tz, window_start, window_end, earliest, latest, tasks, _ in windows:
                 window = CallingWindow(window_start, window_end, tz, frozenset(campaign.calling_days))
                 spans = occurrences(window, earliest, latest)
-                cursor.execute(update, {
-                    **range_params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
+                cursor.execute(RETIME_WINDOW_SQL, {
+                    **params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
                     "opens": [opens for opens, _ in spans], "closes": [closes for _, closes in spans]})
                 changed += cursor.rowcount
-                visited += tasks
-            _move_cursor(control, "retime", upto)
+            visited += tasks_read
+            # Fewer than asked for: the range ended within them.
+            _move_cursor(control, "retime", max(last for *_, last in windows) if tasks_read == count else None)
     return visited, changed
 
 
