@@ -44,15 +44,33 @@ def small_batches(settings):
 
 @pytest.fixture
 def published(monkeypatch):
-    """Control jobs published on commit, by control id (nothing consumes them here)."""
-    ids = []
+    """Control jobs published, as their arguments: (control id,) or (control id, part id). Nothing
+    consumes them unless a test does (`run_jobs`)."""
+    messages = []
 
-    def record(job, control_id, *part_id):
+    def record(job, *args):
         assert job == Job.RUN_CONTROL
-        ids.append(control_id)
+        messages.append(args)
 
     monkeypatch.setattr(control_jobs, "enqueue", record)
-    return ids
+    return messages
+
+
+def run_jobs(published):
+    """Consume the published control jobs, first in first out as a worker does, until none is left;
+    returns how many ran."""
+    count = 0
+    while published:
+        run_control(*published.pop(0))
+        count += 1
+    return count
+
+
+def run_control_of(campaign, published):
+    """Run the campaign's running control to its end through its jobs: the message its request
+    publishes on commit (which a test's transaction never reaches), then every job published since."""
+    published.append((running_control(campaign).id,))
+    return run_jobs(published)
 
 
 @pytest.fixture
@@ -112,7 +130,7 @@ class TestPause:
         assert campaign.tasks.filter(status=TaskStatus.QUEUED).count() == 8
         assert run(campaign) == set()
         control = running_control(campaign)
-        assert published == [control.id]
+        assert published == [(control.id,)]
         assert batches(control.id, between=lambda: run(campaign) == set() or pytest.fail("a call started")) == 3
         assert statuses(campaign) == ["paused"] * 10
         assert not CampaignControl.objects.filter(finished_at=None).exists()
@@ -135,7 +153,7 @@ class TestPause:
         with django_capture_on_commit_callbacks(execute=True):
             do_finish_attempt(call.id, "no-answer", timezone.now())
         assert Task.objects.get(id=live).status == TaskStatus.PAUSED
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         assert statuses(campaign).count("paused") == 6
 
 @pytest.mark.parametrize("control", ["pause", "resume", "archive", "update"])
@@ -235,7 +253,7 @@ class TestConcurrentControls:
         control, part = running_control(campaign), whole_part(campaign)
         assert (control.action, part.flip, bool(part.retime_ranges)) == ("update", "pause", True)
         assert control_jobs.running_controls([campaign.id])[campaign.id]["action"] == "pause"
-        run_control(control.id)
+        run_control_of(campaign, published)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 9, tzinfo=UTC))}
 
@@ -245,16 +263,16 @@ class TestConcurrentControls:
         do_control_batch(running_control(campaign).id)
         assert statuses(campaign).count("paused") == 5
         do_resume_campaign(campaign)
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         assert statuses(campaign) == ["queued"] * 10
 
     def test_archive_during_a_running_update_archives_everything_and_drops_the_re_timing(self, published):
         campaign = campaign_with(10)
         do_update_campaign(campaign, {"calling_start": dt.time(3)})
         do_archive_campaign(campaign)
-        control, part = running_control(campaign), whole_part(campaign)
+        part = whole_part(campaign)
         assert (part.flip, part.retime_ranges) == ("archive", [])
-        run_control(control.id)
+        run_control_of(campaign, published)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {("archived", None)}
 
 
@@ -278,12 +296,14 @@ class TestCrash:
         published.clear()
         assert resume_stalled_controls(timezone.now()) == []  # still fresh: its message is redelivered instead
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == [control_id]
-        assert published == [control_id]
+        part_id = whole_part(campaign).id
+        assert published == [(control_id, part_id)]
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == []  # one message per stall
-        run_control(control_id)
+        run_jobs(published)
         assert statuses(campaign) == ["paused"] * 10
-        run_control(control_id)  # a duplicate of the finished job changes nothing
-        assert statuses(campaign) == ["paused"] * 10
+        run_control(control_id)  # duplicates of the finished jobs change nothing and publish nothing
+        run_control(control_id, part_id)
+        assert statuses(campaign) == ["paused"] * 10 and published == []
 
 
 def split_in_two(campaign):
@@ -317,14 +337,19 @@ class TestParts:
         assert statuses(campaign) == ["paused"] * 20
         assert not CampaignControl.objects.filter(finished_at=None).exists()
 
-    def test_the_controls_job_publishes_one_job_per_other_part_and_walks_them_all_if_they_are_lost(self, published):
+    def test_the_controls_job_splits_it_into_a_job_per_part_each_publishing_itself_batch_by_batch(self, published):
         campaign = campaign_with(20)
         do_pause_campaign(campaign)
         control_id = running_control(campaign).id
-        published.clear()
         run_control(control_id)
-        assert published == [control_id]  # the second part's job; never consumed here
-        assert CampaignControlPart.objects.filter(control_id=control_id).count() == 2
+        first, second = CampaignControlPart.objects.filter(control_id=control_id).order_by("after")
+        assert published == [(control_id, first.id), (control_id, second.id)]
+        assert statuses(campaign).count("paused") == 2
+        run_control(*published.pop(0))
+        assert published == [(control_id, second.id), (control_id, first.id)]  # the first's next batch, queued
+        assert statuses(campaign).count("paused") == 5
+        # The first part's 6 tasks left and the second's 9, 3 a batch, each part then finding its slice ended.
+        assert run_jobs(published) == 7
         assert statuses(campaign) == ["paused"] * 20
         assert CampaignControl.objects.get(id=control_id).finished_at is not None
 
@@ -368,8 +393,8 @@ class TestParts:
         published.clear()
         CampaignControlPart.objects.filter(id=first.id).update(updated_at=timezone.now() - dt.timedelta(hours=1))
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == [control_id]
-        assert published == [control_id]  # only the stalled part: the finished one has no work
-        run_control(control_id, second.id)
+        assert published == [(control_id, second.id)]  # only the stalled part: the finished one has no work
+        run_jobs(published)
         assert statuses(campaign) == ["paused"] * 20
         assert not CampaignControl.objects.filter(finished_at=None).exists()
 
@@ -386,7 +411,7 @@ class TestParts:
             ("resume", sorted(campaign.tasks.values_list("id", flat=True))[1]), ("resume", second.after)]
         batches_of(control_id, second)
         assert statuses_of(campaign, second) == ["queued"] * 9
-        run_control(control_id)
+        run_control_of(campaign, published)
         assert statuses(campaign) == ["queued"] * 20
         assert not CampaignControl.objects.filter(finished_at=None).exists()
 
@@ -480,7 +505,7 @@ class TestSetBasedRetiming:
         expected = {task.id: expected_after_update(task, campaign, now) for task in campaign.tasks.all()}
         assert {status for status, _, _ in expected.values()} == {"queued", "paused", "completed", "archived"}
         do_update_campaign(campaign, fields)
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         actual = {task.id: (task.status, task.completion_reason, task.next_attempt_at)
                   for task in campaign.tasks.all()}
         assert actual == expected
@@ -517,7 +542,7 @@ def test_the_admin_campaign_page_shows_the_control_in_progress(client, published
     assert "pausing: 5 of 8 tasks" in page.content.decode()
     stats = client.get(f"/admin/campaigns/campaign/{campaign.id}/stats.json").json()
     assert stats["control"] == {"action": "pause", "done": 5, "total": 8}
-    run_control(running_control(campaign).id)
+    run_control_of(campaign, published)
     assert client.get(f"/admin/campaigns/campaign/{campaign.id}/stats.json").json()["control_text"] == ""
 
 
@@ -602,8 +627,7 @@ def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
     finally:
         holder.close()
     assert not finish.is_alive() and not controlling.is_alive()
-    for control_id in published:
-        run_control(control_id)
+    run_jobs(published)
     assert statuses(campaign) == [ends_as] * 2
 
 

@@ -503,16 +503,17 @@ def do_control_batch(control_id, part_id=None):
 
 
 def run_control(control_id, part_id=None):
-    """Run a control's job (the body of `campaigns.run_control`). Given a part: that part to its
-    end (or until another job holds it). Else the control's: split it if it is still whole,
-    publish a job for each part with work but the first, and take part after part itself until
-    none is left free, so the control ends even if those jobs are lost."""
+    """The body of the job `campaigns.run_control`. Without a part (the message a control's
+    request publishes): split the control if it is still whole, then publish a job for each part
+    with work. With a part: one batch of it, the job publishing itself again while the part has
+    work left, so between any two batches a worker takes the jobs queued meanwhile (the
+    dispatcher's runs, which the parts' jobs would otherwise hold up for as long as they run)."""
     if part_id is None:
         do_split_control(control_id)
-        for other in list(_parts_with_work(control_id).values_list("id", flat=True))[1:]:
-            enqueue(Job.RUN_CONTROL, control_id, other)
-    while do_control_batch(control_id, part_id):
-        pass
+        for part in _parts_with_work(control_id).values_list("id", flat=True):
+            enqueue(Job.RUN_CONTROL, control_id, part)
+    elif do_control_batch(control_id, part_id):
+        enqueue(Job.RUN_CONTROL, control_id, part_id)
 
 
 def resume_stalled_controls(now):
