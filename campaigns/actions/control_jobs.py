@@ -1,29 +1,38 @@
 """The control job: a `CampaignControl`'s per-task work (status flips, re-timing), batch by batch.
 
 A control's request (`campaigns.actions.controls`) changes the campaign and records its work here
-(`take_over`); its first batch runs in the request (`first_batch`), the rest in the job
-`campaigns.run_control` (published on commit), `CONTROL_BATCH_TASKS` tasks per short transaction.
-A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a
-new control's `FOR UPDATE` waits at most one batch (a phase's tasks are counted before its first
-batch, outside these locks). A lost job resumes from the control's
-cursors (its message is redelivered, and beat re-publishes a control that made no progress for
-`CONTROL_STALLED_SECONDS`).
+(`take_over`) as one part (`CampaignControlPart`) over every task id; its first batch runs in the
+request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit),
+`CONTROL_BATCH_TASKS` tasks per short transaction. That job splits the work, if it is larger than
+a batch per job, into `CONTROL_JOBS` parts of equal id width (`do_split_control`) and publishes a
+job per part; each part's job runs one batch and publishes itself again while its part has work,
+so the parts' batches run side by side and a worker takes the jobs queued meanwhile (the
+dispatcher's runs) between any two of them. The control finishes when its last part does.
 
-Each walk (a flip, a re-timing) goes through its task statuses one at a time, each as one range
-of the (campaign, status, id) index with its own id cursor: a batch finds the id `limit` tasks
-ahead (`BATCH_BOUND_SQL`) and changes the id range up to it with one set-based UPDATE. Entries
-behind the cursor (the dead ones every flip leaves) are never read again, and a status found
-exhausted is not read again by the walk. The status the campaign's tasks most likely hold comes
-first (paused for a paused campaign, else queued), so the request's batch finds live tasks at
-once rather than walking the other status's dead entries. Flips are conditional (`status = ...`
-in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted
-is either admitted or flipped, never both. Re-timing is set-based: a batch reads its pending
-tasks once (their earliest next attempts, the retries' last calls) into a temporary table, then per
-calling window among them (there are few) one UPDATE sets every task's next attempt in SQL from
-the window's openings (`dialer.windows.occurrences`).
+A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a new
+control's `FOR UPDATE` waits for the batches in flight only — the request takes the campaign's
+control lock (`hold_batches`) first, and every batch takes it shared before the row, so batches
+starting meanwhile queue behind the control instead of starving it (a part's phase is counted
+before its batches, outside these locks). A batch holds its part `FOR UPDATE SKIP LOCKED`: a
+duplicate job finds it taken. A lost job resumes from its part's cursors (its message is
+redelivered, and beat re-publishes a part that made no progress for `CONTROL_STALLED_SECONDS`).
+
+Each walk of a part (a flip, a re-timing) goes through its task statuses one at a time, each as
+one range of the (campaign, status, id) index within the part's slice, with its own id cursor: a
+batch finds the id `limit` tasks ahead (`BATCH_BOUND_SQL`) and changes the id range up to it with
+one set-based UPDATE. Entries behind the cursor (the dead ones every flip leaves) are never read
+again, and a status found exhausted is not read again by the walk. The status the campaign's tasks
+most likely hold comes first (paused for a paused campaign, else queued), so the request's batch
+finds live tasks at once rather than walking the other status's dead entries. Flips are
+conditional (`status = ...` in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`,
+so a task being admitted is either admitted or flipped, never both. Re-timing is set-based: a
+batch reads its pending tasks once (their earliest next attempts, the retries' last calls) into a
+temporary table, then per calling window among them (there are few) one UPDATE sets every task's
+next attempt in SQL from the window's openings (`dialer.windows.occurrences`).
 
 A control arriving while another's job runs takes the job over (one unfinished control per
-campaign), so the tasks end as if the controls had run one after the other to completion:
+campaign), in every part over the part's own slice, so the tasks end as if the controls had run
+one after the other to completion:
 - pause, resume or archive replaces the status flip still to do (a resume after a pause flips
   back to queued every task the pause had paused, an archive archives everything pending);
 - an update adds re-timing under the settings now in force (restarting it if one was under way);
