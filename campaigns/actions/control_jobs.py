@@ -205,6 +205,7 @@ WHERE t.id = d.id AND t.attempts_made = d.attempts_made AND t.status IN ('queued
   AND (d.exhausted OR d.ended OR d.next_at IS DISTINCT FROM d.next_attempt_at)
 """
 
+
 def announce(campaign):
     """Send `tasks_changed` for the campaign's organisation once the transaction commits."""
     organisation_id = campaign.workspace.organisation_id
