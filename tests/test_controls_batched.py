@@ -353,8 +353,10 @@ class TestParts:
         assert statuses(campaign) == ["paused"] * 20
         assert CampaignControl.objects.get(id=control_id).finished_at is not None
 
-    def test_a_control_of_less_than_a_batch_per_job_stays_whole(self, published):
-        campaign = campaign_with(7)
+    @pytest.mark.parametrize("tasks, jobs", [(7, 2), (20, 1)])
+    def test_a_control_of_less_than_a_batch_per_job_or_with_one_job_stays_whole(self, tasks, jobs, published, settings):
+        settings.CONTROL_JOBS = jobs
+        campaign = campaign_with(tasks)
         do_pause_campaign(campaign)
         control = running_control(campaign)
         do_split_control(control.id)
