@@ -296,6 +296,8 @@ class Task(models.Model):
     # No single-column index on the foreign keys: task_campaign_status leads with the campaign, and
     # the agent and number overrides (rare) are indexed only where set. Every index is written on
     # every status change of every task: pause, resume and the dispatcher's admissions pay for it.
+    # No index on the phone either: the admin's search is a substring match no btree serves, and
+    # an upload's duplicate check reads the campaign's tasks once through task_campaign_status.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     phone = models.CharField(max_length=16)
     context = models.JSONField(default=dict, blank=True)
@@ -352,7 +354,6 @@ class Task(models.Model):
             # The dashboard's held counts and a policy change's re-timing read only the held tasks.
             models.Index(fields=["campaign", "held_by"], name="task_held", condition=Q(status="queued") & ~Q(held_by="")),
             models.Index(fields=["campaign"], name="task_ineligible", condition=Q(completion_reason="ineligible")),
-            models.Index(fields=["phone"], name="task_phone"),
             models.Index(fields=["agent"], name="task_agent", condition=Q(agent__isnull=False)),
             models.Index(fields=["calling_number"], name="task_calling_number", condition=Q(calling_number__isnull=False)),
         ]
@@ -435,25 +436,14 @@ class CampaignControl(models.Model):
     """The per-task work of a campaign's controls, done in batches off the request.
 
     At most one is unfinished per campaign: a control arriving while one runs takes it over
-    (`campaigns.actions.controls`). `flip` is the status change still to apply to tasks (a pause, resume
-    or archive) and `flip_ranges` the task statuses it has still to walk, the first under way;
-    `retime_ranges` the task statuses whose tasks still need re-timing under the current settings
-    (none: nothing to re-time). Each walk keeps a cursor (the last task id done in the first of its
-    statuses) so a job that was lost resumes where it stopped, and a status already walked is
-    never read again (`campaigns.actions.control_jobs`). `phase`, `done` and `total` are the
-    progress shown while it runs (`total` is counted by the job, before its first batch of a phase).
+    (`campaigns.actions.controls`). The work itself is held by the control's parts
+    (`CampaignControlPart`), contiguous slices of the campaign's task ids walked by concurrent
+    jobs; the control finishes (`finished_at`) when the last of them does
+    (`campaigns.actions.control_jobs`).
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="controls")
     action = models.CharField(max_length=7, choices=ControlAction.choices, help_text="The latest control.")
-    flip = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
-    flip_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
-    flip_cursor = models.BigIntegerField(default=0)
-    retime_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
-    retime_cursor = models.BigIntegerField(default=0)
-    phase = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -469,3 +459,48 @@ class CampaignControl(models.Model):
 
     def __str__(self):
         return f"{self.action} of campaign {self.campaign_id}"
+
+
+# Past every task id: the upper end of a control's last part.
+LAST_TASK_ID = 2**63 - 1
+
+
+class CampaignControlPart(models.Model):
+    """One slice of a control's work: the campaign's tasks with `after` < id <= `upto`.
+
+    `flip` is the status change still to apply to the slice's tasks (a pause, resume or archive)
+    and `flip_ranges` the task statuses it has still to walk, the first under way;
+    `retime_ranges` the task statuses whose tasks still need re-timing under the current settings
+    (none: nothing to re-time). Each walk keeps a cursor (the last task id done in the first of its
+    statuses, `after` before the first) so a job that was lost resumes where it stopped, and a
+    status already walked is never read again. `phase`, `done` and `total` are the slice's
+    progress (`total` is counted by the job, before its first batch of a phase); `updated_at`
+    says when a batch last moved it (beat re-publishes a slice that stalled).
+    """
+
+    control = models.ForeignKey(CampaignControl, on_delete=models.CASCADE, related_name="parts")
+    after = models.BigIntegerField(default=0)
+    upto = models.BigIntegerField(default=LAST_TASK_ID)
+    flip = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    flip_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
+    flip_cursor = models.BigIntegerField(default=0)
+    retime_ranges = ArrayField(models.CharField(max_length=11), default=list, blank=True)
+    retime_cursor = models.BigIntegerField(default=0)
+    phase = models.CharField(max_length=7, choices=ControlAction.choices, blank=True, default="")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The parts with work left: a flip or a re-timing still to do.
+    WITH_WORK = Q(flip__gt="") | ~Q(retime_ranges=[])
+
+    class Meta:
+        ordering = ["control", "after"]
+        constraints = [models.CheckConstraint(condition=Q(after__lt=models.F("upto")), name="control_part_not_empty")]
+
+    @property
+    def has_work(self):
+        return bool(self.flip or self.retime_ranges)
+
+    def __str__(self):
+        return f"part ({self.after}, {self.upto}] of control {self.control_id}"

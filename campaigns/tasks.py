@@ -9,10 +9,10 @@ JOB_POLICY = dict(acks_late=True, reject_on_worker_lost=True, ignore_result=True
 
 
 @shared_task(name=str(Job.RUN_CONTROL), **JOB_POLICY)
-def run_control_job(control_id, **kwargs):
-    """Finish a campaign control's per-task work in batches; a redelivered or duplicate job resumes
-    from the control's cursor or finds it taken."""
-    run_control(control_id)
+def run_control_job(control_id, part_id=None, **kwargs):
+    """Finish a campaign control's per-task work in batches (one part's, given `part_id`); a
+    redelivered or duplicate job resumes from the parts' cursors or finds them taken."""
+    run_control(control_id, part_id)
 
 
 @shared_task(name=str(Job.RELEASE_HELD_TASKS), **JOB_POLICY)

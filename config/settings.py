@@ -217,10 +217,12 @@ REDIAL_ADMITTED_AFTER_SECONDS = env_int("REDIAL_ADMITTED_AFTER_SECONDS", 30)
 WAKEUP_RECONCILE_SECONDS = env_int("WAKEUP_RECONCILE_SECONDS", 60)
 STALE_CALL_CHECK_SECONDS = env_int("STALE_CALL_CHECK_SECONDS", 120)
 # Campaign controls (campaigns.actions.controls, control_jobs): a control changes at most CONTROL_INLINE_TASKS tasks in
-# its request and leaves the rest to a job changing CONTROL_BATCH_TASKS per transaction; beat
-# re-publishes the job of a control that made no progress for CONTROL_STALLED_SECONDS.
+# its request and leaves the rest to jobs changing CONTROL_BATCH_TASKS per transaction, its tasks
+# split by id over CONTROL_JOBS concurrent jobs (1: one job walks them all); beat re-publishes the
+# job of a control's part that made no progress for CONTROL_STALLED_SECONDS.
 CONTROL_INLINE_TASKS = env_int("CONTROL_INLINE_TASKS", 1000)
 CONTROL_BATCH_TASKS = env_int("CONTROL_BATCH_TASKS", 5000)
+CONTROL_JOBS = env_int("CONTROL_JOBS", 2)
 CONTROL_STALLED_SECONDS = env_int("CONTROL_STALLED_SECONDS", 30)
 # How long an answered call waits for the agent's post-call analysis before finishing as connected.
 ANALYSIS_WAIT_SECONDS = env_int("ANALYSIS_WAIT_SECONDS", 30)

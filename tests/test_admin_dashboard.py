@@ -1,6 +1,7 @@
 """The operator dashboard in the admin: campaigns list, campaign page, task page, live slots."""
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -277,6 +278,13 @@ class TestTaskPage:
         for attempt in range(2, 6):
             ended_call(task, attempt=attempt)
         assert queries_for(client, f"/admin/campaigns/task/{task.id}/change/")[0] == few
+
+    def test_task_list_searches_by_part_of_the_phone_within_the_organisation(self, client, staff, campaign):
+        mine = TaskFactory(campaign=campaign, phone="+442071234567")
+        TaskFactory(campaign=campaign, phone="+14155550199")
+        TaskFactory(phone="+442071234568")
+        page = client.get("/admin/campaigns/task/", {"q": "2071234"}).content.decode()
+        assert re.findall(r'href="/admin/campaigns/task/(\d+)/change/', page) == [str(mine.id)]
 
     def test_another_tenants_task_is_not_found(self, client, staff):
         theirs = TaskFactory()

@@ -68,10 +68,11 @@ class TestPauseCampaign:
 
     def test_pauses_in_one_update_per_status(self, django_assert_num_queries):
         campaign = mixed_campaign()
-        # The campaign's change: savepoint, lock the campaign, UPDATE it, look for a running
-        # control, record it, release. Then the first batch: savepoint, the campaign FOR SHARE,
-        # the control FOR UPDATE, one UPDATE of the tasks, the control's progress, release.
-        with django_assert_num_queries(12):
+        # The campaign's change: savepoint, hold its batches, lock the campaign, UPDATE it, look
+        # for a running control, record it and its part, release. Then the first batch:
+        # savepoint, the campaign FOR SHARE, the part FOR UPDATE, one UPDATE of the tasks, the
+        # part's progress, the control finished, release.
+        with django_assert_num_queries(15):
             do_pause_campaign(campaign)
 
     @pytest.mark.parametrize("status", [CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])
@@ -222,9 +223,10 @@ class TestUpdateCampaign:
         for n in range(40):
             self.retried_task(campaign, ended_at=at(0, 11 + n % 5))
             TaskFactory(campaign=campaign, next_attempt_at=at(0, 10))
-        # The campaign's change and its control (6), then one batch: locks, the batch's ids, its
-        # plan, one UPDATE per calling window, the control's progress (8), the nudge's workspace.
-        with django_assert_max_num_queries(15):
+        # The campaign's change and its control (8), then one batch: locks, the pending table, per
+        # status its plan, one UPDATE per calling window, the part's progress, the control finished
+        # (9), the nudge's workspace.
+        with django_assert_max_num_queries(18):
             assert do_update_campaign(campaign, {"calling_start": dt.time(12, 30)}) == 80
 
     @pytest.mark.parametrize("status", [CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED])

@@ -18,11 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns.actions import control_jobs
-from campaigns.actions.control_jobs import do_control_batch, resume_stalled_controls, run_control
+from campaigns.actions.control_jobs import do_control_batch, do_split_control, resume_stalled_controls, run_control
 from campaigns.actions.controls import (
     do_archive_campaign, do_finish_ended_campaigns, do_pause_campaign, do_resume_campaign, do_update_campaign,
 )
-from campaigns.models import CampaignControl, CampaignStatus, CampaignType, Task, TaskStatus
+from campaigns.models import LAST_TASK_ID, CampaignControl, CampaignControlPart, CampaignStatus, CampaignType, Task, TaskStatus
 from config.jobs import Job
 from dialer.dispatcher import dispatch_pass
 from dialer.scheduling import first_attempt_at, next_attempt_after, resolve_config
@@ -44,15 +44,33 @@ def small_batches(settings):
 
 @pytest.fixture
 def published(monkeypatch):
-    """Control jobs published on commit, by control id (nothing consumes them here)."""
-    ids = []
+    """Control jobs published, as their arguments: (control id,) or (control id, part id). Nothing
+    consumes them unless a test does (`run_jobs`)."""
+    messages = []
 
-    def record(job, control_id, **kwargs):
+    def record(job, *args):
         assert job == Job.RUN_CONTROL
-        ids.append(control_id)
+        messages.append(args)
 
     monkeypatch.setattr(control_jobs, "enqueue", record)
-    return ids
+    return messages
+
+
+def run_jobs(published):
+    """Consume the published control jobs, first in first out as a worker does, until none is left;
+    returns how many ran."""
+    count = 0
+    while published:
+        run_control(*published.pop(0))
+        count += 1
+    return count
+
+
+def run_control_of(campaign, published):
+    """Run the campaign's running control to its end through its jobs: the message its request
+    publishes on commit (which a test's transaction never reaches), then every job published since."""
+    published.append((running_control(campaign).id,))
+    return run_jobs(published)
 
 
 @pytest.fixture
@@ -75,6 +93,11 @@ def campaign_with(count, status=CampaignStatus.RUNNING, task_status=TaskStatus.Q
 
 def running_control(campaign):
     return CampaignControl.objects.get(campaign=campaign, finished_at=None)
+
+
+def whole_part(campaign):
+    """The one part of the campaign's running control (not split: its jobs were driven batch by batch)."""
+    return CampaignControlPart.objects.get(control__campaign=campaign, control__finished_at=None)
 
 
 def statuses(campaign):
@@ -107,7 +130,7 @@ class TestPause:
         assert campaign.tasks.filter(status=TaskStatus.QUEUED).count() == 8
         assert run(campaign) == set()
         control = running_control(campaign)
-        assert published == [control.id]
+        assert published == [(control.id,)]
         assert batches(control.id, between=lambda: run(campaign) == set() or pytest.fail("a call started")) == 3
         assert statuses(campaign) == ["paused"] * 10
         assert not CampaignControl.objects.filter(finished_at=None).exists()
@@ -130,7 +153,7 @@ class TestPause:
         with django_capture_on_commit_callbacks(execute=True):
             do_finish_attempt(call.id, "no-answer", timezone.now())
         assert Task.objects.get(id=live).status == TaskStatus.PAUSED
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         assert statuses(campaign).count("paused") == 6
 
 @pytest.mark.parametrize("control", ["pause", "resume", "archive", "update"])
@@ -217,8 +240,8 @@ class TestConcurrentControls:
         do_update_campaign(campaign, {"calling_start": dt.time(14), "calling_end": dt.time(16)})
         do_control_batch(running_control(campaign).id)
         do_pause_campaign(campaign)
-        control = running_control(campaign)
-        assert (control.action, control.flip, bool(control.retime_ranges)) == ("pause", "pause", True)
+        control, part = running_control(campaign), whole_part(campaign)
+        assert (control.action, part.flip, bool(part.retime_ranges)) == ("pause", "pause", True)
         batches(control.id, between=lambda: run(campaign) == set() or pytest.fail("a call started"))
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 14, tzinfo=UTC))}
@@ -227,10 +250,10 @@ class TestConcurrentControls:
         campaign = campaign_with(10, start_at=dt.datetime(2030, 1, 7, tzinfo=UTC))
         do_pause_campaign(campaign)
         do_update_campaign(campaign, {"calling_start": dt.time(9), "calling_end": dt.time(11)})
-        control = running_control(campaign)
-        assert (control.action, control.flip, bool(control.retime_ranges)) == ("update", "pause", True)
+        control, part = running_control(campaign), whole_part(campaign)
+        assert (control.action, part.flip, bool(part.retime_ranges)) == ("update", "pause", True)
         assert control_jobs.running_controls([campaign.id])[campaign.id]["action"] == "pause"
-        run_control(control.id)
+        run_control_of(campaign, published)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
             ("paused", dt.datetime(2030, 1, 7, 9, tzinfo=UTC))}
 
@@ -240,16 +263,16 @@ class TestConcurrentControls:
         do_control_batch(running_control(campaign).id)
         assert statuses(campaign).count("paused") == 5
         do_resume_campaign(campaign)
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         assert statuses(campaign) == ["queued"] * 10
 
     def test_archive_during_a_running_update_archives_everything_and_drops_the_re_timing(self, published):
         campaign = campaign_with(10)
         do_update_campaign(campaign, {"calling_start": dt.time(3)})
         do_archive_campaign(campaign)
-        control = running_control(campaign)
-        assert (control.flip, control.retime_ranges) == ("archive", [])
-        run_control(control.id)
+        part = whole_part(campaign)
+        assert (part.flip, part.retime_ranges) == ("archive", [])
+        run_control_of(campaign, published)
         assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {("archived", None)}
 
 
@@ -260,25 +283,195 @@ class TestCrash:
         control_id = running_control(campaign).id
         do_control_batch(control_id)
         # The worker dies inside the next batch, after its UPDATE: the batch's transaction is lost.
-        save = CampaignControl.save
+        save = CampaignControlPart.save
 
         def die(self, *args, **kwargs):
             raise SystemExit("worker killed")
 
-        monkeypatch.setattr(CampaignControl, "save", die)
+        monkeypatch.setattr(CampaignControlPart, "save", die)
         with pytest.raises(SystemExit):
             do_control_batch(control_id)
-        monkeypatch.setattr(CampaignControl, "save", save)
+        monkeypatch.setattr(CampaignControlPart, "save", save)
         assert statuses(campaign).count("paused") == 5
         published.clear()
         assert resume_stalled_controls(timezone.now()) == []  # still fresh: its message is redelivered instead
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == [control_id]
-        assert published == [control_id]
+        part_id = whole_part(campaign).id
+        assert published == [(control_id, part_id)]
         assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == []  # one message per stall
+        run_jobs(published)
+        assert statuses(campaign) == ["paused"] * 10
+        run_control(control_id)  # duplicates of the finished jobs change nothing and publish nothing
+        run_control(control_id, part_id)
+        assert statuses(campaign) == ["paused"] * 10 and published == []
+
+
+def split_in_two(campaign):
+    """Split the campaign's running control in two parts; returns (control id, first part, second part)."""
+    control = running_control(campaign)
+    do_split_control(control.id)
+    first, second = CampaignControlPart.objects.filter(control=control).order_by("after")
+    return control.id, first, second
+
+
+def statuses_of(campaign, part):
+    return sorted(campaign.tasks.filter(id__gt=part.after, id__lte=part.upto).values_list("status", flat=True))
+
+
+class TestParts:
+    """A control's work split by task id over CONTROL_JOBS parts, each walked by its own job."""
+
+    def test_a_large_control_splits_into_contiguous_slices_each_walked_on_its_own(self, published):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        ids = sorted(campaign.tasks.values_list("id", flat=True))
+        assert (first.after, first.upto, second.after, second.upto) == (0, second.after, second.after, LAST_TASK_ID)
+        # Equal id widths from the request's cursor (the second task) to the last task.
+        assert second.after == ids[1] + (ids[-1] - ids[1]) // 2 == ids[10]
+        assert batches_of(control_id, second) == 4  # 9 tasks, 3 a batch, and the one finding the slice ended
+        assert statuses_of(campaign, second) == ["paused"] * 9
+        assert statuses_of(campaign, first).count("queued") == 9
+        assert running_control(campaign).finished_at is None
+        batches_of(control_id, first)
+        assert statuses(campaign) == ["paused"] * 20
+        assert not CampaignControl.objects.filter(finished_at=None).exists()
+
+    def test_the_controls_job_splits_it_into_a_job_per_part_each_publishing_itself_batch_by_batch(self, published):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id = running_control(campaign).id
         run_control(control_id)
-        assert statuses(campaign) == ["paused"] * 10
-        run_control(control_id)  # a duplicate of the finished job changes nothing
-        assert statuses(campaign) == ["paused"] * 10
+        first, second = CampaignControlPart.objects.filter(control_id=control_id).order_by("after")
+        assert published == [(control_id, first.id), (control_id, second.id)]
+        assert statuses(campaign).count("paused") == 2
+        run_control(*published.pop(0))
+        assert published == [(control_id, second.id), (control_id, first.id)]  # the first's next batch, queued
+        assert statuses(campaign).count("paused") == 5
+        # The first part's 6 tasks left and the second's 9, 3 a batch, each part then finding its slice ended.
+        assert run_jobs(published) == 7
+        assert statuses(campaign) == ["paused"] * 20
+        assert CampaignControl.objects.get(id=control_id).finished_at is not None
+
+    @pytest.mark.parametrize("tasks, jobs", [(7, 2), (20, 1)])
+    def test_a_control_of_less_than_a_batch_per_job_or_with_one_job_stays_whole(self, tasks, jobs, published, settings):
+        settings.CONTROL_JOBS = jobs
+        campaign = campaign_with(tasks)
+        do_pause_campaign(campaign)
+        control = running_control(campaign)
+        do_split_control(control.id)
+        assert control.parts.count() == 1
+
+    def test_progress_sums_the_parts(self, published):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        assert control_jobs.running_controls([campaign.id])[campaign.id] == {"action": "pause", "done": 2, "total": None}
+        do_control_batch(control_id, first.id)
+        assert control_jobs.running_controls([campaign.id])[campaign.id] == {"action": "pause", "done": 5, "total": None}
+        do_control_batch(control_id, second.id)
+        assert control_jobs.running_controls([campaign.id])[campaign.id] == {"action": "pause", "done": 8, "total": 20}
+        batches_of(control_id, second)
+        assert control_jobs.running_controls([campaign.id])[campaign.id] == {"action": "pause", "done": 14, "total": 20}
+
+    def test_a_part_lost_mid_batch_is_resumed_alone_while_the_other_finishes(self, published, monkeypatch):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        do_control_batch(control_id, second.id)
+        save = CampaignControlPart.save
+
+        def die(self, *args, **kwargs):
+            raise SystemExit("worker killed")
+
+        monkeypatch.setattr(CampaignControlPart, "save", die)
+        with pytest.raises(SystemExit):
+            do_control_batch(control_id, second.id)
+        monkeypatch.setattr(CampaignControlPart, "save", save)
+        assert statuses_of(campaign, second).count("paused") == 3
+        batches_of(control_id, first)
+        assert statuses_of(campaign, first) == ["paused"] * 11
+        assert running_control(campaign).id == control_id  # not finished while a part has work
+        published.clear()
+        CampaignControlPart.objects.filter(id=first.id).update(updated_at=timezone.now() - dt.timedelta(hours=1))
+        assert resume_stalled_controls(timezone.now() + dt.timedelta(minutes=1)) == [control_id]
+        assert published == [(control_id, second.id)]  # only the stalled part: the finished one has no work
+        run_jobs(published)
+        assert statuses(campaign) == ["paused"] * 20
+        assert not CampaignControl.objects.filter(finished_at=None).exists()
+
+    def test_a_control_arriving_while_parts_run_takes_over_every_part_even_finished_ones(self, published):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        do_control_batch(control_id, first.id)
+        batches_of(control_id, second)
+        do_resume_campaign(campaign)
+        assert running_control(campaign).id == control_id
+        # Both from their slice's start (the request's batch then took the first two of the first).
+        assert list(CampaignControlPart.objects.filter(control_id=control_id).values_list("flip", "flip_cursor")) == [
+            ("resume", sorted(campaign.tasks.values_list("id", flat=True))[1]), ("resume", second.after)]
+        batches_of(control_id, second)
+        assert statuses_of(campaign, second) == ["queued"] * 9
+        run_control_of(campaign, published)
+        assert statuses(campaign) == ["queued"] * 20
+        assert not CampaignControl.objects.filter(finished_at=None).exists()
+
+    def test_an_update_while_parts_pause_finishes_each_parts_pause_then_re_times_it(self, published):
+        campaign = campaign_with(20, start_at=dt.datetime(2030, 1, 7, tzinfo=UTC))
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        do_control_batch(control_id, second.id)
+        do_update_campaign(campaign, {"calling_start": dt.time(9), "calling_end": dt.time(11)})
+        batches_of(control_id, second)
+        batches_of(control_id, first)
+        assert set(campaign.tasks.values_list("status", "next_attempt_at")) == {
+            ("paused", dt.datetime(2030, 1, 7, 9, tzinfo=UTC))}
+        assert not CampaignControl.objects.filter(finished_at=None).exists()
+
+
+def batches_of(control_id, part):
+    """Run one part's job batch by batch; returns the batches run."""
+    count = 1
+    while do_control_batch(control_id, part.id):
+        count += 1
+    return count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_control_waits_for_the_batches_in_flight_and_later_batches_wait_for_it(published):
+    """With parts, a batch is nearly always in flight: a control must not wait for batches that
+    start while it waits."""
+    campaign = campaign_with(3)
+    db = connection.settings_dict
+    in_flight, later = (psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+                        for _ in range(2))
+    done = []
+
+    def pause():
+        try:
+            done.append(do_pause_campaign(campaign))
+        finally:
+            connections.close_all()
+
+    try:
+        with in_flight.cursor() as cursor:
+            cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [campaign.id, campaign.id])
+        control = threading.Thread(target=pause)
+        control.start()
+        time.sleep(0.5)
+        assert control.is_alive(), "a new control must wait for the batch in flight"
+        with later.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [campaign.id, campaign.id])
+        later.rollback()
+        in_flight.commit()
+        control.join(10)
+    finally:
+        in_flight.close()
+        later.close()
+    assert done == [2]  # CONTROL_INLINE_TASKS
 
 
 class TestSetBasedRetiming:
@@ -314,7 +507,7 @@ class TestSetBasedRetiming:
         expected = {task.id: expected_after_update(task, campaign, now) for task in campaign.tasks.all()}
         assert {status for status, _, _ in expected.values()} == {"queued", "paused", "completed", "archived"}
         do_update_campaign(campaign, fields)
-        run_control(running_control(campaign).id)
+        run_control_of(campaign, published)
         actual = {task.id: (task.status, task.completion_reason, task.next_attempt_at)
                   for task in campaign.tasks.all()}
         assert actual == expected
@@ -351,7 +544,7 @@ def test_the_admin_campaign_page_shows_the_control_in_progress(client, published
     assert "pausing: 5 of 8 tasks" in page.content.decode()
     stats = client.get(f"/admin/campaigns/campaign/{campaign.id}/stats.json").json()
     assert stats["control"] == {"action": "pause", "done": 5, "total": 8}
-    run_control(running_control(campaign).id)
+    run_control_of(campaign, published)
     assert client.get(f"/admin/campaigns/campaign/{campaign.id}/stats.json").json()["control_text"] == ""
 
 
@@ -378,7 +571,7 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
 
     try:
         with batch.cursor() as cursor:
-            cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [big.id])
+            cursor.execute(control_jobs.BATCH_CAMPAIGN_LOCK_SQL, [big.id, big.id])
         dispatcher = in_thread("dispatch", lambda: dispatch_pass(workspace.organisation_id, timezone.now()))
         dispatcher.join(5)
         assert not dispatcher.is_alive(), "the dispatcher waited for a control's batch"
@@ -436,8 +629,7 @@ def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
     finally:
         holder.close()
     assert not finish.is_alive() and not controlling.is_alive()
-    for control_id in published:
-        run_control(control_id)
+    run_jobs(published)
     assert statuses(campaign) == [ends_as] * 2
 
 

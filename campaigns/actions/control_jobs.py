@@ -1,28 +1,38 @@
 """The control job: a `CampaignControl`'s per-task work (status flips, re-timing), batch by batch.
 
 A control's request (`campaigns.actions.controls`) changes the campaign and records its work here
-(`take_over`); its first batch runs in the request (`first_batch`), the rest in the job
-`campaigns.run_control` (published on commit), `CONTROL_BATCH_TASKS` tasks per short transaction.
-A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a
-new control's `FOR UPDATE` waits at most one batch (a phase's tasks are counted before its first
-batch, outside these locks). A lost job resumes from the control's
-cursors (its message is redelivered, and beat re-publishes a control that made no progress for
-`CONTROL_STALLED_SECONDS`).
+(`take_over`) as one part (`CampaignControlPart`) over every task id; its first batch runs in the
+request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit),
+`CONTROL_BATCH_TASKS` tasks per short transaction. That job splits the work, if it is larger than
+a batch per job, into `CONTROL_JOBS` parts of equal id width (`do_split_control`) and publishes a
+job per part; each part's job runs one batch and publishes itself again while its part has work,
+so the parts' batches run side by side and a worker takes the jobs queued meanwhile (the
+dispatcher's runs) between any two of them. The control finishes when its last part does.
 
-Each walk (a flip, a re-timing) goes through its task statuses one at a time, each as one range
-of the (campaign, status, id) index with its own id cursor: a batch finds the id `limit` tasks
-ahead (`BATCH_BOUND_SQL`) and changes the id range up to it with one set-based UPDATE. Entries
-behind the cursor (the dead ones every flip leaves) are never read again, and a status found
-exhausted is not read again by the walk. The status the campaign's tasks most likely hold comes
-first (paused for a paused campaign, else queued), so the request's batch finds live tasks at
-once rather than walking the other status's dead entries. Flips are conditional (`status = ...`
-in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`, so a task being admitted
-is either admitted or flipped, never both. Re-timing is set-based: per calling window in the
-batch (there are few), one UPDATE computes every task's next attempt in SQL from the window's
-openings (`dialer.windows.occurrences`).
+A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` passes through, a new
+control's `FOR UPDATE` waits for the batches in flight only — the request takes the campaign's
+control lock (`hold_batches`) first, and every batch takes it shared before the row, so batches
+starting meanwhile queue behind the control instead of starving it (a part's phase is counted
+before its batches, outside these locks). A batch holds its part `FOR UPDATE SKIP LOCKED`: a
+duplicate job finds it taken. A lost job resumes from its part's cursors (its message is
+redelivered, and beat re-publishes a part that made no progress for `CONTROL_STALLED_SECONDS`).
+
+Each walk of a part (a flip, a re-timing) goes through its task statuses one at a time, each as
+one range of the (campaign, status, id) index within the part's slice, with its own id cursor: a
+batch finds the id `limit` tasks ahead (`BATCH_BOUND_SQL`) and changes the id range up to it with
+one set-based UPDATE. Entries behind the cursor (the dead ones every flip leaves) are never read
+again, and a status found exhausted is not read again by the walk. The status the campaign's tasks
+most likely hold comes first (paused for a paused campaign, else queued), so the request's batch
+finds live tasks at once rather than walking the other status's dead entries. Flips are
+conditional (`status = ...` in the UPDATE); the dispatcher claims tasks `FOR UPDATE SKIP LOCKED`,
+so a task being admitted is either admitted or flipped, never both. Re-timing is set-based: a
+batch reads its pending tasks once (their earliest next attempts, the retries' last calls) into a
+temporary table, then per calling window among them (there are few) one UPDATE sets every task's
+next attempt in SQL from the window's openings (`dialer.windows.occurrences`).
 
 A control arriving while another's job runs takes the job over (one unfinished control per
-campaign), so the tasks end as if the controls had run one after the other to completion:
+campaign), in every part over the part's own slice, so the tasks end as if the controls had run
+one after the other to completion:
 - pause, resume or archive replaces the status flip still to do (a resume after a pause flips
   back to queued every task the pause had paused, an archive archives everything pending);
 - an update adds re-timing under the settings now in force (restarting it if one was under way);
@@ -33,12 +43,13 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from campaigns.actions.audit import do_count_tasks_changed
 from campaigns.models import (
-    Campaign, CampaignControl, CampaignStatus, CampaignType, ControlAction, Task, TaskStatus,
+    LAST_TASK_ID, Campaign, CampaignControl, CampaignControlPart, CampaignStatus, CampaignType, ControlAction, Task,
+    TaskStatus,
 )
 from campaigns.signals import tasks_changed
 from config.jobs import Job, enqueue
@@ -63,59 +74,92 @@ FLIPS = {
                         "next_attempt_at = NULL, callback_at = NULL"),
 }
 DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
-# What a batch holds of its campaign: SHARE lets the dispatcher's own FOR SHARE through and makes
-# a new control's FOR UPDATE wait for the batch.
-BATCH_CAMPAIGN_LOCK_SQL = "SELECT * FROM campaigns_campaign WHERE id = %s FOR SHARE"
-# Past every task id: the upper end of a status's last range.
-END_OF_RANGE = 2**63 - 1
+# The campaign's control lock: a control's request takes it exclusive before the campaign's row
+# (`hold_batches`), every batch shared before its row. Row locks alone would let the FOR SHARE of
+# the parts' concurrent batches, one always in flight, starve a control's FOR UPDATE; the lock
+# manager queues a new batch behind a waiting control, so the control waits for the batches in
+# flight only. Keyed (class, campaign id) in the two-key space, apart from the one-key locks of
+# idempotency; campaign ids past 2^31 share keys, which costs only a wait.
+CONTROL_LOCK_CLASS = 22
+CONTROL_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, (%s %% 2147483648)::integer)"
+# What a batch holds of its campaign: the control lock shared (taken as the FROM clause is read,
+# before the row's lock), then the row FOR SHARE, which lets the dispatcher's own FOR SHARE through
+# and makes a new control's FOR UPDATE wait for the batch. Parameters: the campaign id, twice.
+BATCH_CAMPAIGN_LOCK_SQL = f"""
+SELECT c.* FROM pg_advisory_xact_lock_shared({CONTROL_LOCK_CLASS}, (%s %% 2147483648)::integer) AS held,
+    campaigns_campaign c
+WHERE c.id = %s FOR SHARE OF c
+"""
 
-# The id `count` tasks ahead of the cursor in one status (none when fewer are left: the range
-# ends within them), one ordered range scan of (campaign, status, id) from the cursor.
+# The id `count` tasks ahead of the cursor in one status of the part's slice (none when fewer are
+# left: the range ends within them), one ordered range scan of (campaign, status, id).
 BATCH_BOUND_SQL = """
-SELECT id FROM campaigns_task WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
+SELECT id FROM campaigns_task
+WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s AND id <= %(upto)s
 ORDER BY id OFFSET %(count)s - 1 LIMIT 1
 """
 
 
 def _flip_sql(action):
     """One statement: the range's bound, then one UPDATE of the id range up to it (to the end of
-    the status when fewer than `count` are left). Returns (bound or NULL, tasks flipped)."""
+    the slice when fewer than `count` are left). Returns (bound or NULL, tasks flipped)."""
     _, _, assignments = FLIPS[action]
     return f"""
 WITH bound AS ({BATCH_BOUND_SQL}),
 changed AS (
     UPDATE campaigns_task SET {assignments}, updated_at = %(now)s
     WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
-      AND id <= COALESCE((SELECT id FROM bound), {END_OF_RANGE})
+      AND id <= COALESCE((SELECT id FROM bound), %(upto)s)
     RETURNING 1
 )
 SELECT (SELECT id FROM bound), (SELECT count(*) FROM changed)
 """
 
 
-# A pending task's next attempt under the campaign's settings, as `dialer.scheduling` defines it
-# (resolve_config, first_attempt_at, next_attempt_after), in SQL: a pending callback at its time,
-# a first attempt from now, a retry from its last attempt's end plus the interval; never before
-# the start. The calling window is applied by the caller from the window's openings.
-PENDING_TIMES_SQL = """
-SELECT t.id, t.attempts_made, t.next_attempt_at,
-       COALESCE(NULLIF(t.timezone, ''), %(timezone)s) AS tz,
-       COALESCE(t.calling_start, %(calling_start)s) AS window_start,
-       COALESCE(t.calling_end, %(calling_end)s) AS window_end,
-       LEAST(t.end_after, %(end_at)s) AS end_at,
-       t.attempts_made >= {max_attempts} AS exhausted,
-       CASE WHEN t.callback_at IS NOT NULL THEN GREATEST(t.callback_at, t.start_after, %(start_at)s)
-            WHEN t.attempts_made = 0 THEN GREATEST(%(now)s, t.start_after, %(start_at)s)
-            ELSE GREATEST(t.start_after, %(start_at)s,
-                          COALESCE(last.ended_at, %(now)s) + ({interval_ms}) * interval '1 millisecond')
-       END AS earliest
-FROM campaigns_task t
-LEFT JOIN LATERAL (
-    SELECT c.ended_at FROM telephony_call c
-    WHERE c.task_id = t.id AND c.attempt = t.attempts_made AND t.attempts_made > 0 AND t.callback_at IS NULL
-    LIMIT 1
-) last ON true
-WHERE t.campaign_id = %(campaign_id)s AND t.status = %(status)s AND t.id > %(after)s AND t.id <= {upto}
+# A batch's pending tasks, read once per batch and range: the plan's rows are kept in a temporary
+# table of the session, which each window's UPDATE empties of its own rows as it applies them (so
+# it is empty again by the end of the batch; ON COMMIT DELETE ROWS in case a batch is cut short).
+PENDING_TABLE_SQL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS control_pending (
+    id bigint, attempts_made integer, next_attempt_at timestamptz, tz text, window_start time, window_end time,
+    end_at timestamptz, exhausted boolean, earliest timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+# The next `count` pending tasks of one status of the part's slice past the cursor, with their next attempt under the
+# campaign's settings, as `dialer.scheduling` defines it (resolve_config, first_attempt_at,
+# next_attempt_after), in SQL: a pending callback at its time, a first attempt from now, a retry
+# from its last attempt's end plus the interval; never before the start. Kept in control_pending;
+# returns, per calling window among them, the range of instants their next attempts start from
+# (the window's openings the UPDATE needs), how many tasks it holds and its last task id. The
+# calling window itself is applied by RETIME_WINDOW_SQL from the window's openings.
+RETIME_PLAN_SQL = """
+WITH pending AS (
+    SELECT t.id, t.attempts_made, t.next_attempt_at,
+           COALESCE(NULLIF(t.timezone, ''), %(timezone)s) AS tz,
+           COALESCE(t.calling_start, %(calling_start)s) AS window_start,
+           COALESCE(t.calling_end, %(calling_end)s) AS window_end,
+           LEAST(t.end_after, %(end_at)s) AS end_at,
+           t.attempts_made >= {max_attempts} AS exhausted,
+           CASE WHEN t.callback_at IS NOT NULL THEN GREATEST(t.callback_at, t.start_after, %(start_at)s)
+                WHEN t.attempts_made = 0 THEN GREATEST(%(now)s, t.start_after, %(start_at)s)
+                ELSE GREATEST(t.start_after, %(start_at)s,
+                              COALESCE(last.ended_at, %(now)s) + ({interval_ms}) * interval '1 millisecond')
+           END AS earliest
+    FROM (
+        SELECT * FROM campaigns_task
+        WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s AND id <= %(upto)s
+        ORDER BY id LIMIT %(count)s
+    ) t
+    LEFT JOIN LATERAL (
+        SELECT c.ended_at FROM telephony_call c
+        WHERE c.task_id = t.id AND c.attempt = t.attempts_made AND t.attempts_made > 0 AND t.callback_at IS NULL
+        LIMIT 1
+    ) last ON true
+),
+kept AS (INSERT INTO control_pending SELECT * FROM pending)
+SELECT tz, window_start, window_end, min(earliest), max(earliest), count(*), max(id) FROM pending
+GROUP BY tz, window_start, window_end
 """
 # Batch campaigns: the campaign's retries for every task; realtime: the task's own where set.
 BATCH_RULES = {"max_attempts": "%(max_attempts)s", "interval_ms": "%(interval_ms)s"}
@@ -127,27 +171,21 @@ REALTIME_RULES = {
                    "ELSE t.intervals_ms[GREATEST(LEAST(t.attempts_made, cardinality(t.intervals_ms)), 1)] END",
 }
 
-# The batch's range (its bound, as for a flip) and, per calling window among its tasks, the range
-# of instants their next attempts start from (the window's openings the UPDATE needs) and how many
-# tasks it holds. No row: the status has no task left past the cursor.
-RETIME_PLAN_SQL = """
-WITH bound AS ({bound}),
-pending AS ({pending})
-SELECT (SELECT id FROM bound), tz, window_start, window_end, min(earliest), max(earliest), count(*) FROM pending
-GROUP BY tz, window_start, window_end
-"""
-
 # One window's tasks of the batch: next attempt = max(earliest, opening of the first occurrence
 # closing after it) — `next_opening` — found by binary search (width_bucket) in the occurrences'
 # closing instants. Tasks whose attempts the settings used up complete (`exhausted`), tasks whose
 # next attempt falls at or past their end are archived (`ended`); `attempts_made` guards against
 # a task admitted, finished and requeued since it was read (its time is then already right).
 RETIME_WINDOW_SQL = """
-WITH pending AS ({pending}),
+WITH taken AS (
+    DELETE FROM control_pending p
+    WHERE p.tz = %(window_tz)s AND p.window_start = %(window_start)s AND p.window_end = %(window_end)s
+    RETURNING p.*
+),
 timed AS (
     SELECT p.*, GREATEST(p.earliest, (%(opens)s::timestamptz[])[width_bucket(p.earliest, %(closes)s::timestamptz[]) + 1])
         AS next_at
-    FROM pending p WHERE p.tz = %(window_tz)s AND p.window_start = %(window_start)s AND p.window_end = %(window_end)s
+    FROM taken p
 ),
 decided AS (
     SELECT id, attempts_made, exhausted, NOT exhausted AND end_at IS NOT NULL AND next_at >= end_at AS ended, next_at,
@@ -180,34 +218,50 @@ def _ranges(statuses, campaign_status_before):
     return sorted(statuses, key=lambda status: status != likely)
 
 
+def hold_batches(campaign_id):
+    """Take the campaign's control lock for the control's transaction: batches in flight finish,
+    new ones wait until it commits. Call before locking the campaign's row."""
+    with connection.cursor() as cursor:
+        cursor.execute(CONTROL_LOCK_SQL, [CONTROL_LOCK_CLASS, campaign_id])
+
+
 def take_over(locked, action, campaign_status_before):
-    """Record `action` on the campaign's control, creating it or taking over the one still running.
+    """Record `action` on the campaign's control, creating it (one part over every task id) or
+    taking over the one still running: every part of it, finished or not, takes the new work over
+    its own slice from the slice's start.
 
     Runs in the control's transaction, with the campaign locked FOR UPDATE (so no batch of a job
     runs meanwhile); `campaign_status_before` is the campaign's status before the control. Returns
     the control's id, for `first_batch`.
     """
     control = CampaignControl.objects.select_for_update().filter(campaign_id=locked.id, finished_at=None).first()
-    control = control or CampaignControl(campaign_id=locked.id)
-    control.action = action
-    if action == ControlAction.UPDATE:
-        control.retime_ranges, control.retime_cursor = _ranges(PENDING_TASK_STATUSES, campaign_status_before), 0
-        if control.phase == ControlAction.UPDATE:
-            control.phase = ""
+    if control is None:
+        control = CampaignControl.objects.create(campaign_id=locked.id, action=action)
+        parts = [CampaignControlPart(control=control)]
     else:
-        control.flip, control.flip_cursor, control.phase = action, 0, ""
-        control.flip_ranges = _ranges(FLIPS[action][0], campaign_status_before)
-        if action in (ControlAction.ARCHIVE, ControlAction.END):
-            control.retime_ranges = []
-    control.save()
+        control.action = action
+        control.save(update_fields=["action", "updated_at"])
+        parts = list(control.parts.select_for_update())
+    for part in parts:
+        if action == ControlAction.UPDATE:
+            part.retime_ranges = _ranges(PENDING_TASK_STATUSES, campaign_status_before)
+            part.retime_cursor = part.after
+            if part.phase == ControlAction.UPDATE:
+                part.phase = ""
+        else:
+            part.flip, part.flip_cursor, part.phase = action, part.after, ""
+            part.flip_ranges = _ranges(FLIPS[action][0], campaign_status_before)
+            if action in (ControlAction.ARCHIVE, ControlAction.END):
+                part.retime_ranges = []
+        part.save()
     return control.id
 
 
 def first_batch(control_id, campaign, with_announce=False, record=None):
-    """The control's first CONTROL_INLINE_TASKS tasks, in the request, holding the campaign FOR
-    SHARE as a job's batch does; the tasks changed are counted into the control's audit `record`
-    in the same transaction. Publishes the job on commit when work is left, and with
-    `with_announce` nudges the dispatcher once, after the batch. Returns the tasks changed."""
+    """The control's first CONTROL_INLINE_TASKS tasks (of its first part), in the request, locked as
+    a job's batch is; the tasks changed are counted into the control's audit `record` in the same
+    transaction. Publishes the job on commit when work is left, and with `with_announce` nudges the
+    dispatcher once, after the batch. Returns the tasks changed."""
     changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False,
                                 record=record)
     if with_announce:
@@ -217,119 +271,140 @@ def first_batch(control_id, campaign, with_announce=False, record=None):
     return changed
 
 
-def _batch(control_id, campaign_id, limit, counted=None, with_announce=True, record=None):
-    """One batch of the control, in its own transaction: (tasks changed, work left). The campaign
-    row is held FOR SHARE (a new control waits for the batch; the dispatcher does not), the control
-    row FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing done, no work left for it).
-    `counted` is `_count_phase`'s figure, taken as the phase's total if the phase is where it was;
-    the tasks changed are counted into the audit `record` when given."""
+def _lock_for_batch(campaign_id):
+    return next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id, campaign_id])))
+
+
+def _parts_with_work(control_id):
+    return CampaignControlPart.objects.filter(CampaignControlPart.WITH_WORK, control_id=control_id,
+                                              control__finished_at=None)
+
+
+def _batch(control_id, campaign_id, limit, part_id=None, counted=None, with_announce=True, record=None):
+    """One batch of the control, in its own transaction, on its part `part_id` (by default the first
+    free part with work): (tasks changed, work left: in the part when given, else in the control).
+    The campaign is held as `_lock_for_batch` says (a new control waits for the batch; the
+    dispatcher does not), the part FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing
+    done, no work left for it). `counted` is `_count_phase`'s figure, taken as the part's phase's
+    total if it is that part's and the phase is where it was; the tasks changed are counted into
+    the audit `record` when given."""
     with transaction.atomic():
         now = timezone.now()
-        campaign = next(iter(Campaign.objects.raw(BATCH_CAMPAIGN_LOCK_SQL, [campaign_id])))
-        control = (CampaignControl.objects.select_for_update(skip_locked=True)
-                   .filter(id=control_id, finished_at=None).first())
-        if control is None:
+        campaign = _lock_for_batch(campaign_id)
+        parts = _parts_with_work(control_id).select_for_update(skip_locked=True, of=("self",))
+        part = (parts.filter(id=part_id) if part_id else parts).first()
+        if part is None:
             return 0, False
-        changed, dialable = _step(control, campaign, now, limit, counted)
-        control.save()
+        changed, dialable = _step(part, campaign, now, limit, counted)
+        part.save()
+        finished = not part.has_work and _finish_if_last(part, now)
         if record is not None and changed:
             do_count_tasks_changed(record, changed)
         if dialable and with_announce:
             announce(campaign)
-        return changed, control.finished_at is None
+        return changed, part.has_work if part_id else not finished
 
 
-def _step(control, campaign, now, limit, counted):
-    """One batch of `control`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
-    then of its re-timing. Marks the control finished when nothing is left. Returns (tasks changed,
-    whether they may have become dialable)."""
+def _finish_if_last(part, now):
+    """Mark the part's control finished when none of its parts has work left (`part`, locked, has
+    none); returns whether it did. A control split in parts has its row locked first: of two
+    parts finishing at once, the second waits for the first's commit and then sees it."""
+    if (part.after, part.upto) != (0, LAST_TASK_ID):
+        list(CampaignControl.objects.select_for_update().filter(id=part.control_id).values_list("id", flat=True))
+    working = CampaignControlPart.objects.filter(CampaignControlPart.WITH_WORK, control_id=OuterRef("id"))
+    return bool(CampaignControl.objects.filter(id=part.control_id, finished_at=None).exclude(Exists(working))
+                .update(finished_at=now, updated_at=now))
+
+
+def _step(part, campaign, now, limit, counted):
+    """One batch of `part`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
+    then of its re-timing. Returns (tasks changed, whether they may have become dialable)."""
     changed = dialable = 0
     budget = limit
-    if control.flip:
-        _, applies_under, _ = FLIPS[control.flip]
+    if part.flip:
+        _, applies_under, _ = FLIPS[part.flip]
         if campaign.status in applies_under:
-            _start_phase(control, control.flip, counted)
-            flipped = _flip_batch(control, campaign, now, budget)
-            _advance(control, flipped)
+            _start_phase(part, part.flip, counted)
+            flipped = _flip_batch(part, campaign, now, budget)
+            _advance(part, flipped)
             changed, budget = flipped, budget - flipped
-            dialable = control.flip in DIALABLE_AFTER and flipped > 0
-            if control.flip_ranges:
+            dialable = part.flip in DIALABLE_AFTER and flipped > 0
+            if part.flip_ranges:
                 return changed, dialable
-        control.flip, control.flip_ranges, control.flip_cursor = "", [], 0
-    if control.retime_ranges and budget > 0:
+        part.flip, part.flip_ranges, part.flip_cursor = "", [], part.after
+    if part.retime_ranges and budget > 0:
         if campaign.status in OPEN_CAMPAIGN_STATUSES:
-            _start_phase(control, ControlAction.UPDATE, counted)
-            visited, retimed = _retime_batch(control, campaign, now, budget)
-            _advance(control, visited)
+            _start_phase(part, ControlAction.UPDATE, counted)
+            visited, retimed = _retime_batch(part, campaign, now, budget)
+            _advance(part, visited)
             changed += retimed
             dialable = dialable or retimed > 0
         else:
-            control.retime_ranges, control.retime_cursor = [], 0
-    if not control.flip and not control.retime_ranges:
-        control.finished_at, control.phase = now, ""
+            part.retime_ranges, part.retime_cursor = [], part.after
     return changed, dialable
 
 
-def _start_phase(control, phase, counted):
-    if control.phase != phase:
-        control.phase, control.done, control.total = phase, 0, None
-    if counted is not None and control.total is None:
-        where, left = counted
-        if where == _position(control):
-            control.total = control.done + left
+def _start_phase(part, phase, counted):
+    if part.phase != phase:
+        part.phase, part.done, part.total = phase, 0, None
+    if counted is not None and part.total is None:
+        part_id, where, left = counted
+        if part_id == part.id and where == _position(part):
+            part.total = part.done + left
 
 
-def _position(control):
-    """Where the control's current phase stands: (phase, statuses left, cursor)."""
-    if control.phase == ControlAction.UPDATE:
-        return control.phase, list(control.retime_ranges), control.retime_cursor
-    return control.phase, list(control.flip_ranges), control.flip_cursor
+def _position(part):
+    """Where the part's current phase stands: (phase, statuses left, cursor)."""
+    if part.phase == ControlAction.UPDATE:
+        return part.phase, list(part.retime_ranges), part.retime_cursor
+    return part.phase, list(part.flip_ranges), part.flip_cursor
 
 
-def _count_phase(control):
-    """(position, tasks left in the current phase) of a control read without locks, or None when
-    its total is known. Counted outside the batch: over a million tasks (and the dead entries of
-    earlier flips) a count takes long enough that no lock should wait for it."""
-    phase, ranges, cursor = _position(control)
-    if control.total is not None or not phase or not ranges:
+def _count_phase(part, campaign_id):
+    """(part id, position, tasks left in the part's current phase) of a part read without locks, or
+    None when its total is known. Counted outside the batch: over a million tasks (and the dead
+    entries of earlier flips) a count takes long enough that no lock should wait for it."""
+    phase, ranges, cursor = _position(part)
+    if part.total is not None or not phase or not ranges:
         return None
     current, *rest = ranges
-    left = Q(status=current, id__gt=cursor) | Q(status__in=rest)
-    return (phase, ranges, cursor), Task.objects.filter(left, campaign_id=control.campaign_id).count()
+    left = Q(status=current, id__gt=cursor) | Q(status__in=rest, id__gt=part.after)
+    tasks = Task.objects.filter(left, campaign_id=campaign_id, id__lte=part.upto)
+    return part.id, (phase, ranges, cursor), tasks.count()
 
 
-def _advance(control, visited):
-    control.done += visited
-    if control.total is not None:
+def _advance(part, visited):
+    part.done += visited
+    if part.total is not None:
         # Tasks may join a phase behind its count (calls ending meanwhile): the figures stay consistent.
-        control.total = max(control.total, control.done)
+        part.total = max(part.total, part.done)
 
 
-def _flip_batch(control, campaign, now, limit):
-    """Flip up to `limit` tasks along the control's flip ranges; moves its cursor. Returns the tasks
+def _flip_batch(part, campaign, now, limit):
+    """Flip up to `limit` tasks along the part's flip ranges; moves its cursor. Returns the tasks
     flipped."""
     flipped = 0
-    sql = _flip_sql(control.flip)
+    sql = _flip_sql(part.flip)
     with connection.cursor() as cursor:
-        while control.flip_ranges and flipped < limit:
-            cursor.execute(sql, {"campaign_id": campaign.id, "status": control.flip_ranges[0],
-                                 "after": control.flip_cursor, "count": limit - flipped, "now": now})
+        while part.flip_ranges and flipped < limit:
+            cursor.execute(sql, {"campaign_id": campaign.id, "status": part.flip_ranges[0], "after": part.flip_cursor,
+                                 "upto": part.upto, "count": limit - flipped, "now": now})
             upto, changed = cursor.fetchone()
             flipped += changed
-            _move_cursor(control, "flip", upto)
+            _move_cursor(part, "flip", upto)
     return flipped
 
 
-def _move_cursor(control, walk, upto):
-    """Past the batch's range: to its bound, or to the next status when the range ended."""
+def _move_cursor(part, walk, upto):
+    """Past the batch's range: to its bound, or to the next status (from the slice's start) when
+    the range ended."""
     if upto is None:
-        setattr(control, f"{walk}_ranges", getattr(control, f"{walk}_ranges")[1:])
-        upto = 0
-    setattr(control, f"{walk}_cursor", upto)
+        setattr(part, f"{walk}_ranges", getattr(part, f"{walk}_ranges")[1:])
+        upto = part.after
+    setattr(part, f"{walk}_cursor", upto)
 
 
 def _retime_params(campaign, now):
-    batch = campaign.type == CampaignType.BATCH
     params = {
         "campaign_id": campaign.id, "now": now, "timezone": campaign.timezone,
         "calling_start": campaign.calling_start, "calling_end": campaign.calling_end, "start_at": campaign.start_at,
@@ -337,71 +412,130 @@ def _retime_params(campaign, now):
         "retry_interval_ms": campaign.retry_interval_ms,
         "interval_ms": campaign.retry_interval_ms if campaign.max_retries else 0,
     }
-    rules = BATCH_RULES if batch else REALTIME_RULES
-    plan = RETIME_PLAN_SQL.format(bound=BATCH_BOUND_SQL, pending=PENDING_TIMES_SQL.format(
-        upto=f"COALESCE((SELECT id FROM bound), {END_OF_RANGE})", **rules))
-    update = RETIME_WINDOW_SQL.format(pending=PENDING_TIMES_SQL.format(upto="%(upto)s", **rules))
-    return params, plan, update
+    rules = BATCH_RULES if campaign.type == CampaignType.BATCH else REALTIME_RULES
+    return params, RETIME_PLAN_SQL.format(**rules)
 
 
-def _retime_batch(control, campaign, now, limit):
-    """Re-time up to `limit` pending tasks along the control's re-timing ranges; moves its cursor.
+def _retime_batch(part, campaign, now, limit):
+    """Re-time up to `limit` pending tasks along the part's re-timing ranges; moves its cursor.
     Returns (tasks visited, tasks changed)."""
-    params, plan, update = _retime_params(campaign, now)
+    params, plan = _retime_params(campaign, now)
     visited = changed = 0
     with connection.cursor() as cursor:
-        while control.retime_ranges and visited < limit:
-            range_params = {**params, "status": control.retime_ranges[0], "after": control.retime_cursor,
-                            "count": limit - visited}
-            cursor.execute(plan, range_params)
+        cursor.execute(PENDING_TABLE_SQL)
+        while part.retime_ranges and visited < limit:
+            count = limit - visited
+            cursor.execute(plan, {**params, "status": part.retime_ranges[0], "after": part.retime_cursor,
+                                  "upto": part.upto, "count": count})
             windows = cursor.fetchall()
-            upto = windows[0][0] if windows else None
-            range_params["upto"] = END_OF_RANGE if upto is None else upto
-            for _, tz, window_start, window_end, earliest, latest, tasks in windows:
+            tasks_read = sum(tasks for *_, tasks, _ in windows)
+            for tz, window_start, window_end, earliest, latest, tasks, _ in windows:
                 window = CallingWindow(window_start, window_end, tz, frozenset(campaign.calling_days))
                 spans = occurrences(window, earliest, latest)
-                cursor.execute(update, {
-                    **range_params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
+                cursor.execute(RETIME_WINDOW_SQL, {
+                    **params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
                     "opens": [opens for opens, _ in spans], "closes": [closes for _, closes in spans]})
                 changed += cursor.rowcount
-                visited += tasks
-            _move_cursor(control, "retime", upto)
+            visited += tasks_read
+            # Fewer than asked for: the range ended within them.
+            _move_cursor(part, "retime", max(last for *_, last in windows) if tasks_read == count else None)
     return visited, changed
 
 
 def running_controls(campaign_ids):
     """{campaign id: progress} of the campaigns' unfinished controls, one query: the phase under
-    way (`pause`, `resume`, `archive`, `update`, `end`), tasks done and the total (None until
-    counted)."""
-    rows = CampaignControl.objects.filter(campaign_id__in=campaign_ids, finished_at=None).values_list(
-        "campaign_id", "action", "phase", "done", "total")
-    return {campaign_id: {"action": phase or action, "done": done, "total": total}
-            for campaign_id, action, phase, done, total in rows}
+    way (`pause`, `resume`, `archive`, `update`, `end`; a flip before a re-timing when parts are in
+    both), and the tasks done and the total (None until every part in it has counted) summed over
+    the parts in that phase."""
+    rows = CampaignControlPart.objects.filter(control__campaign_id__in=campaign_ids, control__finished_at=None)
+    parts = {}
+    for campaign_id, action, phase, done, total, flip, retime_ranges in rows.values_list(
+            "control__campaign_id", "control__action", "phase", "done", "total", "flip", "retime_ranges"):
+        parts.setdefault(campaign_id, (action, []))[1].append((phase, done, total, bool(flip or retime_ranges)))
+    return {campaign_id: _progress(action, campaign_parts) for campaign_id, (action, campaign_parts) in parts.items()}
 
 
-def do_control_batch(control_id):
-    """One batch of a control's job (`_batch`: CONTROL_BATCH_TASKS tasks, one transaction). Returns
-    whether work is left. Runs in a Celery worker (`campaigns.run_control`)."""
-    control = CampaignControl.objects.filter(id=control_id, finished_at=None).first()
-    if control is None:
+def _progress(action, parts):
+    under_way = {phase for phase, _, _, working in parts if working}
+    phase = min(under_way - {""}, key=lambda phase: phase == ControlAction.UPDATE, default=action)
+    counted = [(done, total) for part_phase, done, total, _ in parts if part_phase == phase]
+    total = None if "" in under_way or any(total is None for _, total in counted) else sum(t for _, t in counted)
+    return {"action": phase, "done": sum(done for done, _ in counted), "total": total}
+
+
+def do_split_control(control_id):
+    """Split a control still whole (one part over every task id) into CONTROL_JOBS parts of equal
+    id width, from its walk's cursor to the campaign's last task id in the statuses it has still to
+    walk, when that is more than a batch for each. A campaign's ids are spread evenly enough (an
+    import's tasks are consecutive; the API's are created over time): a skewed one only splits less
+    evenly. Read outside locks; the split itself holds the campaign as a batch does, so a control
+    arriving meanwhile takes over every part, and the whole part FOR UPDATE."""
+    jobs = settings.CONTROL_JOBS
+    parts = list(CampaignControlPart.objects.filter(control_id=control_id, control__finished_at=None)
+                 .select_related("control")[:2])
+    if jobs < 2 or len(parts) != 1 or parts[0].upto != LAST_TASK_ID or not parts[0].has_work:
+        return
+    whole = parts[0]
+    campaign_id = whole.control.campaign_id
+    cursor = whole.flip_cursor if whole.flip else whole.retime_cursor
+    tasks = Task.objects.filter(campaign_id=campaign_id)
+    last = max((tasks.filter(status=status).order_by("-id").values_list("id", flat=True).first() or 0
+                for status in {*whole.flip_ranges, *whole.retime_ranges}), default=0)
+    if last - cursor <= jobs * settings.CONTROL_BATCH_TASKS:
+        return
+    bounds = [cursor + (last - cursor) * k // jobs for k in range(1, jobs)]
+    with transaction.atomic():
+        _lock_for_batch(campaign_id)
+        whole = (CampaignControlPart.objects.select_for_update(of=("self",))
+                 .filter(id=whole.id, control__finished_at=None).first())
+        if (whole is None or whole.upto != LAST_TASK_ID or not whole.has_work
+                or (whole.flip_cursor if whole.flip else whole.retime_cursor) >= bounds[0]):
+            return
+        edges = [*bounds, LAST_TASK_ID]
+        CampaignControlPart.objects.bulk_create([CampaignControlPart(
+            control_id=control_id, after=after, upto=upto, flip=whole.flip, flip_ranges=whole.flip_ranges,
+            flip_cursor=after, retime_ranges=whole.retime_ranges, retime_cursor=after, phase=whole.phase)
+            for after, upto in zip(edges, edges[1:])])
+        whole.upto, whole.total = bounds[0], None
+        whole.save()
+
+
+def do_control_batch(control_id, part_id=None):
+    """One batch of a control's job (`_batch`: CONTROL_BATCH_TASKS tasks, one transaction) on its
+    part `part_id`, or on the first free part with work. Returns whether work is left (in that
+    part, or in the control). Runs in a Celery worker (`campaigns.run_control`)."""
+    parts = _parts_with_work(control_id).select_related("control")
+    part = (parts.filter(id=part_id) if part_id else parts).first()
+    if part is None:
         return False
-    return _batch(control_id, control.campaign_id, settings.CONTROL_BATCH_TASKS, _count_phase(control))[1]
+    campaign_id = part.control.campaign_id
+    return _batch(control_id, campaign_id, settings.CONTROL_BATCH_TASKS, part_id, _count_phase(part, campaign_id))[1]
 
 
-def run_control(control_id):
-    """Run a control's job to the end (the body of `campaigns.run_control`)."""
-    while do_control_batch(control_id):
-        pass
+def run_control(control_id, part_id=None):
+    """The body of the job `campaigns.run_control`. Without a part (the message a control's
+    request publishes): split the control if it is still whole, then publish a job for each part
+    with work. With a part: one batch of it, the job publishing itself again while the part has
+    work left, so between any two batches a worker takes the jobs queued meanwhile (the
+    dispatcher's runs, which the parts' jobs would otherwise hold up for as long as they run)."""
+    if part_id is None:
+        do_split_control(control_id)
+        for part in _parts_with_work(control_id).values_list("id", flat=True):
+            enqueue(Job.RUN_CONTROL, control_id, part)
+    elif do_control_batch(control_id, part_id):
+        enqueue(Job.RUN_CONTROL, control_id, part_id)
 
 
 def resume_stalled_controls(now):
-    """Re-publish the job of every unfinished control that made no progress for
+    """Re-publish the job of every part of an unfinished control that made no progress for
     CONTROL_STALLED_SECONDS (its worker died, or its message was lost). Runs from beat. A job
-    still alive only gets a duplicate, which finds the control taken or shares its batches."""
+    still alive only gets a duplicate, which finds the part taken or shares its batches. Returns
+    the ids of the controls resumed."""
     cutoff = now - dt.timedelta(seconds=settings.CONTROL_STALLED_SECONDS)
-    stalled = list(CampaignControl.objects.filter(finished_at=None, updated_at__lt=cutoff).values_list("id", flat=True))
+    stalled = list(CampaignControlPart.objects.filter(CampaignControlPart.WITH_WORK, control__finished_at=None,
+                                                      updated_at__lt=cutoff).values_list("control_id", "id"))
     # Stamped as if it progressed: behind a backed-up queue, one message per stall period is enough.
-    CampaignControl.objects.filter(id__in=stalled).update(updated_at=now)
-    for control_id in stalled:
-        enqueue(Job.RUN_CONTROL, control_id)
-    return stalled
+    CampaignControlPart.objects.filter(id__in=[part_id for _, part_id in stalled]).update(updated_at=now)
+    for control_id, part_id in stalled:
+        enqueue(Job.RUN_CONTROL, control_id, part_id)
+    return sorted({control_id for control_id, _ in stalled})

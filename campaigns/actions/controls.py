@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.actions.audit import do_record_control
-from campaigns.actions.control_jobs import announce, first_batch, take_over
+from campaigns.actions.control_jobs import announce, first_batch, hold_batches, take_over
 from campaigns.models import Campaign, CampaignStatus, CampaignType, CompletionReason, ControlAction, Task, TaskStatus
 from dialer.lifecycle import OPEN_CAMPAIGN_STATUSES, PENDING_TASK_STATUSES, UNFINISHED_TASK_STATUSES, can_transition_campaign
 from telephony.models import Call
@@ -41,6 +41,12 @@ class ControlRefused(ValueError):
 def _lock_campaign(campaign_id):
     return (Campaign.objects.select_for_update(of=("self",)).select_related("workspace")
             .get(id=campaign_id))
+
+
+def _lock_campaign_for_control(campaign_id):
+    """The campaign FOR UPDATE, once its control's batches in flight are done (`hold_batches`)."""
+    hold_batches(campaign_id)
+    return _lock_campaign(campaign_id)
 
 
 def _refuse_unless(campaign, new_status, action):
@@ -69,7 +75,7 @@ def do_pause_campaign(campaign, actor=None):
     go to paused. Taking over a running control: a resume's flip back to queued is dropped and
     every queued task is paused; a re-timing still to do continues afterwards."""
     with transaction.atomic():
-        locked = _lock_campaign(campaign.id)
+        locked = _lock_campaign_for_control(campaign.id)
         _refuse_unless(locked, CampaignStatus.PAUSED, "pause")
         before = _set_campaign_status(campaign, locked, CampaignStatus.PAUSED, timezone.now())
         control_id = take_over(locked, ControlAction.PAUSE, before)
@@ -83,7 +89,7 @@ def do_resume_campaign(campaign, actor=None):
     goes back to running if any attempt was ever placed, else to scheduled. Taking over a running
     pause: the tasks it had paused are flipped back; a re-timing still to do continues afterwards."""
     with transaction.atomic():
-        locked = _lock_campaign(campaign.id)
+        locked = _lock_campaign_for_control(campaign.id)
         if locked.status != CampaignStatus.PAUSED:
             raise ControlRefused(f"cannot resume a campaign that is {locked.status}")
         started = Call.objects.filter(campaign_id=locked.id).exists()
@@ -100,7 +106,7 @@ def do_archive_campaign(campaign, actor=None):
     by the control job); live calls finish and make no further attempts. Taking over a running
     control: its flip and any re-timing are dropped, everything pending is archived."""
     with transaction.atomic():
-        locked = _lock_campaign(campaign.id)
+        locked = _lock_campaign_for_control(campaign.id)
         _refuse_unless(locked, CampaignStatus.ARCHIVED, "archive")
         before = _set_campaign_status(campaign, locked, CampaignStatus.ARCHIVED, timezone.now())
         control_id = take_over(locked, ControlAction.ARCHIVE, before)
@@ -132,7 +138,7 @@ def do_update_campaign(campaign, fields, actor=None):
     With `actor`, recorded with the names of the settings that changed.
     """
     with transaction.atomic():
-        locked = _lock_campaign(campaign.id)
+        locked = _lock_campaign_for_control(campaign.id)
         if locked.status not in OPEN_CAMPAIGN_STATUSES:
             raise ControlRefused(f"cannot update a campaign that is {locked.status}")
         changed = [name for name, value in fields.items() if getattr(locked, name) != value]
