@@ -59,7 +59,7 @@ class TestPlacing:
         form = stub.created()[0]["form"]
         assert form["To"] == [call.to_number] and form["From"] == [call.from_number]
         assert form["StatusCallback"] == [f"{PUBLIC}/webhooks/twilio/status/?call={call.id}"]
-        assert form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+        assert form["StatusCallbackEvent"] == ["ringing", "answered", "completed"]
         assert (form["MachineDetection"], form["AsyncAmd"]) == (["Enable"], ["true"])
         assert form["AsyncAmdStatusCallback"] == form["StatusCallback"]
         assert "wss://agent.example/media" in form["Twiml"][0] and str(call.id) in form["Twiml"][0]

@@ -28,7 +28,10 @@ from telephony.providers.base import CallRejected, CarrierUnavailable, PlaceCall
 from telephony.rules import CarrierStatus, EventKind, NormalizedEvent
 
 NAME = "twilio"
-PROGRESS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+# The progress events asked for. Not `initiated`: the create request's answer already links the
+# carrier's id and marks the call dialing, and `ringing` does too if it comes first, so it would
+# be one webhook request per call that changes nothing.
+PROGRESS_EVENTS = ["ringing", "answered", "completed"]
 
 # Twilio CallStatus → our normalised event kind; terminal statuses become `completed` events.
 STATUS_EVENTS = {
