@@ -33,15 +33,17 @@ WHERE c.id = v.id
 """
 
 # The calls a dial job may claim, with what placing them reads: their task, campaign and agent
-# (the call's own, else the task's, else the campaign's). Plain SQL, because compiling the ORM's
-# four-table select costs about as much CPU as the rest of the claim. Locked in id order, like
-# every lock on several calls.
+# (the call's own, else the task's, else the campaign's), and whether their workspace has a
+# pre-dial check (`telephony.predial` reads its policy only then). Plain SQL, because compiling
+# the ORM's four-table select costs about as much CPU as the rest of the claim. Locked in id
+# order, like every lock on several calls.
 CLAIMABLE_CALLS_SQL = f"""
 SELECT {select_list(Call, "c")}, {select_list(Task, "t")}, {select_list(Campaign, "ca")},
-       {select_list(Agent, "a")}
+       {select_list(Agent, "a")}, COALESCE(w.compliance ->> 'predialWebhookUrl', '') <> ''
 FROM telephony_call c
 JOIN campaigns_task t ON t.id = c.task_id
 JOIN campaigns_campaign ca ON ca.id = c.campaign_id
+JOIN campaigns_workspace w ON w.id = ca.workspace_id
 JOIN campaigns_agent a ON a.id = COALESCE(c.agent_id, t.agent_id, ca.agent_id)
 WHERE c.id = ANY(%s::uuid[]) AND c.status = 'admitted' AND c.carrier_call_id IS NULL AND c.placed_at IS NULL
 ORDER BY c.id
@@ -72,8 +74,9 @@ def _claim_for_placing(call_ids, now):
         rows = cursor.fetchall()
     calls, placing_agents = [], {}
     for row in rows:
-        call, task, campaign, agent = instances_from_row(row, Call, Task, Campaign, Agent)
+        call, task, campaign, agent = instances_from_row(row[:-1], Call, Task, Campaign, Agent)
         call.task, call.campaign = task, campaign
+        call.has_predial_check = row[-1]
         if call.agent_id == agent.id:
             call.agent = agent
         calls.append(call)
