@@ -17,7 +17,7 @@ from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now
 from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
-from telephony.registry import calling_number_carriers, get_provider
+from telephony.registry import get_provider
 from telephony.runtimes import placing_routes
 from telephony.rules import CarrierStatus, EventKind, analysis_overdue
 from telephony.signals import call_not_placed
@@ -34,18 +34,20 @@ WHERE c.id = v.id
 """
 
 # The calls a dial job may claim, with what placing them reads: their task, campaign and agent
-# (the call's own, else the task's, else the campaign's), and whether their workspace has a
-# pre-dial check (`telephony.predial` reads its policy only then). Plain SQL, because compiling
-# the ORM's four-table select costs about as much CPU as the rest of the claim. Locked in id
+# (the call's own, else the task's, else the campaign's), the carrier of the calling number they
+# are made from (NULL when it is not one of the workspace's numbers), and whether their workspace
+# has a pre-dial check (`telephony.predial` reads its policy only then). Plain SQL, because
+# compiling the ORM's selects cost about as much CPU as the rest of the claim. Locked in id
 # order, like every lock on several calls.
 CLAIMABLE_CALLS_SQL = f"""
 SELECT {select_list(Call, "c")}, {select_list(Task, "t")}, {select_list(Campaign, "ca")},
-       {select_list(Agent, "a")}, COALESCE(w.compliance ->> 'predialWebhookUrl', '') <> ''
+       {select_list(Agent, "a")}, n.carrier, COALESCE(w.compliance ->> 'predialWebhookUrl', '') <> ''
 FROM telephony_call c
 JOIN campaigns_task t ON t.id = c.task_id
 JOIN campaigns_campaign ca ON ca.id = c.campaign_id
 JOIN campaigns_workspace w ON w.id = ca.workspace_id
 JOIN campaigns_agent a ON a.id = COALESCE(c.agent_id, t.agent_id, ca.agent_id)
+LEFT JOIN campaigns_callingnumber n ON n.workspace_id = ca.workspace_id AND n.number = c.from_number
 WHERE c.id = ANY(%s::uuid[]) AND c.status = 'admitted' AND c.carrier_call_id IS NULL AND c.placed_at IS NULL
 ORDER BY c.id
 FOR UPDATE OF c
@@ -85,21 +87,19 @@ def _claim_for_placing(call_ids, now):
     with connection.cursor() as cursor:
         cursor.execute(CLAIMABLE_CALLS_SQL, [[str(call_id) for call_id in call_ids]])
         rows = cursor.fetchall()
-    calls, placing_agents = [], {}
+    calls, agents = [], {}
     for row in rows:
-        call, task, campaign, agent = instances_from_row(row[:-1], Call, Task, Campaign, Agent)
+        call, task, campaign, agent = instances_from_row(row[:-2], Call, Task, Campaign, Agent)
+        number_carrier, call.has_predial_check = row[-2:]
         call.task, call.campaign = task, campaign
-        call.has_predial_check = row[-1]
         if call.agent_id == agent.id:
             call.agent = agent
         calls.append(call)
-        placing_agents[call.id] = agent
-    carriers = calling_number_carriers({(call.campaign.workspace_id, call.from_number) for call in calls})
-    agents = {call.id: (call.campaign.workspace_id, placing_agents[call.id],
-                        carriers[(call.campaign.workspace_id, call.from_number)]) for call in calls}
+        # A number that is not the workspace's, or names no carrier, goes out by the deployment's.
+        agents[call.id] = (campaign.workspace_id, agent, number_carrier or settings.TELEPHONY_PROVIDER)
     routes = placing_routes(agents)
     for call in calls:
-        agent = placing_agents[call.id]
+        agent = agents[call.id][1]
         # The agent's runtime picks the provider; the Call keeps its name, so events, the reaper's
         # status check and hang-ups find the same provider again.
         call.carrier = routes[call.id].carrier
