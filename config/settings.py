@@ -94,9 +94,9 @@ MIDDLEWARE = [
     # Last, as django-axes requires: it answers a locked-out login attempt.
     "axes.middleware.AxesMiddleware",
 ]
-# The carrier and agent webhooks' stack (config/wsgi.py): the same security headers, HTTPS
+# The stack of the webhooks and the REST API (config/wsgi.py): the same security headers, HTTPS
 # redirect and host check (CommonMiddleware asks for the host), none of what serves people.
-WEBHOOK_MIDDLEWARE = [
+MACHINE_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

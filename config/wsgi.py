@@ -1,8 +1,9 @@
 """The deployment's WSGI application (gunicorn's `config.wsgi`).
 
-Carrier and agent webhooks (`/webhooks/`) go to a Django handler of their own built with
-`settings.WEBHOOK_MIDDLEWARE`, everything else to the one built with `settings.MIDDLEWARE`.
-Webhooks are most of the web tier's requests (six per call) and are signed or carry an API key:
+Requests from machines — carrier and agent webhooks (`/webhooks/`) and the REST API (`/api/`) —
+go to a Django handler of their own built with `settings.MACHINE_MIDDLEWARE`, everything else (the
+admin, static files, `/metrics`) to the one built with `settings.MIDDLEWARE`. Webhooks are most of
+the web tier's requests (five per call); they and the API are signed or carry an API key, so
 sessions, CSRF, authentication, messages, axes and static files do nothing for them but cost CPU.
 """
 import os
@@ -13,17 +14,17 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-WEBHOOK_PATH_PREFIX = "/webhooks/"
+MACHINE_PATH_PREFIXES = ("/webhooks/", "/api/")
 
 
-class WebhookHandler(WSGIHandler):
-    """Django's WSGI handler with `settings.WEBHOOK_MIDDLEWARE` in place of `settings.MIDDLEWARE`."""
+class MachineHandler(WSGIHandler):
+    """Django's WSGI handler with `settings.MACHINE_MIDDLEWARE` in place of `settings.MIDDLEWARE`."""
 
     def load_middleware(self, is_async=False):
         # Django builds the chain from settings.MIDDLEWARE alone; swapped only while it does, at
         # start-up, before any request thread runs.
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.WEBHOOK_MIDDLEWARE
+        settings.MIDDLEWARE = settings.MACHINE_MIDDLEWARE
         try:
             super().load_middleware(is_async)
         finally:
@@ -31,15 +32,15 @@ class WebhookHandler(WSGIHandler):
 
 
 class PathRoutedApplication:
-    """Sends `/webhooks/` requests to the webhook handler and every other request to the full one."""
+    """Sends webhook and API requests to the machines' handler and every other request to the full one."""
 
-    def __init__(self, full, webhooks):
+    def __init__(self, full, machines):
         self.full = full
-        self.webhooks = webhooks
+        self.machines = machines
 
     def __call__(self, environ, start_response):
-        handler = self.webhooks if environ.get("PATH_INFO", "").startswith(WEBHOOK_PATH_PREFIX) else self.full
+        handler = self.machines if environ.get("PATH_INFO", "").startswith(MACHINE_PATH_PREFIXES) else self.full
         return handler(environ, start_response)
 
 
-application = PathRoutedApplication(get_wsgi_application(), WebhookHandler())
+application = PathRoutedApplication(get_wsgi_application(), MachineHandler())

@@ -1,11 +1,11 @@
-"""The deployment's WSGI application: webhooks on their own lean middleware stack, the rest on the full one."""
+"""The deployment's WSGI application: webhooks and the API on their own lean middleware stack, the rest on the full one."""
 import io
 import sys
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
-from config.wsgi import PathRoutedApplication, WebhookHandler
+from config.wsgi import PathRoutedApplication, MachineHandler
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def request(application, method, path, host="testserver", body=b"", scheme="http
 
 def deployed_application():
     """Built as config/wsgi.py builds it, after the test's settings are in place."""
-    return PathRoutedApplication(WSGIHandler(), WebhookHandler())
+    return PathRoutedApplication(WSGIHandler(), MachineHandler())
 
 
 def header_names(headers):
@@ -65,7 +65,14 @@ def test_other_paths_keep_the_full_stack_sessions_and_csrf():
     assert status == 403  # no CSRF token
 
 
-def test_the_webhook_handler_leaves_the_full_stack_as_configured(settings):
-    WebhookHandler()
+def test_the_api_answers_through_the_lean_stack_with_its_own_errors(settings):
+    status, headers = request(deployed_application(), "GET", "/api/v1/campaigns")
+    assert status == 401
+    assert dict(headers)["X-Content-Type-Options"] == "nosniff"
+    assert "set-cookie" not in header_names(headers)
+
+
+def test_the_machines_handler_leaves_the_full_stack_as_configured(settings):
+    MachineHandler()
     assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
-    assert "django.middleware.csrf.CsrfViewMiddleware" not in settings.WEBHOOK_MIDDLEWARE
+    assert "django.middleware.csrf.CsrfViewMiddleware" not in settings.MACHINE_MIDDLEWARE
