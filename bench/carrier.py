@@ -3,7 +3,7 @@
 Run from the repository root with PostgreSQL and Redis up:
 
     .venv/bin/python bench/carrier.py [--scenarios lat0,lat300,lat1000,big300,big1000,burst,flood]
-        [--seconds 15] [--web-workers 2] [--dialer-pool threads] [--dialer-concurrency 32]
+        [--seconds 15] [--web-workers 2] [--web-threads 4] [--dialer-pool threads] [--dialer-concurrency 32]
 
 A quick run (about a minute and a half): `--scenarios lat300,flood --seconds 8`.
 
@@ -260,7 +260,7 @@ def settle(standin, timeout=180):
 
 def report(results, args, load_before, load_after):
     print(f"\ncarrier path, Twilio provider against the stand-in; dialer pool {args.dialer_pool} × "
-          f"{args.dialer_concurrency}, {args.web_workers} gunicorn workers; load {' '.join(load_before)} → "
+          f"{args.dialer_concurrency}, {args.web_workers} gunicorn workers × {args.web_threads} threads; load {' '.join(load_before)} → "
           f"{' '.join(load_after)}")
     for r in results:
         if "error" in r:
@@ -301,6 +301,7 @@ def main():
     parser.add_argument("--scenarios", default="lat0,lat300,lat1000,big300,big1000,burst,flood")
     parser.add_argument("--seconds", type=float, default=15, help="work per utilisation scenario, in call time")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--dialer-pool", default="threads")
     parser.add_argument("--dialer-concurrency", type=int, default=32)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
@@ -319,7 +320,7 @@ def main():
            "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING", "API_THROTTLE_RATE": "1000000/min",
            "TELEPHONY_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "PUBLIC_BASE_URL": base_url, "WEB_BIND": f"127.0.0.1:{web_port}",
-           "WEB_WORKERS": str(args.web_workers), "DIALER_POOL": args.dialer_pool,
+           "WEB_WORKERS": str(args.web_workers), "WEB_THREADS": str(args.web_threads), "DIALER_POOL": args.dialer_pool,
            "DIALER_CONCURRENCY": str(args.dialer_concurrency)}
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))

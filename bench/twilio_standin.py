@@ -2,8 +2,9 @@
 
 It answers `POST /2010-04-01/Accounts/{sid}/Calls.json` (Basic auth with the account's SID and
 token, as the official SDK sends it) after `create_latency` seconds with a queued call, then
-plays the call's life back to the `StatusCallback` URL as Twilio does: `initiated`, `ringing`,
-`in-progress` after `ring` seconds, an answering-machine-detection callback (`AnsweredBy=human`),
+plays the call's life back to the `StatusCallback` URL as Twilio does: those of `initiated`,
+`ringing` and `in-progress` (after `ring` seconds) that `StatusCallbackEvent` asks for, an
+answering-machine-detection callback (`AnsweredBy=human`) when `AsyncAmdStatusCallback` is given,
 and `completed` after another `talk` seconds, each form-encoded and signed with the SDK's own
 `RequestValidator` (`X-Twilio-Signature`). Right after `completed` the agent runtime's analysis
 (outcome `connected`) is posted to `analysis_url` with the workspace's API key, picked by the
@@ -135,13 +136,20 @@ class TwilioStandIn:
         params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": sid, "From": from_number,
                   "To": to_number, "Caller": from_number, "Called": to_number, "Direction": "outbound-api",
                   "CallbackSource": "call-progress-events"}
-        self._later(answered, self._callback, callback, {**params, "CallStatus": "initiated", "SequenceNumber": "0"})
-        self._later(answered + min(0.05, ring / 2), self._callback, callback,
-                    {**params, "CallStatus": "ringing", "SequenceNumber": "1"})
-        self._later(answered + ring, self._callback, callback,
-                    {**params, "CallStatus": "in-progress", "SequenceNumber": "2"})
-        self._later(answered + ring + 0.01, self._callback, callback,
-                    {**params, "AnsweredBy": "human", "MachineDetectionDuration": "800"})
+        # Twilio sends only the progress events asked for (`answered` names `in-progress`).
+        events = set(form.get("StatusCallbackEvent", []))
+        if "initiated" in events:
+            self._later(answered, self._callback, callback, {**params, "CallStatus": "initiated", "SequenceNumber": "0"})
+        if "ringing" in events:
+            self._later(answered + min(0.05, ring / 2), self._callback, callback,
+                        {**params, "CallStatus": "ringing", "SequenceNumber": "1"})
+        if "answered" in events:
+            self._later(answered + ring, self._callback, callback,
+                        {**params, "CallStatus": "in-progress", "SequenceNumber": "2"})
+        amd_callback = form.get("AsyncAmdStatusCallback", [""])[0]
+        if amd_callback:
+            self._later(answered + ring + 0.01, self._callback, amd_callback,
+                        {**params, "AnsweredBy": "human", "MachineDetectionDuration": "800"})
         self._later(answered + ring + talk, self._end_call, callback, call_id, from_number,
                     {**params, "CallStatus": "completed", "SequenceNumber": "3",
                      "CallDuration": str(max(1, round(talk))), "Duration": "1"})

@@ -94,6 +94,13 @@ MIDDLEWARE = [
     # Last, as django-axes requires: it answers a locked-out login attempt.
     "axes.middleware.AxesMiddleware",
 ]
+# The stack of the webhooks and the REST API (config/wsgi.py): the same security headers, HTTPS
+# redirect and host check (CommonMiddleware asks for the host), none of what serves people.
+MACHINE_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 
 AUTHENTICATION_BACKENDS = [
     # First: refuses a locked-out user/address before any password is checked.

@@ -82,7 +82,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
         task.completion_reason = completion_reason_after_attempt(campaign.status, decision)
         task.completed_at = ended_at
         transaction.on_commit(lambda: _task_finished(task, campaign))
-    task.save(update_fields=fields)
+    _save_task(task, fields)
     return task
 
 
@@ -206,6 +206,16 @@ def _lock_task(task_id):
     return next(iter(Task.objects.raw(TASK_FOR_UPDATE_SQL, [task_id])))
 
 
+def _save_task(task, names):
+    """`task.save(update_fields=names)` as one plain UPDATE: the call's end is the web tier's hot
+    path, and Task has no save signals; `updated_at` (auto_now) is stamped as the ORM would."""
+    fields = [Task._meta.get_field(name) for name in names]
+    values = [field.get_db_prep_save(field.pre_save(task, add=False), connection) for field in fields]
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE campaigns_task SET {assignments} WHERE id = %s", [*values, task.id])
+
+
 def _count_refusal(organisation_id, task_id):
     key = keys.not_placed_refusals(organisation_id, task_id)
     pipe = get_redis().pipeline()
@@ -224,14 +234,22 @@ def _release_and_nudge(organisation_id, call_id, lease_token):
         nudge_dispatcher(organisation_id)
 
 
+UNFINISHED_TASK_SQL = "SELECT 1 FROM campaigns_task WHERE campaign_id = %s AND status = ANY(%s) LIMIT 1"
+
+
+def _has_unfinished_tasks(campaign_id):
+    with connection.cursor() as cursor:
+        cursor.execute(UNFINISHED_TASK_SQL, [campaign_id, [str(status) for status in UNFINISHED_TASK_STATUSES]])
+        return cursor.fetchone() is not None
+
+
 def _task_finished(task, campaign):
     from campaigns.actions.controls import do_complete_campaign_if_done
     from telephony.webhooks_out import enqueue_webhook
 
     # Most finished tasks leave others unfinished: one unlocked look says so without locking the
     # campaign. Safe to skip on it: the task still unfinished checks again once it finishes.
-    if campaign.type == CampaignType.BATCH and not Task.objects.filter(
-            campaign_id=campaign.id, status__in=UNFINISHED_TASK_STATUSES).exists():
+    if campaign.type == CampaignType.BATCH and not _has_unfinished_tasks(campaign.id):
         do_complete_campaign_if_done(campaign.id, task.completed_at)
     workspace = campaign.workspace
     if workspace.webhook_url:

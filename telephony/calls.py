@@ -1,6 +1,7 @@
 """Placing calls (the dial job's one call into telephony) and checking them for the lease reaper."""
 import datetime as dt
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -16,7 +17,7 @@ from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now
 from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
-from telephony.registry import calling_number_carriers, get_provider
+from telephony.registry import get_provider
 from telephony.runtimes import placing_routes
 from telephony.rules import CarrierStatus, EventKind, analysis_overdue
 from telephony.signals import call_not_placed
@@ -33,16 +34,20 @@ WHERE c.id = v.id
 """
 
 # The calls a dial job may claim, with what placing them reads: their task, campaign and agent
-# (the call's own, else the task's, else the campaign's). Plain SQL, because compiling the ORM's
-# four-table select costs about as much CPU as the rest of the claim. Locked in id order, like
-# every lock on several calls.
+# (the call's own, else the task's, else the campaign's), the carrier of the calling number they
+# are made from (NULL when it is not one of the workspace's numbers), and whether their workspace
+# has a pre-dial check (`telephony.predial` reads its policy only then). Plain SQL, because
+# compiling the ORM's selects cost about as much CPU as the rest of the claim. Locked in id
+# order, like every lock on several calls.
 CLAIMABLE_CALLS_SQL = f"""
 SELECT {select_list(Call, "c")}, {select_list(Task, "t")}, {select_list(Campaign, "ca")},
-       {select_list(Agent, "a")}
+       {select_list(Agent, "a")}, n.carrier, COALESCE(w.compliance ->> 'predialWebhookUrl', '') <> ''
 FROM telephony_call c
 JOIN campaigns_task t ON t.id = c.task_id
 JOIN campaigns_campaign ca ON ca.id = c.campaign_id
+JOIN campaigns_workspace w ON w.id = ca.workspace_id
 JOIN campaigns_agent a ON a.id = COALESCE(c.agent_id, t.agent_id, ca.agent_id)
+LEFT JOIN campaigns_callingnumber n ON n.workspace_id = ca.workspace_id AND n.number = c.from_number
 WHERE c.id = ANY(%s::uuid[]) AND c.status = 'admitted' AND c.carrier_call_id IS NULL AND c.placed_at IS NULL
 ORDER BY c.id
 FOR UPDATE OF c
@@ -58,9 +63,21 @@ WHERE c.id = v.id
 """
 
 
+# Django's URL resolver builds itself on its first use in every thread that finds it unbuilt: a
+# fresh dial worker's placing threads, starting together by the hundred, each built it (7 s of
+# CPU for 200 threads here, every call delayed as long). The first build is taken one at a time.
+_url_resolver_built = threading.Event()
+_url_resolver_lock = threading.Lock()
+
+
 def status_callback_url(provider_name, call_id):
     """Where the carrier reports this call's events; our call id rides along so events find it."""
-    path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
+    if _url_resolver_built.is_set():
+        path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
+    else:
+        with _url_resolver_lock:
+            path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
+            _url_resolver_built.set()
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode({'call': str(call_id)})}"
 
 
@@ -70,20 +87,19 @@ def _claim_for_placing(call_ids, now):
     with connection.cursor() as cursor:
         cursor.execute(CLAIMABLE_CALLS_SQL, [[str(call_id) for call_id in call_ids]])
         rows = cursor.fetchall()
-    calls, placing_agents = [], {}
+    calls, agents = [], {}
     for row in rows:
-        call, task, campaign, agent = instances_from_row(row, Call, Task, Campaign, Agent)
+        call, task, campaign, agent = instances_from_row(row[:-2], Call, Task, Campaign, Agent)
+        number_carrier, call.has_predial_check = row[-2:]
         call.task, call.campaign = task, campaign
         if call.agent_id == agent.id:
             call.agent = agent
         calls.append(call)
-        placing_agents[call.id] = agent
-    carriers = calling_number_carriers({(call.campaign.workspace_id, call.from_number) for call in calls})
-    agents = {call.id: (call.campaign.workspace_id, placing_agents[call.id],
-                        carriers[(call.campaign.workspace_id, call.from_number)]) for call in calls}
+        # A number that is not the workspace's, or names no carrier, goes out by the deployment's.
+        agents[call.id] = (campaign.workspace_id, agent, number_carrier or settings.TELEPHONY_PROVIDER)
     routes = placing_routes(agents)
     for call in calls:
-        agent = placing_agents[call.id]
+        agent = agents[call.id][1]
         # The agent's runtime picks the provider; the Call keeps its name, so events, the reaper's
         # status check and hang-ups find the same provider again.
         call.carrier = routes[call.id].carrier

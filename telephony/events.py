@@ -63,6 +63,18 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
     now = now or timezone.now()
     if event.kind in STATUS_AFTER_EVENT:
         return _advance_in_one_statement(event, now)
+    return _apply_under_lock(event, now)[0]
+
+
+def handle_analysis(event: NormalizedEvent, now=None):
+    """`handle_event` for the agent's analysis: (applied, the call's status, its outcome) as this
+    transaction committed them, or (False, None, None) when the call is gone."""
+    applied, call = _apply_under_lock(event, now or timezone.now())
+    return (applied, call.status, call.outcome) if call is not None else (False, None, None)
+
+
+def _apply_under_lock(event, now):
+    """(applied, the call as committed, or None when the event is about no call we keep)."""
     with transaction.atomic():
         call = found = _locked_call(event)
         if event.kind == EventKind.NOT_PLACED:
@@ -75,7 +87,7 @@ def handle_event(event: NormalizedEvent, now=None) -> bool:
                                               str(event.kind), _audit_payload_for_db(event), applied, timezone.now()])
     if found is None:
         logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
-    return applied
+    return applied, call
 
 
 def _withdraw(call, event):

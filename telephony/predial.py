@@ -66,12 +66,13 @@ def ask(url, secret, payload, timeout_ms):
 def screen(calls):
     """The claimed `calls` that may be placed now, in order; every other one is settled here (its
     Call row deleted and the dialer told, which frees its slot). Calls whose workspace has no
-    pre-dial check pass untouched, after one query for their workspaces' policies."""
-    if not calls:
+    pre-dial check (`call.has_predial_check`, read with the claim) pass untouched, without a query;
+    the others' policies are read in one."""
+    checked = {call.campaign.workspace_id for call in calls if call.has_predial_check}
+    if not checked:
         return calls
     checks = {workspace_id: (policy, secret) for workspace_id, policy, secret in
-              Workspace.objects.filter(id__in={call.campaign.workspace_id for call in calls})
-              .values_list("id", "compliance", "webhook_secret")
+              Workspace.objects.filter(id__in=checked).values_list("id", "compliance", "webhook_secret")
               if policy.get("predialWebhookUrl")}
     asked = [call for call in calls if call.campaign.workspace_id in checks]
     if not asked:

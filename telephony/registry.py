@@ -1,9 +1,8 @@
-"""The providers by name, and the calling numbers' carriers (settings.TELEPHONY_PROVIDER where a number
-names none); which one places a call is `telephony.runtimes`' choice."""
+"""The providers by name; which one places a call is `telephony.runtimes`' choice (from the calling
+number's carrier, settings.TELEPHONY_PROVIDER where a number names none)."""
 from functools import lru_cache
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils.module_loading import import_string
 
 PROVIDERS = {
@@ -28,19 +27,3 @@ def get_provider(name=None):
     except KeyError:
         raise UnknownProvider(f"No telephony provider named {name!r}; known: {', '.join(PROVIDERS)}.") from None
 
-
-def calling_number_carriers(pairs):
-    """{(workspace id, number): carrier} for calling numbers; settings.TELEPHONY_PROVIDER where a
-    number is not a workspace's (or names no carrier)."""
-    from campaigns.models import CallingNumber
-
-    carriers = dict.fromkeys(pairs, settings.TELEPHONY_PROVIDER)
-    if not pairs:
-        return carriers
-    match = Q()
-    for workspace_id, number in pairs:
-        match |= Q(workspace_id=workspace_id, number=number)
-    for workspace_id, number, carrier in (CallingNumber.objects.filter(match)
-                                          .values_list("workspace_id", "number", "carrier")):
-        carriers[(workspace_id, number)] = carrier or settings.TELEPHONY_PROVIDER
-    return carriers

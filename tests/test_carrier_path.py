@@ -241,3 +241,35 @@ class TestCarrierTrouble:
         assert (call.status, call.outcome) == (CallStatus.ENDED, "failed")
         assert (task.attempts_made, task.last_outcome) == (1, "failed")
         assert used_slots(campaign) == 0
+
+
+def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypatch):
+    from django.conf import settings
+    from django.urls import clear_url_caches
+    from django.urls.resolvers import URLResolver
+
+    from telephony import calls
+
+    builds = []
+    build = URLResolver._populate
+
+    def counted(resolver):
+        if resolver.urlconf_name == settings.ROOT_URLCONF and not getattr(resolver._local, "populating", False):
+            builds.append(threading.get_ident())
+        build(resolver)
+
+    clear_url_caches()  # a fresh worker's resolver, not yet built
+    monkeypatch.setattr(URLResolver, "_populate", counted)
+    monkeypatch.setattr(calls, "_url_resolver_built", threading.Event())
+    start = threading.Barrier(30)
+
+    def place():
+        start.wait()
+        calls.status_callback_url("twilio", "call-1")
+
+    threads = [threading.Thread(target=place) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1

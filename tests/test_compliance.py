@@ -300,6 +300,19 @@ class TestPredialCheck:
         call.refresh_from_db()
         assert call.status == CallStatus.DIALING
 
+    def test_a_workspace_without_a_check_is_dialed_without_reading_its_policy(self, workspace, agent, number, run,
+                                                                              dial):
+        do_set_compliance_policy(workspace, {"predialWebhookUrl": None})
+        campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="running",
+                                   slots=1)
+        TaskFactory(campaign=campaign, phone="+12125550100")
+        [call] = run(workspace.organisation_id)
+        with CaptureQueriesContext(connection) as queries:
+            dial()
+        call.refresh_from_db()
+        assert call.status == CallStatus.DIALING
+        assert not [q for q in queries if q["sql"].lstrip().startswith('SELECT "campaigns_workspace"')]
+
 
 @pytest.fixture
 def receiver(settings):

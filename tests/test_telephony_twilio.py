@@ -59,7 +59,7 @@ class TestPlacing:
         form = stub.created()[0]["form"]
         assert form["To"] == [call.to_number] and form["From"] == [call.from_number]
         assert form["StatusCallback"] == [f"{PUBLIC}/webhooks/twilio/status/?call={call.id}"]
-        assert form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+        assert form["StatusCallbackEvent"] == ["ringing", "answered", "completed"]
         assert (form["MachineDetection"], form["AsyncAmd"]) == (["Enable"], ["true"])
         assert form["AsyncAmdStatusCallback"] == form["StatusCallback"]
         assert "wss://agent.example/media" in form["Twiml"][0] and str(call.id) in form["Twiml"][0]
@@ -189,3 +189,27 @@ class TestNormalisation:
     def test_price_and_duration_are_read(self):
         event = normalise({"CallSid": "CA1", "CallStatus": "completed", "CallDuration": "12", "Price": "-0.013"})
         assert (event.duration_seconds, event.cost, event.carrier_status) == (12, "-0.013", "completed")
+
+
+class TestHttpClient:
+    def test_the_proxy_for_the_api_host_is_taken_from_the_environment_when_made(self, monkeypatch, settings):
+        from telephony.providers.twilio import HttpClient
+
+        settings.TWILIO_API_BASE_URL = ""
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = HttpClient()
+        assert client.proxy["https"] == "http://proxy.example:3128"
+        assert client.session.trust_env is False
+        monkeypatch.setenv("NO_PROXY", "api.twilio.com")
+        assert HttpClient().proxy == {}
+
+    def test_a_ca_bundle_named_in_the_environment_is_verified_against(self, monkeypatch):
+        from telephony.providers.twilio import HttpClient
+
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+        assert HttpClient().session.verify == "/etc/ssl/corporate.pem"
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        assert HttpClient().session.verify is True

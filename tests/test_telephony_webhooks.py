@@ -65,6 +65,21 @@ class TestAgentAnalysis:
         assert (call.transcript, call.recording_url, call.analysis["fields"]) == (
             "Agent: hi", "https://rec.example/1.wav", {"budget": "10k"})
 
+    def test_an_analysis_before_the_carriers_end_answers_the_call_still_answered(self, client):
+        call = CallFactory(status=CallStatus.ANSWERED, carrier_call_id="SIM-b", answered_at=timezone.now())
+        key = ApiKeyFactory(workspace=call.campaign.workspace)
+        response = post_json(client, {"callId": str(call.id), "outcome": "connected"}, **bearer(key))
+        assert response.json() == {"callId": str(call.id), "applied": True, "status": "answered", "outcome": ""}
+
+    def test_a_repeated_analysis_changes_nothing_and_answers_the_calls_end(self, client):
+        call = answered_and_completed_call()
+        key = ApiKeyFactory(workspace=call.campaign.workspace)
+        body = {"callId": str(call.id), "outcome": "connected"}
+        post_json(client, body, **bearer(key))
+        response = post_json(client, body, **bearer(key))
+        assert response.json() == {"callId": str(call.id), "applied": False, "status": "ended",
+                                   "outcome": "connected"}
+
     def test_callback_time_may_be_epoch_milliseconds(self, client):
         call = answered_and_completed_call()
         key = ApiKeyFactory(workspace=call.campaign.workspace)
