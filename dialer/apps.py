@@ -42,7 +42,9 @@ def _archive_ineligible(sender, call_id, task_id, attempt, organisation_id, leas
     do_archive_ineligible_attempt(call_id, task_id, attempt, organisation_id, lease_token)
 
 
-def _nudge(sender, organisation_id, **kwargs):
-    from dialer.dispatch_lock import nudge_dispatcher
+def _nudge(sender, organisation_id, due_at=None, **kwargs):
+    from django.utils import timezone
 
-    nudge_dispatcher(organisation_id)
+    from dialer.dispatch_lock import nudge_dispatcher_for
+
+    nudge_dispatcher_for(organisation_id, due_at, timezone.now())

@@ -7,7 +7,10 @@ costs nothing per second.
 
 Who writes it:
 - Events that make work dialable at once (tasks added, a call ended, resume, update, slots
-  raised) nudge the dispatcher directly; they need no entry.
+  raised) nudge the dispatcher directly; they need no entry. A control's batch that makes tasks
+  dialable only later (a resume or an update of tasks all due past beat's next tick) moves the
+  entry to the first of them instead (`dispatch_lock.nudge_dispatcher_for`), with a rerun mark
+  for a run under way, whose closing write would otherwise not know them.
 - Every dispatcher run ends by setting its organisation's next instant from PostgreSQL
   (`schedule_next`): the earliest `next_attempt_at` still to come among queued tasks of its open
   campaigns — a retry, a callback time and a calling window's next opening are all stored there

@@ -9,11 +9,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from campaigns.actions.controls import do_pause_campaign, do_update_campaign
+from campaigns.actions.controls import do_pause_campaign, do_resume_campaign, do_update_campaign
 from campaigns.models import CampaignStatus, CampaignType, Task, TaskStatus
 from campaigns.actions.realtime import do_create_tasks
 from dialer import keys, maintenance, slots, wakeups
 from dialer.attempts import do_finish_attempt
+from dialer.dispatch_lock import DispatchLock, nudge_dispatcher_for
 from dialer.dispatcher import dispatch_organisation
 from dialer.windows import CallingWindow, next_opening
 from telephony.models import Call, CallStatus
@@ -204,6 +205,58 @@ def test_updating_calling_hours_re_times_the_wakeup(run, django_capture_on_commi
     run(org_of(campaign), timezone.now())
     expected = next_opening(CallingWindow(sooner, opens_in_two_hours.end, "UTC"), timezone.now())
     assert wakeups.scheduled(org_of(campaign)) == expected
+
+
+class TestControlsWakeRatherThanRun:
+    """A control's batch that makes tasks dialable only later moves the wake-up to the first of them
+    and asks for no run now; tasks due at once still get a run at once."""
+
+    def resumed(self, campaign, django_capture_on_commit_callbacks, redis_client):
+        do_pause_campaign(campaign)
+        redis_client.delete(keys.dispatch_nudged(org_of(campaign)), keys.WAKEUPS)
+        with django_capture_on_commit_callbacks(execute=True):
+            do_resume_campaign(campaign)
+
+    def test_a_resume_of_tasks_due_in_an_hour_wakes_the_organisation_then(
+            self, django_capture_on_commit_callbacks, redis_client):
+        campaign = open_campaign()
+        first = timezone.now() + dt.timedelta(hours=1)
+        TaskFactory(campaign=campaign, next_attempt_at=first + dt.timedelta(minutes=5))
+        TaskFactory(campaign=campaign, next_attempt_at=first)
+        self.resumed(campaign, django_capture_on_commit_callbacks, redis_client)
+        assert not redis_client.exists(keys.dispatch_nudged(org_of(campaign)))  # no dispatch job published
+        assert wakeups.scheduled(org_of(campaign)) == first.replace(microsecond=first.microsecond // 1000 * 1000)
+
+    def test_a_resume_with_a_task_due_now_asks_for_a_run(self, django_capture_on_commit_callbacks, redis_client):
+        campaign = open_campaign()
+        TaskFactory(campaign=campaign, next_attempt_at=timezone.now() + dt.timedelta(hours=1))
+        TaskFactory(campaign=campaign, next_attempt_at=timezone.now() - dt.timedelta(minutes=1))
+        self.resumed(campaign, django_capture_on_commit_callbacks, redis_client)
+        assert redis_client.exists(keys.dispatch_nudged(org_of(campaign)))
+
+    def test_an_update_moving_tasks_to_a_later_opening_wakes_the_organisation_at_it(
+            self, django_capture_on_commit_callbacks, redis_client):
+        now = timezone.now()
+        campaign = open_campaign(start_at=now - dt.timedelta(days=1))
+        TaskFactory(campaign=campaign, next_attempt_at=now - dt.timedelta(minutes=1))
+        later = CallingWindow((now + dt.timedelta(hours=2)).time().replace(second=0, microsecond=0),
+                              (now + dt.timedelta(hours=3)).time().replace(second=0, microsecond=0), "UTC")
+        redis_client.delete(keys.dispatch_nudged(org_of(campaign)), keys.WAKEUPS)
+        with django_capture_on_commit_callbacks(execute=True):
+            do_update_campaign(campaign, {"calling_start": later.start, "calling_end": later.end})
+        assert not redis_client.exists(keys.dispatch_nudged(org_of(campaign)))
+        assert wakeups.scheduled(org_of(campaign)) == Task.objects.get().next_attempt_at
+        assert Task.objects.get().next_attempt_at == next_opening(later, Task.objects.get().updated_at)
+
+    def test_a_run_under_way_makes_one_more_pass_to_see_them(self, redis_client):
+        campaign = open_campaign()
+        organisation_id = org_of(campaign)
+        later = timezone.now() + dt.timedelta(hours=1)
+        with DispatchLock(organisation_id) as held:
+            assert held
+            nudge_dispatcher_for(organisation_id, later, timezone.now())
+            assert redis_client.exists(keys.dispatch_rerun(organisation_id))
+        assert wakeups.scheduled(organisation_id) is not None
 
 
 def test_a_failed_run_asks_to_be_woken_again_soon(monkeypatch):

@@ -73,7 +73,6 @@ FLIPS = {
                         "status = 'archived', completion_reason = 'ended', completed_at = %(now)s, "
                         "next_attempt_at = NULL, callback_at = NULL"),
 }
-DIALABLE_AFTER = frozenset({ControlAction.RESUME, ControlAction.UPDATE})
 # The campaign's control lock: a control's request takes it exclusive before the campaign's row
 # (`hold_batches`), every batch shared before its row. Row locks alone would let the FOR SHARE of
 # the parts' concurrent batches, one always in flight, starve a control's FOR UPDATE; the lock
@@ -100,9 +99,15 @@ ORDER BY id OFFSET %(count)s - 1 LIMIT 1
 """
 
 
+# When a task the statement leaves queued is next due (None: it is not queued): a pending
+# callback's time or the next attempt's, now when it has neither.
+DUE_AT_SQL = "CASE WHEN {t}.status = 'queued' THEN COALESCE(LEAST({t}.next_attempt_at, {t}.callback_at), %(now)s) END"
+
+
 def _flip_sql(action):
     """One statement: the range's bound, then one UPDATE of the id range up to it (to the end of
-    the slice when fewer than `count` are left). Returns (bound or NULL, tasks flipped)."""
+    the slice when fewer than `count` are left). Returns (bound or NULL, tasks flipped, when the
+    first task it queued is due or NULL)."""
     _, _, assignments = FLIPS[action]
     return f"""
 WITH bound AS ({BATCH_BOUND_SQL}),
@@ -110,9 +115,9 @@ changed AS (
     UPDATE campaigns_task SET {assignments}, updated_at = %(now)s
     WHERE campaign_id = %(campaign_id)s AND status = %(status)s AND id > %(after)s
       AND id <= COALESCE((SELECT id FROM bound), %(upto)s)
-    RETURNING 1
+    RETURNING {DUE_AT_SQL.format(t="campaigns_task")} AS due_at
 )
-SELECT (SELECT id FROM bound), (SELECT count(*) FROM changed)
+SELECT (SELECT id FROM bound), (SELECT count(*) FROM changed), (SELECT min(due_at) FROM changed)
 """
 
 
@@ -176,6 +181,7 @@ REALTIME_RULES = {
 # closing instants. Tasks whose attempts the settings used up complete (`exhausted`), tasks whose
 # next attempt falls at or past their end are archived (`ended`); `attempts_made` guards against
 # a task admitted, finished and requeued since it was read (its time is then already right).
+# Returns the tasks changed and when the first one it leaves queued is due.
 RETIME_WINDOW_SQL = """
 WITH taken AS (
     DELETE FROM control_pending p
@@ -191,7 +197,8 @@ decided AS (
     SELECT id, attempts_made, exhausted, NOT exhausted AND end_at IS NOT NULL AND next_at >= end_at AS ended, next_at,
            next_attempt_at
     FROM timed
-)
+),
+updated AS (
 UPDATE campaigns_task AS t
 SET status = CASE WHEN d.exhausted THEN 'completed' WHEN d.ended THEN 'archived' ELSE t.status END,
     completion_reason = CASE WHEN d.exhausted THEN 'exhausted' WHEN d.ended THEN 'ended' ELSE t.completion_reason END,
@@ -203,13 +210,17 @@ SET status = CASE WHEN d.exhausted THEN 'completed' WHEN d.ended THEN 'archived'
 FROM decided d
 WHERE t.id = d.id AND t.attempts_made = d.attempts_made AND t.status IN ('queued', 'paused')
   AND (d.exhausted OR d.ended OR d.next_at IS DISTINCT FROM d.next_attempt_at)
-"""
+RETURNING {due_at} AS due_at
+)
+SELECT count(*), min(due_at) FROM updated
+""".replace("{due_at}", DUE_AT_SQL.format(t="t"))
 
 
-def announce(campaign):
-    """Send `tasks_changed` for the campaign's organisation once the transaction commits."""
+def announce(campaign, due_at=None):
+    """Send `tasks_changed` for the campaign's organisation once the transaction commits; `due_at`,
+    when known, is the instant the first of the tasks made dialable is due."""
     organisation_id = campaign.workspace.organisation_id
-    transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id))
+    transaction.on_commit(lambda: tasks_changed.send(sender=Task, organisation_id=organisation_id, due_at=due_at))
 
 
 def _ranges(statuses, campaign_status_before):
@@ -262,10 +273,11 @@ def first_batch(control_id, campaign, with_announce=False, record=None):
     a job's batch is; the tasks changed are counted into the control's audit `record` in the same
     transaction. Publishes the job on commit when work is left, and with `with_announce` nudges the
     dispatcher once, after the batch. Returns the tasks changed."""
-    changed, work_left = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False,
-                                record=record)
+    changed, work_left, due_at = _batch(control_id, campaign.id, settings.CONTROL_INLINE_TASKS, with_announce=False,
+                                        record=record)
     if with_announce:
-        announce(campaign)
+        # Only a batch that changed tasks knows when they are due; otherwise the dispatcher looks.
+        announce(campaign, due_at if changed else None)
     if work_left:
         transaction.on_commit(lambda: enqueue(Job.RUN_CONTROL, control_id))
     return changed
@@ -282,7 +294,8 @@ def _parts_with_work(control_id):
 
 def _batch(control_id, campaign_id, limit, part_id=None, counted=None, with_announce=True, record=None):
     """One batch of the control, in its own transaction, on its part `part_id` (by default the first
-    free part with work): (tasks changed, work left: in the part when given, else in the control).
+    free part with work): (tasks changed, work left: in the part when given, else in the control,
+    when the first task it made dialable is due or None).
     The campaign is held as `_lock_for_batch` says (a new control waits for the batch; the
     dispatcher does not), the part FOR UPDATE SKIP LOCKED (a duplicate job finds it taken: nothing
     done, no work left for it). `counted` is `_count_phase`'s figure, taken as the part's phase's
@@ -294,15 +307,15 @@ def _batch(control_id, campaign_id, limit, part_id=None, counted=None, with_anno
         parts = _parts_with_work(control_id).select_for_update(skip_locked=True, of=("self",))
         part = (parts.filter(id=part_id) if part_id else parts).first()
         if part is None:
-            return 0, False
-        changed, dialable = _step(part, campaign, now, limit, counted)
+            return 0, False, None
+        changed, due_at = _step(part, campaign, now, limit, counted)
         part.save()
         finished = not part.has_work and _finish_if_last(part, now)
         if record is not None and changed:
             do_count_tasks_changed(record, changed)
-        if dialable and with_announce:
-            announce(campaign)
-        return changed, part.has_work if part_id else not finished
+        if due_at is not None and with_announce:
+            announce(campaign, due_at)
+        return changed, part.has_work if part_id else not finished, due_at
 
 
 def _finish_if_last(part, now):
@@ -318,30 +331,33 @@ def _finish_if_last(part, now):
 
 def _step(part, campaign, now, limit, counted):
     """One batch of `part`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
-    then of its re-timing. Returns (tasks changed, whether they may have become dialable)."""
-    changed = dialable = 0
+    then of its re-timing. Returns (tasks changed, when the first task it left queued is due or
+    None)."""
+    changed, due = 0, []
     budget = limit
     if part.flip:
         _, applies_under, _ = FLIPS[part.flip]
         if campaign.status in applies_under:
             _start_phase(part, part.flip, counted)
-            flipped = _flip_batch(part, campaign, now, budget)
+            flipped, flip_due_at = _flip_batch(part, campaign, now, budget)
             _advance(part, flipped)
             changed, budget = flipped, budget - flipped
-            dialable = part.flip in DIALABLE_AFTER and flipped > 0
+            if flip_due_at is not None:
+                due.append(flip_due_at)
             if part.flip_ranges:
-                return changed, dialable
+                return changed, min(due, default=None)
         part.flip, part.flip_ranges, part.flip_cursor = "", [], part.after
     if part.retime_ranges and budget > 0:
         if campaign.status in OPEN_CAMPAIGN_STATUSES:
             _start_phase(part, ControlAction.UPDATE, counted)
-            visited, retimed = _retime_batch(part, campaign, now, budget)
+            visited, retimed, retime_due_at = _retime_batch(part, campaign, now, budget)
             _advance(part, visited)
             changed += retimed
-            dialable = dialable or retimed > 0
+            if retime_due_at is not None:
+                due.append(retime_due_at)
         else:
             part.retime_ranges, part.retime_cursor = [], part.after
-    return changed, dialable
+    return changed, min(due, default=None)
 
 
 def _start_phase(part, phase, counted):
@@ -381,18 +397,19 @@ def _advance(part, visited):
 
 
 def _flip_batch(part, campaign, now, limit):
-    """Flip up to `limit` tasks along the part's flip ranges; moves its cursor. Returns the tasks
-    flipped."""
-    flipped = 0
+    """Flip up to `limit` tasks along the part's flip ranges; moves its cursor. Returns (tasks
+    flipped, when the first task it queued is due or None)."""
+    flipped, due = 0, []
     sql = _flip_sql(part.flip)
     with connection.cursor() as cursor:
         while part.flip_ranges and flipped < limit:
             cursor.execute(sql, {"campaign_id": campaign.id, "status": part.flip_ranges[0], "after": part.flip_cursor,
                                  "upto": part.upto, "count": limit - flipped, "now": now})
-            upto, changed = cursor.fetchone()
+            upto, changed, due_at = cursor.fetchone()
             flipped += changed
+            due += [due_at] if due_at is not None else []
             _move_cursor(part, "flip", upto)
-    return flipped
+    return flipped, min(due, default=None)
 
 
 def _move_cursor(part, walk, upto):
@@ -418,9 +435,10 @@ def _retime_params(campaign, now):
 
 def _retime_batch(part, campaign, now, limit):
     """Re-time up to `limit` pending tasks along the part's re-timing ranges; moves its cursor.
-    Returns (tasks visited, tasks changed)."""
+    Returns (tasks visited, tasks changed, when the first task it left queued is due or None)."""
     params, plan = _retime_params(campaign, now)
     visited = changed = 0
+    due = []
     with connection.cursor() as cursor:
         cursor.execute(PENDING_TABLE_SQL)
         while part.retime_ranges and visited < limit:
@@ -435,11 +453,13 @@ def _retime_batch(part, campaign, now, limit):
                 cursor.execute(RETIME_WINDOW_SQL, {
                     **params, "window_tz": tz, "window_start": window_start, "window_end": window_end,
                     "opens": [opens for opens, _ in spans], "closes": [closes for _, closes in spans]})
-                changed += cursor.rowcount
+                window_changed, due_at = cursor.fetchone()
+                changed += window_changed
+                due += [due_at] if due_at is not None else []
             visited += tasks_read
             # Fewer than asked for: the range ended within them.
             _move_cursor(part, "retime", max(last for *_, last in windows) if tasks_read == count else None)
-    return visited, changed
+    return visited, changed, min(due, default=None)
 
 
 def running_controls(campaign_ids):
