@@ -110,9 +110,6 @@ class ElevenLabsProvider(PlatformProvider):
         expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()
         return signatures_match(expected, signature)
 
-    def _common(self, carrier_call_id, call_id, raw):
-        return {"carrier": NAME, "carrier_call_id": carrier_call_id or "", "call_id": call_id, "raw": raw}
-
     def events(self, body, call, request):
         data = body.get("data") or {}
         call_id, carrier_call_id = self.call_reference(body, request)

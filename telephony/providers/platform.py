@@ -194,6 +194,10 @@ class PlatformProvider(Provider):
         """The NormalizedEvents a verified webhook carries; `call` is the Call it names."""
         raise NotImplementedError
 
+    def _common(self, carrier_call_id, call_id, raw):
+        """The fields every event of one webhook shares."""
+        return {"carrier": self.name, "carrier_call_id": carrier_call_id or "", "call_id": call_id, "raw": raw}
+
     def timeout(self):
         return settings.CARRIER_TIMEOUT_SECONDS
 

@@ -96,9 +96,6 @@ class RetellProvider(PlatformProvider):
         except (UnicodeDecodeError, ValueError):
             return False
 
-    def _common(self, carrier_call_id, call_id, raw):
-        return {"carrier": NAME, "carrier_call_id": carrier_call_id or "", "call_id": call_id, "raw": raw}
-
     def events(self, body, call, request):
         retell_call = body.get("call") or {}
         call_id, carrier_call_id = self.call_reference(body, request)

@@ -122,9 +122,6 @@ class VapiProvider(PlatformProvider):
             return signatures_match(secret, authorization.removeprefix("Bearer ").strip())
         return signatures_match(secret, request.headers.get("x-vapi-secret", ""))
 
-    def _common(self, carrier_call_id, call_id, raw):
-        return {"carrier": NAME, "carrier_call_id": carrier_call_id or "", "call_id": call_id, "raw": raw}
-
     def events(self, body, call, request):
         message = body.get("message") or {}
         vapi_call = message.get("call") or {}
