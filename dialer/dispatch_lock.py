@@ -15,14 +15,14 @@ from config.jobs import Job, enqueue
 from config.queues import Queue
 from config.redis_client import get_redis
 from config.redis_scripts import ScriptSet
-from dialer import keys
+from dialer import keys, wakeups
 
 LOCK_SECONDS = 30
 SUB_TICK_SECONDS = 1.0  # beat's tick period (config/celery.py)
 NUDGE_PENDING_SECONDS = 5
 RERUN_MARK_SECONDS = 60
 
-_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge", "wake"))
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge"))
 
 
 class DispatchLock:
@@ -61,13 +61,11 @@ def nudge_dispatcher(organisation_id):
 def nudge_dispatcher_for(organisation_id, due_at, now):
     """Ask for a run for tasks that became dialable and are due at `due_at` (None: unknown, at once):
     a nudge when beat's next tick would come later, else the wake-up schedule moved to `due_at`,
-    atomically with a rerun mark for a run under way (`lua/wake.lua`)."""
+    atomically with a rerun mark for a run under way (`wakeups.wake_for_new_work`)."""
     if due_at is None or (due_at - now).total_seconds() < SUB_TICK_SECONDS:
         nudge_dispatcher(organisation_id)
         return
-    _scripts.run(get_redis(), "wake", [
-        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id), keys.WAKEUPS],
-        [RERUN_MARK_SECONDS, organisation_id, int(due_at.timestamp() * 1000)])
+    wakeups.wake_for_new_work(organisation_id, due_at, RERUN_MARK_SECONDS)
 
 
 def nudge_dispatcher_at(organisation_id, instant, now):

@@ -9,8 +9,9 @@ Who writes it:
 - Events that make work dialable at once (tasks added, a call ended, resume, update, slots
   raised) nudge the dispatcher directly; they need no entry. A control's batch that makes tasks
   dialable only later (a resume or an update of tasks all due past beat's next tick) moves the
-  entry to the first of them instead (`dispatch_lock.nudge_dispatcher_for`), with a rerun mark
-  for a run under way, whose closing write would otherwise not know them.
+  entry to the first of them instead (`wake_for_new_work`, from
+  `dispatch_lock.nudge_dispatcher_for`), with a rerun mark for a run under way, whose closing
+  write would otherwise not know them.
 - Every dispatcher run ends by setting its organisation's next instant from PostgreSQL
   (`schedule_next`): the earliest `next_attempt_at` still to come among queued tasks of its open
   campaigns — a retry, a callback time and a calling window's next opening are all stored there
@@ -44,7 +45,7 @@ RETRY_FAILED_RUN = dt.timedelta(seconds=5)
 TAKE_AT_ONCE = 1000
 REBUILD_PAGE = 2000
 
-_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("take_due_wakeups",))
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("take_due_wakeups", "wake"))
 
 # Per open campaign of the given organisations, its next queued task still to come after `after`
 # (for a campaign not started yet, any queued task: it becomes due at the start). One index probe
@@ -105,6 +106,15 @@ def wake_no_later_than(organisation_id, instant):
     """Move the organisation's wake-up to `instant` unless it is already earlier."""
     client = get_redis()
     client.zadd(keys.WAKEUPS, {organisation_id: _ms(instant)}, lt=True)
+
+
+def wake_for_new_work(organisation_id, instant, rerun_mark_seconds):
+    """`wake_no_later_than` for work that has just committed: a run under way read PostgreSQL before
+    it and would overwrite the entry with what it read, so it gets its rerun mark (for
+    `rerun_mark_seconds`) in the same script (`lua/wake.lua`)."""
+    _scripts.run(get_redis(), "wake", [
+        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id), keys.WAKEUPS],
+        [rerun_mark_seconds, organisation_id, _ms(instant)])
 
 
 def _wake_many_no_later_than(instants):
