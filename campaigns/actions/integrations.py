@@ -156,8 +156,8 @@ def integration_in_use(integration):
     platform (its next call would be refused) or a call placed through it is live (its webhooks
     are checked with the webhook secret)."""
     platform = integration.get_platform_display()
-    agents = [agent.name for agent in Agent.objects.filter(workspace_id=integration.workspace_id).order_by("name")
-              if agent.runtime_kind == integration.platform]
+    agents = list(Agent.objects.filter(workspace_id=integration.workspace_id, runtime__kind=integration.platform)
+                  .order_by("name").values_list("name", flat=True))
     if agents:
         return f"Agents run on {platform}: {', '.join(agents)}. Give them another runtime first."
     live = Call.objects.filter(campaign__workspace_id=integration.workspace_id, carrier=integration.platform,
