@@ -216,6 +216,11 @@ SELECT count(*), min(due_at) FROM updated
 """.replace("{due_at}", DUE_AT_SQL.format(t="t"))
 
 
+def _earliest(*instants):
+    """The earliest of the instants that are not None; None when none is."""
+    return min((instant for instant in instants if instant is not None), default=None)
+
+
 def announce(campaign, due_at=None):
     """Send `tasks_changed` for the campaign's organisation once the transaction commits; `due_at`,
     when known, is the instant the first of the tasks made dialable is due."""
@@ -333,19 +338,17 @@ def _step(part, campaign, now, limit, counted):
     """One batch of `part`'s work on `campaign` (locked): up to `limit` tasks of its status flip,
     then of its re-timing. Returns (tasks changed, when the first task it left queued is due or
     None)."""
-    changed, due = 0, []
+    changed, due_at = 0, None
     budget = limit
     if part.flip:
         _, applies_under, _ = FLIPS[part.flip]
         if campaign.status in applies_under:
             _start_phase(part, part.flip, counted)
-            flipped, flip_due_at = _flip_batch(part, campaign, now, budget)
+            flipped, due_at = _flip_batch(part, campaign, now, budget)
             _advance(part, flipped)
             changed, budget = flipped, budget - flipped
-            if flip_due_at is not None:
-                due.append(flip_due_at)
             if part.flip_ranges:
-                return changed, min(due, default=None)
+                return changed, due_at
         part.flip, part.flip_ranges, part.flip_cursor = "", [], part.after
     if part.retime_ranges and budget > 0:
         if campaign.status in OPEN_CAMPAIGN_STATUSES:
@@ -353,11 +356,10 @@ def _step(part, campaign, now, limit, counted):
             visited, retimed, retime_due_at = _retime_batch(part, campaign, now, budget)
             _advance(part, visited)
             changed += retimed
-            if retime_due_at is not None:
-                due.append(retime_due_at)
+            due_at = _earliest(due_at, retime_due_at)
         else:
             part.retime_ranges, part.retime_cursor = [], part.after
-    return changed, min(due, default=None)
+    return changed, due_at
 
 
 def _start_phase(part, phase, counted):
@@ -399,7 +401,7 @@ def _advance(part, visited):
 def _flip_batch(part, campaign, now, limit):
     """Flip up to `limit` tasks along the part's flip ranges; moves its cursor. Returns (tasks
     flipped, when the first task it queued is due or None)."""
-    flipped, due = 0, []
+    flipped, first_due_at = 0, None
     sql = _flip_sql(part.flip)
     with connection.cursor() as cursor:
         while part.flip_ranges and flipped < limit:
@@ -407,9 +409,9 @@ def _flip_batch(part, campaign, now, limit):
                                  "upto": part.upto, "count": limit - flipped, "now": now})
             upto, changed, due_at = cursor.fetchone()
             flipped += changed
-            due += [due_at] if due_at is not None else []
+            first_due_at = _earliest(first_due_at, due_at)
             _move_cursor(part, "flip", upto)
-    return flipped, min(due, default=None)
+    return flipped, first_due_at
 
 
 def _move_cursor(part, walk, upto):
@@ -438,7 +440,7 @@ def _retime_batch(part, campaign, now, limit):
     Returns (tasks visited, tasks changed, when the first task it left queued is due or None)."""
     params, plan = _retime_params(campaign, now)
     visited = changed = 0
-    due = []
+    first_due_at = None
     with connection.cursor() as cursor:
         cursor.execute(PENDING_TABLE_SQL)
         while part.retime_ranges and visited < limit:
@@ -455,11 +457,11 @@ def _retime_batch(part, campaign, now, limit):
                     "opens": [opens for opens, _ in spans], "closes": [closes for _, closes in spans]})
                 window_changed, due_at = cursor.fetchone()
                 changed += window_changed
-                due += [due_at] if due_at is not None else []
+                first_due_at = _earliest(first_due_at, due_at)
             visited += tasks_read
             # Fewer than asked for: the range ended within them.
             _move_cursor(part, "retime", max(last for *_, last in windows) if tasks_read == count else None)
-    return visited, changed, min(due, default=None)
+    return visited, changed, first_due_at
 
 
 def running_controls(campaign_ids):
