@@ -21,7 +21,7 @@ from campaigns.actions.dnc import do_add_dnc_numbers
 from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus, Workspace,
 )
-from campaigns.rows import instances_from_row, select_list
+from campaigns.rows import instances_from_row, save_fields, select_list
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
@@ -82,7 +82,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
         task.completion_reason = completion_reason_after_attempt(campaign.status, decision)
         task.completed_at = ended_at
         transaction.on_commit(lambda: _task_finished(task, campaign))
-    _save_task(task, fields)
+    save_fields(task, fields)
     return task
 
 
@@ -204,16 +204,6 @@ def _lock_campaign_of_task(task_id):
 def _lock_task(task_id):
     """The task, its row held FOR UPDATE (after its campaign's FOR SHARE: the dispatcher's order)."""
     return next(iter(Task.objects.raw(TASK_FOR_UPDATE_SQL, [task_id])))
-
-
-def _save_task(task, names):
-    """`task.save(update_fields=names)` as one plain UPDATE: the call's end is the web tier's hot
-    path, and Task has no save signals; `updated_at` (auto_now) is stamped as the ORM would."""
-    fields = [Task._meta.get_field(name) for name in names]
-    values = [field.get_db_prep_save(field.pre_save(task, add=False), connection) for field in fields]
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE campaigns_task SET {assignments} WHERE id = %s", [*values, task.id])
 
 
 def _count_refusal(organisation_id, task_id):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.rows import save_fields
 from telephony import webhooks_out
 from telephony.models import Call, CallEvent, CallStatus
 from telephony.rules import (
@@ -193,7 +194,7 @@ def _apply(call, event, now):
     if call.status == CallStatus.ENDED:
         if event.kind == EventKind.ANALYSIS:
             changed |= _store_analysis(call, event, now, outcome_final=True)
-        _save(call, changed)
+        save_fields(call, changed)
         return bool(changed)
 
     occurred = event.occurred_at or now
@@ -206,19 +207,8 @@ def _apply(call, event, now):
         changed |= _apply_terminal(call, event, occurred, now)
         if call.status == CallStatus.ENDED:
             return True  # `_end` saved the call: a second UPDATE of the same fields would change nothing
-    _save(call, changed)
+    save_fields(call, changed)
     return bool(changed)
-
-
-def _save(call, changed):
-    """`call.save(update_fields=changed)` as one plain UPDATE (Call has no save signals or auto_now fields)."""
-    if not changed:
-        return
-    fields = [Call._meta.get_field(name) for name in sorted(changed)]
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    values = [field.get_db_prep_save(getattr(call, field.attname), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE telephony_call SET {assignments} WHERE id = %s::uuid", [*values, str(call.id)])
 
 
 def _apply_terminal(call, event, occurred, now):
@@ -300,7 +290,7 @@ def _end(call, changed):
         call.duration_seconds = max(0, int((call.ended_at - call.answered_at).total_seconds()))
         changed.add("duration_seconds")
     changed |= {"status", "outcome", "callback_at", "ended_at"}
-    _save(call, changed)
+    save_fields(call, changed)
     call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
                     task_id=call.task_id, attempt=call.attempt, lease_token=call.lease_token,
                     organisation_id=call.organisation_id)
