@@ -347,7 +347,8 @@ class Task(models.Model):
             # Due callbacks outrank everything (docs/product.md §1, ordering).
             models.Index(fields=["callback_at"], name="task_due_callbacks",
                          condition=Q(status="queued", callback_at__isnull=False)),
-            # The wake-up schedule: each campaign's next queued task in time, whatever its rank.
+            # The wake-up schedule: each campaign's next queued task in time, whatever its rank
+            # (dialer/wakeups.py says why not the candidate index, though every resume pays for it).
             models.Index(fields=["campaign", "next_attempt_at"], name="task_next_attempt",
                          condition=Q(status="queued")),
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),

@@ -17,13 +17,17 @@ class Job(StrEnum):
     RELEASE_HELD_TASKS = "campaigns.release_held_tasks"
 
 
-def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None):
-    """Publish `job` with positional `args` to `queue`; `producer` shares one broker connection.
+def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None, **kwargs):
+    """Publish `job` with positional `args` and keyword `kwargs` to `queue`; `producer` shares one
+    broker connection. An argument added to a job goes by keyword: a worker of the previous release
+    still running in a rolling deploy takes it in its task's `**kwargs` and ignores it, where one
+    more positional argument would fail its signature.
 
     `countdown` (seconds) is only for instants shorter than beat's tick; anything later belongs
     in the database's schedule (`next_attempt_at`) and the wake-up schedule, never in the broker.
     """
-    app.send_task(str(job), args=list(args), queue=str(queue), producer=producer, countdown=countdown)
+    app.send_task(str(job), args=list(args), kwargs=kwargs, queue=str(queue), producer=producer,
+                  countdown=countdown)
 
 
 @contextmanager

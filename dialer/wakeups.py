@@ -49,7 +49,10 @@ _scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("take_due_wakeups
 
 # Per open campaign of the given organisations, its next queued task still to come after `after`
 # (for a campaign not started yet, any queued task: it becomes due at the start). One index probe
-# per campaign (task_next_attempt: campaign, next_attempt_at WHERE status = 'queued').
+# per campaign (task_next_attempt: campaign, next_attempt_at WHERE status = 'queued'). Not the
+# candidate index: a probe walks the dead entries a re-timing leaves until they are marked dead,
+# and that index keeps them in tie-break order, so each one costs a heap visit at random: 4 s
+# against 1 s for a million (bench/README.md, controls).
 NEXT_WAKEUPS_SQL = """
 SELECT w.organisation_id, min(greatest(c.start_at, t.next_attempt_at))
 FROM campaigns_workspace w

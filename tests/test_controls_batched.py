@@ -5,6 +5,7 @@ so every interleaving the tests name is reproduced exactly. Batches are made tin
 request, 3 per job batch) so a handful of tasks spans several batches.
 """
 import datetime as dt
+import inspect
 import random
 import threading
 import time
@@ -48,9 +49,9 @@ def published(monkeypatch):
     consumes them unless a test does (`run_jobs`)."""
     messages = []
 
-    def record(job, *args):
-        assert job == Job.RUN_CONTROL
-        messages.append(args)
+    def record(job, *args, **kwargs):
+        assert job == Job.RUN_CONTROL and set(kwargs) <= {"part_id"}
+        messages.append((*args, *kwargs.values()))
 
     monkeypatch.setattr(control_jobs, "enqueue", record)
     return messages
@@ -436,6 +437,51 @@ def batches_of(control_id, part):
     while do_control_batch(control_id, part.id):
         count += 1
     return count
+
+
+class TestRollingDeploy:
+    """Control job messages between releases: workers of the previous release still run during a
+    deploy, and messages published by it are still queued when the new workers start."""
+
+    @staticmethod
+    def sent_messages(monkeypatch):
+        messages = []
+        monkeypatch.setattr("config.jobs.app.send_task",
+                            lambda name, args, kwargs, **options: messages.append((name, args, kwargs)))
+        return messages
+
+    def test_a_parts_job_names_its_part_by_keyword_which_a_previous_releases_worker_takes(self, monkeypatch):
+        def previous_release_task(control_id, **kwargs):  # campaigns.run_control before controls had parts
+            pass
+
+        sent = self.sent_messages(monkeypatch)
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id = running_control(campaign).id
+        run_control(control_id)
+        parts = list(CampaignControlPart.objects.filter(control_id=control_id).order_by("id").values_list("id", flat=True))
+        assert sent == [(Job.RUN_CONTROL, [control_id], {"part_id": part}) for part in parts] and len(parts) == 2
+        for _, args, kwargs in sent:
+            inspect.signature(previous_release_task).bind(*args, **kwargs)
+
+    def test_the_job_runs_a_message_of_the_previous_next_or_this_release(self, monkeypatch):
+        from campaigns.tasks import run_control_job
+
+        sent = self.sent_messages(monkeypatch)
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id = running_control(campaign).id
+        run_control_job(control_id)  # no part: split, and a job published for each part
+        first, second = CampaignControlPart.objects.filter(control_id=control_id).order_by("after")
+        assert [kwargs for *_, kwargs in sent] == [{"part_id": first.id}, {"part_id": second.id}]
+        run_control_job(control_id, first.id)  # the part positionally, as this release's first messages
+        run_control_job(control_id, part_id=second.id, published_by="a later release")  # an unknown keyword
+        assert statuses(campaign).count("paused") == 2 + 3 + 3
+        while sent:
+            _, args, kwargs = sent.pop(0)
+            run_control_job(*args, **kwargs)
+        assert statuses(campaign) == ["paused"] * 20
+        assert CampaignControl.objects.get(id=control_id).finished_at is not None
 
 
 @pytest.mark.django_db(transaction=True)

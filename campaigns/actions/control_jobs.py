@@ -543,9 +543,9 @@ def run_control(control_id, part_id=None):
     if part_id is None:
         do_split_control(control_id)
         for part in _parts_with_work(control_id).values_list("id", flat=True):
-            enqueue(Job.RUN_CONTROL, control_id, part)
+            enqueue(Job.RUN_CONTROL, control_id, part_id=part)
     elif do_control_batch(control_id, part_id):
-        enqueue(Job.RUN_CONTROL, control_id, part_id)
+        enqueue(Job.RUN_CONTROL, control_id, part_id=part_id)
 
 
 def resume_stalled_controls(now):
@@ -559,5 +559,5 @@ def resume_stalled_controls(now):
     # Stamped as if it progressed: behind a backed-up queue, one message per stall period is enough.
     CampaignControlPart.objects.filter(id__in=[part_id for _, part_id in stalled]).update(updated_at=now)
     for control_id, part_id in stalled:
-        enqueue(Job.RUN_CONTROL, control_id, part_id)
+        enqueue(Job.RUN_CONTROL, control_id, part_id=part_id)
     return sorted({control_id for control_id, _ in stalled})
