@@ -8,7 +8,9 @@ control's `FOR UPDATE` either committed first, and its status decides the task's
 this transaction, and its flip or re-timing then finds the task as this left it. So a pause never
 leaves a queued task behind it, nor a resume a paused one.
 `do_requeue_not_placed_attempt` (the receiver of `telephony.signals.call_not_placed`) undoes an
-admission the carrier never took, the same way.
+admission the carrier never took, the same way. `do_free_slot_of_call` (the receiver of
+`telephony.signals.call_line_freed`) gives a call's slot back as soon as its line is free, while
+its attempt still waits for the agent's analysis.
 """
 import datetime as dt
 import logging
@@ -84,6 +86,12 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
         transaction.on_commit(lambda: _task_finished(task, campaign))
     save_fields(task, fields)
     return task
+
+
+def do_free_slot_of_call(call_id, organisation_id, lease_token):
+    """The call went to wrap-up: once that commits, release its lease and nudge the dispatcher.
+    Its task stays in progress until the call ends, so only other work takes the slot."""
+    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
 
 
 @transaction.atomic

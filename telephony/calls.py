@@ -204,9 +204,9 @@ def check_call_with_carrier(call_id, now=None) -> bool:
     """For the lease reaper: True while the call is live, else settle it and return False.
 
     A call the carrier says ended gets that terminal event applied, so the attempt finishes (an
-    answered call still inside its ANALYSIS_WAIT_SECONDS for the agent's analysis stays live a
-    little longer and is ended by `finalise_overdue_calls`). A call the carrier never heard of,
-    or live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
+    answered call still inside its ANALYSIS_WAIT_SECONDS for the agent's analysis is in wrap-up,
+    not live, and is ended by `finalise_overdue_calls`). A call the carrier never heard of, or
+    live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
     """
     now = now or timezone.now()
     call = Call.objects.filter(id=call_id).first()
@@ -232,10 +232,10 @@ def check_call_with_carrier(call_id, now=None) -> bool:
     call.refresh_from_db(fields=["status", "carrier_ended_at"])
     waited_out = call.carrier_ended_at is not None and analysis_overdue(call.carrier_ended_at, now,
                                                                          analysis_wait_seconds())
-    if call.status != CallStatus.ENDED and waited_out:
+    if call.status == CallStatus.WRAP_UP and waited_out:
         end_waiting_call(call.id)
         return False
-    return call.status != CallStatus.ENDED
+    return call.is_live
 
 
 def max_call_duration():

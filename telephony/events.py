@@ -5,7 +5,10 @@ Every event, from a webhook, the simulator or the reaper's status check, goes th
 does not (a late `ringing`, a duplicate `completed`): a progress event in one conditional UPDATE,
 a terminal event or an analysis under the Call row's lock. A terminal event ends the
 call and sends `telephony.signals.call_ended` inside the same transaction, so the dialer's
-finish-attempt work commits, or rolls back, together with the call's end.
+finish-attempt work commits, or rolls back, together with the call's end. An answered call whose
+outcome waits for the agent's analysis goes to wrap-up instead: its line is free, so
+`telephony.signals.call_line_freed` gives its slot back at once, and the analysis (or
+ANALYSIS_WAIT_SECONDS) ends it.
 """
 import datetime as dt
 import logging
@@ -22,7 +25,7 @@ from telephony.models import Call, CallEvent, CallStatus
 from telephony.rules import (
     STATUS_AFTER_EVENT, EventKind, NormalizedEvent, analysis_overdue, merge_outcome, needs_analysis, status_after,
 )
-from telephony.signals import call_ended, call_not_placed
+from telephony.signals import call_ended, call_line_freed, call_not_placed
 
 logger = logging.getLogger(__name__)
 
@@ -235,12 +238,13 @@ def _apply_terminal(call, event, occurred, now):
                and call.analysis_received_at is None
                and not analysis_overdue(occurred, now, analysis_wait_seconds()))
     if waiting:
-        if call.status != CallStatus.ANSWERED:
-            call.status = CallStatus.ANSWERED
-            changed.add("status")
-            if call.answered_at is None:
-                call.answered_at = occurred
-                changed.add("answered_at")
+        call.status = CallStatus.WRAP_UP
+        changed.add("status")
+        if call.answered_at is None:
+            call.answered_at = occurred
+            changed.add("answered_at")
+        call_line_freed.send(sender=Call, call_id=call.id, organisation_id=call.organisation_id,
+                             lease_token=call.lease_token)
         return changed
     _end(call, changed)
     return changed
@@ -279,6 +283,7 @@ def _store_analysis(call, event, now, outcome_final):
 
 def _end(call, changed):
     """End the call with its merged outcome and tell the dialer, inside the caller's transaction."""
+    lease_token = None if call.status == CallStatus.WRAP_UP else call.lease_token  # wrap-up gave it back
     outcome, callback_at = merge_outcome(
         call.carrier_status, call.answered_at is not None, call.answered_by,
         (call.analysis or {}).get("outcome", ""), call.callback_at)
@@ -292,14 +297,14 @@ def _end(call, changed):
     changed |= {"status", "outcome", "callback_at", "ended_at"}
     save_fields(call, changed)
     call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
-                    task_id=call.task_id, attempt=call.attempt, lease_token=call.lease_token,
+                    task_id=call.task_id, attempt=call.attempt, lease_token=lease_token,
                     organisation_id=call.organisation_id)
     if getattr(call, "workspace_webhook_url", None) != "":  # known empty for a call `_locked_call` read
         webhooks_out.enqueue_call_ended(call)
 
 
 def finalise_overdue_calls(now=None, limit=500) -> int:
-    """End answered calls whose analysis never came within ANALYSIS_WAIT_SECONDS, as `connected`.
+    """End calls in wrap-up whose analysis never came within ANALYSIS_WAIT_SECONDS, as `connected`.
 
     Run periodically (beat task `telephony.finalise_overdue_calls`); returns how many it ended.
     """
@@ -310,7 +315,7 @@ def finalise_overdue_calls(now=None, limit=500) -> int:
         with transaction.atomic():
             # SKIP LOCKED: a call whose analysis is being applied right now is not ours to end.
             call = (Call.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("campaign__workspace").filter(status=CallStatus.ANSWERED, carrier_ended_at__lte=cutoff)
+                    .select_related("campaign__workspace").filter(status=CallStatus.WRAP_UP, carrier_ended_at__lte=cutoff)
                     .order_by("carrier_ended_at").first())
             if call is None:
                 break
@@ -323,7 +328,7 @@ def end_waiting_call(call_id) -> bool:
     """End a call the carrier already completed without waiting any longer for its analysis."""
     with transaction.atomic():
         call = (Call.objects.select_for_update(of=("self",)).select_related("campaign__workspace")
-                .filter(id=call_id, status=CallStatus.ANSWERED, carrier_ended_at__isnull=False).first())
+                .filter(id=call_id, status=CallStatus.WRAP_UP).first())
         if call is None:
             return False
         _end(call, set())
