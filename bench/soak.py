@@ -470,7 +470,7 @@ def event_from_audit(call_event):
 def _unfinished(now):
     """(lost, waiting): tasks that should be moving but are not, and tasks waiting legitimately."""
     from campaigns.models import Task, TaskStatus
-    from telephony.models import LIVE_CALL_STATUSES
+    from telephony.models import OPEN_CALL_STATUSES
 
     grace = now - dt.timedelta(seconds=10)
     lost, waiting = [], 0
@@ -478,9 +478,8 @@ def _unfinished(now):
     for task_id, status, next_at, campaign_status in pending.values_list(
             "id", "status", "next_attempt_at", "campaign__status"):
         if status == TaskStatus.IN_PROGRESS:
-            live = Task.objects.filter(id=task_id, calls__status__in=LIVE_CALL_STATUSES).exists()
-            if not live:
-                lost.append(f"task {task_id} in progress without a live call")
+            if not Task.objects.filter(id=task_id, calls__status__in=OPEN_CALL_STATUSES).exists():
+                lost.append(f"task {task_id} in progress without a live or wrap-up call")
         elif status == TaskStatus.PAUSED and campaign_status != "paused":
             lost.append(f"task {task_id} paused in a {campaign_status} campaign")
         elif status == TaskStatus.QUEUED and (next_at is None or next_at <= grace):
@@ -491,14 +490,14 @@ def _unfinished(now):
 
 
 def _settled():
-    """True when no call is live and no task is due now: what is left waits for a later moment."""
+    """True when every call has ended and no task is due now: what is left waits for a later moment."""
     from django.utils import timezone
 
     from campaigns.models import Task, TaskStatus
-    from telephony.models import LIVE_CALL_STATUSES, Call
+    from telephony.models import OPEN_CALL_STATUSES, Call
 
     now = timezone.now()
-    return (not Call.objects.filter(status__in=LIVE_CALL_STATUSES).exists()
+    return (not Call.objects.filter(status__in=OPEN_CALL_STATUSES).exists()
             and not Task.objects.filter(status=TaskStatus.IN_PROGRESS).exists()
             and not Task.objects.filter(status=TaskStatus.QUEUED, next_attempt_at__lte=now).exists())
 

@@ -2,7 +2,12 @@
 CPU than the database spends answering it. A query selects each model's `select_list` in turn;
 `instances_from_row` cuts the row back into instances, each field decoded as the ORM would;
 `save_fields` writes some of an instance's fields back."""
+import functools
+import re
+
 from django.db import connection
+
+from config.prepared import PreparedStatement
 
 
 def select_list(model, alias):
@@ -31,8 +36,29 @@ def save_fields(instance, names):
     meta = type(instance)._meta
     fields = [meta.get_field(name) for name in sorted(names)]
     values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-                       [*values, meta.pk.get_db_prep_value(instance.pk, connection)])
+        _update_statement(type(instance), tuple(field.column for field in fields)).execute(
+            cursor, [*values, meta.pk.get_db_prep_value(instance.pk, connection)])
+
+
+@functools.cache
+def _update_statement(model, columns):
+    """The UPDATE of these columns by primary key; each value cast to its column's type, which
+    the EXECUTE of a prepared statement needs (an array of text is not a smallint[])."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    by_column = {field.column: field for field in meta.concrete_fields}
+    assignments = ", ".join(f"{quote(column)} = %s::{_cast(by_column[column])}" for column in columns)
+    return PreparedStatement(f"UPDATE {quote(meta.db_table)} SET {assignments} "
+                             f"WHERE {quote(meta.pk.column)} = %s::{_cast(meta.pk)}")
+
+
+def _cast(field):
+    """The field's column type as a cast: `varchar(64)` → `varchar`, `timestamp with time zone` →
+    `timestamptz` (the length and precision checks stay the column's)."""
+    db_type = re.sub(r"\(.*?\)", "", field.rel_db_type(connection) if field.is_relation else field.db_type(connection))
+    return LONG_TYPE_NAMES.get(db_type, db_type)
+
+
+LONG_TYPE_NAMES = {"timestamp with time zone": "timestamptz", "time without time zone": "time",
+                   "double precision": "float8"}

@@ -2,6 +2,8 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
+from django.db import close_old_connections
 from kombu import Queue as KombuQueue
 
 from config.queues import ALL_QUEUES, Queue
@@ -20,6 +22,11 @@ app.conf.broker_transport_options = {
 }
 app.conf.worker_prefetch_multiplier = 1
 app.conf.task_acks_late = True
+# Celery's Django fixup closes every database connection before and after every task unless this
+# is set: a new PostgreSQL backend (a fork, authentication, session set-up) for every dial job
+# and dispatcher run. Connections are kept instead, as a web request keeps them: checked before
+# each task (`keep_database_connections` below), reopened after CONN_MAX_AGE or an error.
+app.conf.CELERY_DB_REUSE_MAX = 10**9
 # django-celery-beat's DatabaseScheduler copies these into its tables at start-up.
 # `expires` drops ticks a busy worker could not take in time instead of letting them pile up.
 app.conf.beat_schedule = {
@@ -34,3 +41,10 @@ app.conf.beat_schedule = {
                                    "options": {"queue": str(Queue.EVENTS), "expires": 10}},
 }
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def keep_database_connections(**kwargs):
+    """Before each task, what Django does before each request: drop this thread's connections
+    that are past CONN_MAX_AGE or broke (a failover), and health-check the others on first use."""
+    close_old_connections()

@@ -144,6 +144,9 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
+# Hot statements are prepared once per connection (config/prepared.py); off behind a pooler
+# in transaction mode, where a session's prepared statements do not follow its transactions.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 # Parallel test runs (several developers or helpers on one machine) need their own database.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_dialer")}
 

@@ -8,7 +8,9 @@ control's `FOR UPDATE` either committed first, and its status decides the task's
 this transaction, and its flip or re-timing then finds the task as this left it. So a pause never
 leaves a queued task behind it, nor a resume a paused one.
 `do_requeue_not_placed_attempt` (the receiver of `telephony.signals.call_not_placed`) undoes an
-admission the carrier never took, the same way.
+admission the carrier never took, the same way. `do_free_slot_of_call` (the receiver of
+`telephony.signals.call_line_freed`) gives a call's slot back as soon as its line is free, while
+its attempt still waits for the agent's analysis.
 """
 import datetime as dt
 import logging
@@ -22,6 +24,7 @@ from campaigns.models import (
     Campaign, CampaignStatus, CampaignType, CompletionReason, Outcome, Task, TaskStatus, Workspace,
 )
 from campaigns.rows import instances_from_row, save_fields, select_list
+from config.prepared import PreparedStatement
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
@@ -84,6 +87,12 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
         transaction.on_commit(lambda: _task_finished(task, campaign))
     save_fields(task, fields)
     return task
+
+
+def do_free_slot_of_call(call_id, organisation_id, lease_token):
+    """The call went to wrap-up: once that commits, release its lease and nudge the dispatcher.
+    Its task stays in progress until the call ends, so only other work takes the slot."""
+    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
 
 
 @transaction.atomic
@@ -180,22 +189,22 @@ def judge_circuit_breaker(campaign_id):
 
 # The call's end and a requeue read the task's campaign and workspace this way: one plain query,
 # because the ORM's compiled selects (the lock, then the read) cost more CPU than the database.
-CAMPAIGN_OF_TASK_FOR_SHARE_SQL = f"""
+CAMPAIGN_OF_TASK_FOR_SHARE = PreparedStatement(f"""
 SELECT {select_list(Campaign, "c")}, {select_list(Workspace, "w")}
 FROM campaigns_task t
 JOIN campaigns_campaign c ON c.id = t.campaign_id
 JOIN campaigns_workspace w ON w.id = c.workspace_id
-WHERE t.id = %s
+WHERE t.id = %s::bigint
 FOR SHARE OF c
-"""
-TASK_FOR_UPDATE_SQL = "SELECT * FROM campaigns_task WHERE id = %s FOR UPDATE"
+""")
+TASK_FOR_UPDATE = PreparedStatement(f"SELECT {select_list(Task, 't')} FROM campaigns_task t WHERE t.id = %s::bigint FOR UPDATE")
 
 
 def _lock_campaign_of_task(task_id):
     """The task's campaign, with its workspace, its row held FOR SHARE until the transaction ends
     (read once held: no control can change it meanwhile)."""
     with connection.cursor() as cursor:
-        cursor.execute(CAMPAIGN_OF_TASK_FOR_SHARE_SQL, [task_id])
+        CAMPAIGN_OF_TASK_FOR_SHARE.execute(cursor, [task_id])
         campaign, workspace = instances_from_row(cursor.fetchone(), Campaign, Workspace)
     campaign.workspace = workspace
     return campaign
@@ -203,7 +212,10 @@ def _lock_campaign_of_task(task_id):
 
 def _lock_task(task_id):
     """The task, its row held FOR UPDATE (after its campaign's FOR SHARE: the dispatcher's order)."""
-    return next(iter(Task.objects.raw(TASK_FOR_UPDATE_SQL, [task_id])))
+    with connection.cursor() as cursor:
+        TASK_FOR_UPDATE.execute(cursor, [task_id])
+        [task] = instances_from_row(cursor.fetchone(), Task)
+    return task
 
 
 def _count_refusal(organisation_id, task_id):
@@ -224,12 +236,13 @@ def _release_and_nudge(organisation_id, call_id, lease_token):
         nudge_dispatcher(organisation_id)
 
 
-UNFINISHED_TASK_SQL = "SELECT 1 FROM campaigns_task WHERE campaign_id = %s AND status = ANY(%s) LIMIT 1"
+UNFINISHED_TASK = PreparedStatement(
+    "SELECT 1 FROM campaigns_task WHERE campaign_id = %s::bigint AND status = ANY(%s::varchar[]) LIMIT 1")
 
 
 def _has_unfinished_tasks(campaign_id):
     with connection.cursor() as cursor:
-        cursor.execute(UNFINISHED_TASK_SQL, [campaign_id, [str(status) for status in UNFINISHED_TASK_STATUSES]])
+        UNFINISHED_TASK.execute(cursor, [campaign_id, [str(status) for status in UNFINISHED_TASK_STATUSES]])
         return cursor.fetchone() is not None
 
 

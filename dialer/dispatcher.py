@@ -59,7 +59,7 @@ from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open
-from telephony.models import LIVE_CALL_STATUSES
+from telephony.models import OPEN_CALL_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +147,12 @@ SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at =
 WHERE id = ANY(%s)
 """
 
-# The candidates' numbers that have a live call in the organisation. The statuses are spelled
-# out, as in the predicate of the partial unique index that serves it (call_one_live_per_number_in_org).
+# The candidates' numbers that have a call not ended (live, or in wrap-up until its analysis says
+# whether the person opted out) in the organisation. The statuses are spelled out, as in the
+# predicate of the partial unique index that serves it (call_one_open_per_number_in_org).
 LIVE_NUMBERS_SQL = f"""
 SELECT to_number FROM telephony_call
-WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in LIVE_CALL_STATUSES)})
+WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in OPEN_CALL_STATUSES)})
 """
 
 PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}

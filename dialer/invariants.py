@@ -9,7 +9,8 @@ the soak (`bench/soak.py`).
 What it checks, per organisation:
 - caps: live calls over the organisation total or a hard workspace or campaign allocation, both
   counted from Call rows and from the Redis leases not yet past expiry at `now` (invariant 1);
-- duplicates: two live calls for one task, or for one number in the organisation (invariant 4);
+- duplicates: two calls not ended (live or in wrap-up) for one task, or for one number in the
+  organisation (invariant 4, with wrap-up counted as the dispatcher counts it);
 - windows: a call admitted outside its calling window, before its start or at or after its end,
   judged at `Call.created_at` by the rules the call was admitted under (the window, zone, start,
   end and attempt limit the dispatcher recorded on it), so a later update, pause or archive never
@@ -19,8 +20,11 @@ What it checks, per organisation:
   gaps, or `Task.attempts_made` disagreeing with the task's calls (invariant 6);
 - leases: a lease whose call is not live, a live call without a lease, or a lease whose fencing
   token is not the call's (invariants 7 and 9);
-- task states: in progress without a live call, a live call whose task is not in progress,
+- task states: in progress without a call not ended, such a call whose task is not in progress,
   queued without a next attempt time, finished without a reason (invariant 8).
+
+Caps and leases count live calls: a call in wrap-up (the carrier ended it; its analysis is still
+due) has given its slot back.
 
 Some of these are momentarily untrue between a commit and the Redis step that follows it (a
 call has ended but its lease is released right after the commit; a lease is taken just before
@@ -40,7 +44,7 @@ from config.redis_client import get_redis
 from dialer import keys
 from dialer.scheduling import resolve_config
 from dialer.windows import CallingWindow, is_open
-from telephony.models import LIVE_CALL_STATUSES, Call
+from telephony.models import LIVE_CALL_STATUSES, OPEN_CALL_STATUSES, Call
 
 TERMINAL_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.ARCHIVED)
 TASK_CONFIG_FIELDS = (
@@ -105,13 +109,14 @@ def check_invariants(organisation_id=None, now=None):
 
 def _check_organisation(organisation_id, now):
     tree = _Tree.load(organisation_id)
-    live = list(Call.objects.filter(organisation_id=organisation_id, status__in=LIVE_CALL_STATUSES)
-                .values("id", "task_id", "campaign_id", "to_number", "attempt", "lease_token"))
+    open_calls = list(Call.objects.filter(organisation_id=organisation_id, status__in=OPEN_CALL_STATUSES)
+                      .values("id", "task_id", "campaign_id", "to_number", "attempt", "lease_token", "status"))
+    live = [call for call in open_calls if call["status"] in LIVE_CALL_STATUSES]
     found = []
     found += _caps(tree, Counter(call["campaign_id"] for call in live), "calls")
-    found += _duplicates(organisation_id, live)
+    found += _duplicates(organisation_id, open_calls)
     found += _calls_against_config(organisation_id)
-    found += _task_states(organisation_id, live)
+    found += _task_states(organisation_id, open_calls)
     found += _leases(tree, live, now)
     return found
 
@@ -159,16 +164,16 @@ def _caps(tree, per_campaign, source):
     return found
 
 
-def _duplicates(organisation_id, live):
+def _duplicates(organisation_id, open_calls):
     found = []
-    for task_id, count in Counter(call["task_id"] for call in live).items():
+    for task_id, count in Counter(call["task_id"] for call in open_calls).items():
         if count > 1:
             found.append(Violation(Kind.TWO_LIVE_CALLS_FOR_TASK, organisation_id, f"task {task_id}",
-                                   f"{count} live calls"))
-    for number, count in Counter(call["to_number"] for call in live).items():
+                                   f"{count} calls not ended"))
+    for number, count in Counter(call["to_number"] for call in open_calls).items():
         if count > 1:
             found.append(Violation(Kind.TWO_LIVE_CALLS_FOR_NUMBER, organisation_id, f"number {number}",
-                                   f"{count} live calls in the organisation"))
+                                   f"{count} calls not ended in the organisation"))
     return found
 
 
@@ -226,24 +231,24 @@ def _call_against_config(organisation_id, call_id, attempt, created_at, config):
     return found
 
 
-def _task_states(organisation_id, live):
+def _task_states(organisation_id, open_calls):
     found = []
-    live_by_task = {call["task_id"]: call for call in live}
+    call_by_task = {call["task_id"]: call for call in open_calls}
     tasks = Task.objects.filter(campaign__workspace__organisation_id=organisation_id).order_by()
     for task_id, attempts_made in (tasks.filter(status=TaskStatus.IN_PROGRESS)
                                    .values_list("id", "attempts_made").iterator(chunk_size=5000)):
-        call = live_by_task.get(task_id)
+        call = call_by_task.get(task_id)
         if call is None:
-            found.append(_task_state(organisation_id, task_id, "in progress without a live call"))
+            found.append(_task_state(organisation_id, task_id, "in progress without a live or wrap-up call"))
         elif call["attempt"] != attempts_made:
             found.append(_task_state(organisation_id, task_id,
-                                     f"in progress on attempt {attempts_made}, its live call is attempt "
+                                     f"in progress on attempt {attempts_made}, its call is attempt "
                                      f"{call['attempt']}"))
-    not_in_progress = (tasks.filter(id__in=list(live_by_task)).exclude(status=TaskStatus.IN_PROGRESS)
+    not_in_progress = (tasks.filter(id__in=list(call_by_task)).exclude(status=TaskStatus.IN_PROGRESS)
                        .values_list("id", "status"))
     for task_id, status in not_in_progress:
-        found.append(_task_state(organisation_id, task_id, f"{status} while its call {live_by_task[task_id]['id']} "
-                                                           "is live"))
+        found.append(_task_state(organisation_id, task_id, f"{status} while its call {call_by_task[task_id]['id']} "
+                                                           f"is {call_by_task[task_id]['status']}"))
     for task_id in tasks.filter(status=TaskStatus.QUEUED, next_attempt_at__isnull=True).values_list("id", flat=True):
         found.append(_task_state(organisation_id, task_id, "queued without a next attempt time"))
     for task_id, status in (tasks.filter(status__in=TERMINAL_TASK_STATUSES, completion_reason="")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from campaigns.models import Agent, Campaign, Task
 from campaigns.rows import instances_from_row, select_list
+from config.prepared import PreparedStatement
 from telephony import predial
 from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
 from telephony.models import Call, CallStatus
@@ -25,13 +26,13 @@ from telephony.signals import call_not_placed
 logger = logging.getLogger(__name__)
 
 # Both conditional: an event that overtook the dial job may already have linked the id or moved on.
-RECORD_PLACED_SQL = """
+RECORD_PLACED = PreparedStatement("""
 UPDATE telephony_call AS c
 SET carrier_call_id = COALESCE(c.carrier_call_id, v.carrier_call_id),
     status = CASE WHEN c.status = 'admitted' THEN 'dialing' ELSE c.status END
 FROM unnest(%s::uuid[], %s::text[]) AS v(id, carrier_call_id)
 WHERE c.id = v.id
-"""
+""")
 
 # The calls a dial job may claim, with what placing them reads: their task, campaign and agent
 # (the call's own, else the task's, else the campaign's), the carrier of the calling number they
@@ -39,7 +40,7 @@ WHERE c.id = v.id
 # has a pre-dial check (`telephony.predial` reads its policy only then). Plain SQL, because
 # compiling the ORM's selects cost about as much CPU as the rest of the claim. Locked in id
 # order, like every lock on several calls.
-CLAIMABLE_CALLS_SQL = f"""
+CLAIMABLE_CALLS = PreparedStatement(f"""
 SELECT {select_list(Call, "c")}, {select_list(Task, "t")}, {select_list(Campaign, "ca")},
        {select_list(Agent, "a")}, n.carrier, COALESCE(w.compliance ->> 'predialWebhookUrl', '') <> ''
 FROM telephony_call c
@@ -51,16 +52,16 @@ LEFT JOIN campaigns_callingnumber n ON n.workspace_id = ca.workspace_id AND n.nu
 WHERE c.id = ANY(%s::uuid[]) AND c.status = 'admitted' AND c.carrier_call_id IS NULL AND c.placed_at IS NULL
 ORDER BY c.id
 FOR UPDATE OF c
-"""
+""")
 
 # The claim's writes in one statement: `bulk_update` builds a CASE per column and call, whose
 # compiling costs more CPU than the dial job's carrier requests.
-CLAIM_SQL = """
+CLAIM = PreparedStatement("""
 UPDATE telephony_call AS c
-SET carrier = v.carrier, prompt = v.prompt, placed_at = %s
+SET carrier = v.carrier, prompt = v.prompt, placed_at = %s::timestamptz
 FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, carrier, prompt)
 WHERE c.id = v.id
-"""
+""")
 
 
 # Django's URL resolver builds itself on its first use in every thread that finds it unbuilt: a
@@ -85,7 +86,7 @@ def status_callback_url(provider_name, call_id):
 def _claim_for_placing(call_ids, now):
     """Mark the calls as being placed, once. Returns those that are ours to place."""
     with connection.cursor() as cursor:
-        cursor.execute(CLAIMABLE_CALLS_SQL, [[str(call_id) for call_id in call_ids]])
+        CLAIMABLE_CALLS.execute(cursor, [[str(call_id) for call_id in call_ids]])
         rows = cursor.fetchall()
     calls, agents = [], {}
     for row in rows:
@@ -110,7 +111,7 @@ def _claim_for_placing(call_ids, now):
         call.placed_at = now
     if calls:
         with connection.cursor() as cursor:
-            cursor.execute(CLAIM_SQL, [now, [str(call.id) for call in calls], [call.carrier for call in calls],
+            CLAIM.execute(cursor, [now, [str(call.id) for call in calls], [call.carrier for call in calls],
                                        [call.prompt for call in calls]])
     return calls
 
@@ -118,7 +119,7 @@ def _claim_for_placing(call_ids, now):
 def _record_placed(placed):
     if placed:
         with connection.cursor() as cursor:
-            cursor.execute(RECORD_PLACED_SQL, [[str(call_id) for call_id, _ in placed], [sid for _, sid in placed]])
+            RECORD_PLACED.execute(cursor, [[str(call_id) for call_id, _ in placed], [sid for _, sid in placed]])
 
 
 def _request(call, provider):
@@ -204,9 +205,9 @@ def check_call_with_carrier(call_id, now=None) -> bool:
     """For the lease reaper: True while the call is live, else settle it and return False.
 
     A call the carrier says ended gets that terminal event applied, so the attempt finishes (an
-    answered call still inside its ANALYSIS_WAIT_SECONDS for the agent's analysis stays live a
-    little longer and is ended by `finalise_overdue_calls`). A call the carrier never heard of,
-    or live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
+    answered call still inside its ANALYSIS_WAIT_SECONDS for the agent's analysis is in wrap-up,
+    not live, and is ended by `finalise_overdue_calls`). A call the carrier never heard of, or
+    live longer than MAX_CALL_SECONDS, is hung up and ended `failed`.
     """
     now = now or timezone.now()
     call = Call.objects.filter(id=call_id).first()
@@ -232,10 +233,10 @@ def check_call_with_carrier(call_id, now=None) -> bool:
     call.refresh_from_db(fields=["status", "carrier_ended_at"])
     waited_out = call.carrier_ended_at is not None and analysis_overdue(call.carrier_ended_at, now,
                                                                          analysis_wait_seconds())
-    if call.status != CallStatus.ENDED and waited_out:
+    if call.status == CallStatus.WRAP_UP and waited_out:
         end_waiting_call(call.id)
         return False
-    return call.status != CallStatus.ENDED
+    return call.is_live
 
 
 def max_call_duration():

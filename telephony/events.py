@@ -5,7 +5,10 @@ Every event, from a webhook, the simulator or the reaper's status check, goes th
 does not (a late `ringing`, a duplicate `completed`): a progress event in one conditional UPDATE,
 a terminal event or an analysis under the Call row's lock. A terminal event ends the
 call and sends `telephony.signals.call_ended` inside the same transaction, so the dialer's
-finish-attempt work commits, or rolls back, together with the call's end.
+finish-attempt work commits, or rolls back, together with the call's end. An answered call whose
+outcome waits for the agent's analysis goes to wrap-up instead: its line is free, so
+`telephony.signals.call_line_freed` gives its slot back at once, and the analysis (or
+ANALYSIS_WAIT_SECONDS) ends it.
 """
 import datetime as dt
 import logging
@@ -16,13 +19,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.rows import save_fields
+from campaigns.rows import instances_from_row, save_fields, select_list
+from config.prepared import PreparedStatement
 from telephony import webhooks_out
 from telephony.models import Call, CallEvent, CallStatus
 from telephony.rules import (
     STATUS_AFTER_EVENT, EventKind, NormalizedEvent, analysis_overdue, merge_outcome, needs_analysis, status_after,
 )
-from telephony.signals import call_ended, call_not_placed
+from telephony.signals import call_ended, call_line_freed, call_not_placed
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +35,36 @@ def analysis_wait_seconds():
     return settings.ANALYSIS_WAIT_SECONDS
 
 
-# The call FOR UPDATE with its workspace's webhook URL (a RawQuerySet: compiling the ORM's
+# The call FOR UPDATE with its workspace's webhook URL (plain SQL: compiling the ORM's
 # three-table select cost four times the query). The workspace itself is loaded only when the
 # call ends and there is a URL to send call.ended to.
-LOCKED_CALL_SQL = """
-SELECT c.*, w.webhook_url AS workspace_webhook_url
+LOCKED_CALL_SQL = f"""
+SELECT {select_list(Call, "c")}, w.webhook_url
 FROM telephony_call c
 JOIN campaigns_campaign ca ON ca.id = c.campaign_id
 JOIN campaigns_workspace w ON w.id = ca.workspace_id
-WHERE {lookup}
+WHERE {{lookup}}
 FOR UPDATE OF c
 """
+LOCKED_CALL_BY_ID = PreparedStatement(LOCKED_CALL_SQL.format(lookup="c.id = %s::uuid"))
+LOCKED_CALL_BY_CARRIER_ID = PreparedStatement(LOCKED_CALL_SQL.format(lookup="c.carrier = %s AND c.carrier_call_id = %s"))
 
 
 def _locked_call(event):
     call_id = _uuid_or_none(event.call_id)
-    if call_id is not None:
-        calls = Call.objects.raw(LOCKED_CALL_SQL.format(lookup="c.id = %s::uuid"), [str(call_id)])
-    elif event.carrier_call_id:
-        calls = Call.objects.raw(LOCKED_CALL_SQL.format(lookup="c.carrier = %s AND c.carrier_call_id = %s"),
-                                 [event.carrier, event.carrier_call_id])
-    else:
+    with connection.cursor() as cursor:
+        if call_id is not None:
+            LOCKED_CALL_BY_ID.execute(cursor, [str(call_id)])
+        elif event.carrier_call_id:
+            LOCKED_CALL_BY_CARRIER_ID.execute(cursor, [event.carrier, event.carrier_call_id])
+        else:
+            return None
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return next(iter(calls), None)
+    [call] = instances_from_row(row[:-1], Call)
+    call.workspace_webhook_url = row[-1]
+    return call
 
 
 def handle_event(event: NormalizedEvent, now=None) -> bool:
@@ -84,7 +95,7 @@ def _apply_under_lock(event, now):
         else:
             applied = _apply(call, event, now) if call is not None else False
         with connection.cursor() as cursor:
-            cursor.execute(INSERT_EVENT_SQL, [call and str(call.id), event.carrier, event.carrier_call_id or "",
+            INSERT_EVENT.execute(cursor, [call and str(call.id), event.carrier, event.carrier_call_id or "",
                                               str(event.kind), _audit_payload_for_db(event), applied, timezone.now()])
     if found is None:
         logger.warning("telephony event for unknown call: %s %s %s", event.carrier, event.carrier_call_id, event.call_id)
@@ -107,10 +118,10 @@ def _withdraw(call, event):
 
 # Webhooks are the hot path of the web tier: its writes are plain statements, not the ORM's
 # compiled ones (compiling costs more CPU than the database spends running them).
-INSERT_EVENT_SQL = """
+INSERT_EVENT = PreparedStatement("""
 INSERT INTO telephony_callevent (call_id, carrier, carrier_call_id, kind, payload, applied, received_at)
-VALUES (%s::uuid, %s, %s, %s, %s, %s, %s)
-"""
+VALUES (%s::uuid, %s, %s, %s, %s, %s, %s::timestamptz)
+""")
 
 # The progress columns an event's target status stamps, when still empty.
 PROGRESS_STAMPS = {CallStatus.DIALING: "placed_at", CallStatus.RINGING: "ringing_at", CallStatus.ANSWERED: "answered_at"}
@@ -143,12 +154,14 @@ WITH target AS (
     RETURNING c.id
 )
 INSERT INTO telephony_callevent (call_id, carrier, carrier_call_id, kind, payload, applied, received_at)
-SELECT (SELECT id FROM target), %(carrier)s, %(sid)s, %(kind)s, %(payload)s, EXISTS (SELECT 1 FROM changed),
-       %(received_at)s
+SELECT (SELECT id FROM target), %(carrier)s::varchar, %(sid)s::varchar, %(kind)s::varchar, %(payload)s::jsonb,
+       EXISTS (SELECT 1 FROM changed), %(received_at)s::timestamptz
 RETURNING call_id, applied
 """
 LOOKUP_BY_ID = "id = %(call_id)s::uuid"
 LOOKUP_BY_CARRIER_ID = "carrier = %(carrier)s AND carrier_call_id = %(sid)s AND %(sid)s <> ''"
+ADVANCE = {(lookup, target): PreparedStatement(ADVANCE_SQL.format(lookup=lookup, stamp=stamp))
+           for lookup in (LOOKUP_BY_ID, LOOKUP_BY_CARRIER_ID) for target, stamp in PROGRESS_STAMPS.items()}
 
 
 def _advance_in_one_statement(event, now):
@@ -156,7 +169,7 @@ def _advance_in_one_statement(event, now):
     call_id = _uuid_or_none(event.call_id)
     lookup = LOOKUP_BY_ID if call_id is not None else LOOKUP_BY_CARRIER_ID
     with connection.cursor() as cursor:
-        cursor.execute(ADVANCE_SQL.format(lookup=lookup, stamp=PROGRESS_STAMPS[target]), {
+        ADVANCE[lookup, target].execute(cursor, {
             "call_id": call_id and str(call_id), "carrier": event.carrier, "sid": event.carrier_call_id or "",
             "answered_by": event.answered_by or "", "target": str(target), "kind": str(event.kind),
             "movable": [str(status) for status in CallStatus if status_after(status, event.kind) is not None],
@@ -235,12 +248,13 @@ def _apply_terminal(call, event, occurred, now):
                and call.analysis_received_at is None
                and not analysis_overdue(occurred, now, analysis_wait_seconds()))
     if waiting:
-        if call.status != CallStatus.ANSWERED:
-            call.status = CallStatus.ANSWERED
-            changed.add("status")
-            if call.answered_at is None:
-                call.answered_at = occurred
-                changed.add("answered_at")
+        call.status = CallStatus.WRAP_UP
+        changed.add("status")
+        if call.answered_at is None:
+            call.answered_at = occurred
+            changed.add("answered_at")
+        call_line_freed.send(sender=Call, call_id=call.id, organisation_id=call.organisation_id,
+                             lease_token=call.lease_token)
         return changed
     _end(call, changed)
     return changed
@@ -279,6 +293,7 @@ def _store_analysis(call, event, now, outcome_final):
 
 def _end(call, changed):
     """End the call with its merged outcome and tell the dialer, inside the caller's transaction."""
+    lease_token = None if call.status == CallStatus.WRAP_UP else call.lease_token  # wrap-up gave it back
     outcome, callback_at = merge_outcome(
         call.carrier_status, call.answered_at is not None, call.answered_by,
         (call.analysis or {}).get("outcome", ""), call.callback_at)
@@ -292,14 +307,14 @@ def _end(call, changed):
     changed |= {"status", "outcome", "callback_at", "ended_at"}
     save_fields(call, changed)
     call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
-                    task_id=call.task_id, attempt=call.attempt, lease_token=call.lease_token,
+                    task_id=call.task_id, attempt=call.attempt, lease_token=lease_token,
                     organisation_id=call.organisation_id)
     if getattr(call, "workspace_webhook_url", None) != "":  # known empty for a call `_locked_call` read
         webhooks_out.enqueue_call_ended(call)
 
 
 def finalise_overdue_calls(now=None, limit=500) -> int:
-    """End answered calls whose analysis never came within ANALYSIS_WAIT_SECONDS, as `connected`.
+    """End calls in wrap-up whose analysis never came within ANALYSIS_WAIT_SECONDS, as `connected`.
 
     Run periodically (beat task `telephony.finalise_overdue_calls`); returns how many it ended.
     """
@@ -310,7 +325,7 @@ def finalise_overdue_calls(now=None, limit=500) -> int:
         with transaction.atomic():
             # SKIP LOCKED: a call whose analysis is being applied right now is not ours to end.
             call = (Call.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("campaign__workspace").filter(status=CallStatus.ANSWERED, carrier_ended_at__lte=cutoff)
+                    .select_related("campaign__workspace").filter(status=CallStatus.WRAP_UP, carrier_ended_at__lte=cutoff)
                     .order_by("carrier_ended_at").first())
             if call is None:
                 break
@@ -323,7 +338,7 @@ def end_waiting_call(call_id) -> bool:
     """End a call the carrier already completed without waiting any longer for its analysis."""
     with transaction.atomic():
         call = (Call.objects.select_for_update(of=("self",)).select_related("campaign__workspace")
-                .filter(id=call_id, status=CallStatus.ANSWERED, carrier_ended_at__isnull=False).first())
+                .filter(id=call_id, status=CallStatus.WRAP_UP).first())
         if call is None:
             return False
         _end(call, set())

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from telephony.vocabulary import (  # noqa: F401 (re-exported: the models' vocabulary)
-    LIVE_CALL_STATUSES, CallStatus, WebhookDeliveryStatus,
+    LIVE_CALL_STATUSES, OPEN_CALL_STATUSES, CallStatus, WebhookDeliveryStatus,
 )
 
 
@@ -45,8 +45,8 @@ class Call(models.Model):
                                    help_text="Answering-machine detection result (human, machine_*, fax, unknown).")
     carrier_ended_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="When the carrier reported an answered call completed; the call ends once the agent's analysis "
-                  "arrives or ANALYSIS_WAIT_SECONDS pass.")
+        help_text="When the carrier reported an answered call completed; the call is in wrap-up (its slot free) "
+                  "until the agent's analysis arrives or ANALYSIS_WAIT_SECONDS pass.")
     analysis_received_at = models.DateTimeField(null=True, blank=True)
     # The rules the attempt was admitted under, as the dispatcher judged them: later updates,
     # pauses and archives change the task's config, never what this call was allowed to do.
@@ -64,9 +64,8 @@ class Call(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # finalise_overdue_calls: answered calls the carrier completed, still waiting for analysis.
-            models.Index(fields=["carrier_ended_at"], name="call_awaiting_analysis",
-                         condition=Q(carrier_ended_at__isnull=False, status="answered")),
+            # finalise_overdue_calls: calls in wrap-up, waiting for the agent's analysis.
+            models.Index(fields=["carrier_ended_at"], name="call_awaiting_analysis", condition=Q(status="wrapup")),
             models.Index(fields=["task", "attempt"], name="call_task_attempt"),
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),
@@ -79,12 +78,13 @@ class Call(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "attempt"], name="call_attempt_unique_per_task"),
-            # Invariant 4: a task never has two live attempts …
-            models.UniqueConstraint(fields=["task"], condition=Q(status__in=LIVE_CALL_STATUSES),
-                                    name="call_one_live_per_task"),
-            # … and one organisation never has two live calls to the same number.
-            models.UniqueConstraint(fields=["organisation", "to_number"], condition=Q(status__in=LIVE_CALL_STATUSES),
-                                    name="call_one_live_per_number_in_org"),
+            # Invariant 4, with room to spare: a task never has two calls not ended (live or in
+            # wrap-up) …
+            models.UniqueConstraint(fields=["task"], condition=Q(status__in=OPEN_CALL_STATUSES),
+                                    name="call_one_open_per_task"),
+            # … and one organisation never two to the same number.
+            models.UniqueConstraint(fields=["organisation", "to_number"], condition=Q(status__in=OPEN_CALL_STATUSES),
+                                    name="call_one_open_per_number_in_org"),
             models.UniqueConstraint(fields=["carrier", "carrier_call_id"], condition=Q(carrier_call_id__isnull=False),
                                     name="call_carrier_id_unique"),
             models.CheckConstraint(condition=Q(attempt__gte=1), name="call_attempt_positive"),

@@ -39,8 +39,8 @@ UNANSWERED_OUTCOMES = {
     CarrierStatus.CANCELED: Outcome.NO_ANSWER,
 }
 
-# Live call statuses in the only order they may advance; `ended` is handled by the terminal path.
-STATUS_RANK = {"admitted": 0, "dialing": 1, "ringing": 2, "answered": 3, "ended": 4}
+# Call statuses in the only order they may advance; `wrapup` and `ended` come by the terminal path.
+STATUS_RANK = {"admitted": 0, "dialing": 1, "ringing": 2, "answered": 3, "wrapup": 4, "ended": 5}
 STATUS_AFTER_EVENT = {
     EventKind.INITIATED: "dialing",
     EventKind.RINGING: "ringing",

@@ -6,6 +6,12 @@ from django.dispatch import Signal
 # lease_token and organisation_id (so the receiver need not read the call again).
 call_ended = Signal()
 
+# Sent when the carrier reports an answered call over while its outcome still waits for the
+# agent's analysis (the call goes to wrap-up), inside the transaction that records it: the line
+# is free, so its slot is. call_ended follows once the analysis arrives, with lease_token None.
+# Args: call_id, organisation_id, lease_token.
+call_line_freed = Signal()
+
 # Sent when the carrier would not take an admitted call for a reason not about the callee (429,
 # 5xx, timeout, concurrency limit), inside the transaction that deletes its Call row: the call
 # never existed for the carrier and is not an attempt.

@@ -74,7 +74,7 @@ class TestConstraints:
 
     def test_one_live_call_per_task(self):
         call = CallFactory()
-        with pytest.raises(IntegrityError, match="call_one_live_per_task"):
+        with pytest.raises(IntegrityError, match="call_one_open_per_task"):
             with transaction.atomic():
                 CallFactory(task=call.task, attempt=2)
 
@@ -94,7 +94,7 @@ class TestConstraints:
         call = CallFactory()
         other_campaign = CampaignFactory(workspace=call.campaign.workspace)
         other_task = TaskFactory(campaign=other_campaign, phone=call.to_number)
-        with pytest.raises(IntegrityError, match="call_one_live_per_number_in_org"):
+        with pytest.raises(IntegrityError, match="call_one_open_per_number_in_org"):
             with transaction.atomic():
                 CallFactory(task=other_task)
 

@@ -112,8 +112,8 @@ def test_live_calls_over_a_hard_workspace_cap_are_reported(campaign):
 
 
 def test_two_live_calls_for_one_task_are_reported(campaign):
-    drop_index("call_one_live_per_task")
-    drop_index("call_one_live_per_number_in_org")
+    drop_index("call_one_open_per_task")
+    drop_index("call_one_open_per_number_in_org")
     task = TaskFactory(campaign=campaign)
     live_call(task, attempt=1)
     live_call(task, attempt=2)
@@ -121,7 +121,7 @@ def test_two_live_calls_for_one_task_are_reported(campaign):
 
 
 def test_two_live_calls_to_one_number_in_an_organisation_are_reported(campaign):
-    drop_index("call_one_live_per_number_in_org")
+    drop_index("call_one_open_per_number_in_org")
     other = CampaignFactory(workspace=campaign.workspace, slots=2, status=CampaignStatus.RUNNING,
                             start_at=campaign.start_at)
     live_call(TaskFactory(campaign=campaign, phone="+442071234567"))
@@ -240,7 +240,7 @@ def test_leases_are_not_judged_while_redis_awaits_their_rebuild(campaign, redis_
 
 
 @pytest.mark.parametrize("status, fields, detail", [
-    (TaskStatus.IN_PROGRESS, {}, "in progress without a live call"),
+    (TaskStatus.IN_PROGRESS, {}, "in progress without a live or wrap-up call"),
     (TaskStatus.QUEUED, {"next_attempt_at": None}, "queued without a next attempt time"),
 ])
 def test_a_task_in_no_valid_state_is_reported(campaign, status, fields, detail):
@@ -269,7 +269,7 @@ def test_the_command_prints_violations_and_exits_non_zero(campaign, capsys):
     with pytest.raises(SystemExit) as exit_info:
         call_command("check_invariants", organisation=org_of(campaign))
     assert exit_info.value.code == 1
-    assert "in progress without a live call" in capsys.readouterr().out
+    assert "in progress without a live or wrap-up call" in capsys.readouterr().out
 
 
 def test_the_command_reports_a_sound_state_and_exits_zero(campaign, capsys):

@@ -174,7 +174,7 @@ class TestAnalysisMerge:
         with ended_signals() as sent:
             handle_event(completed(call, 60, duration_seconds=57), now=at(60))
             call.refresh_from_db()
-            assert (call.status, call.carrier_ended_at) == (CallStatus.ANSWERED, at(60))
+            assert (call.status, call.carrier_ended_at) == (CallStatus.WRAP_UP, at(60))
             assert sent == []
             handle_event(analysis(call, "callback", callback_at=CALLBACK_AT, transcript="Agent: hi"), now=at(65))
         call.refresh_from_db()

@@ -90,14 +90,14 @@ class TestPlacing:
 
 
 class TestWebhooks:
-    def test_progress_then_completed_without_analysis_waits_for_the_agent(self, stub, client):
+    def test_progress_then_completed_without_analysis_waits_for_the_agent_in_wrap_up(self, stub, client):
         call = placed_call(stub)
         for fixture in ("status_initiated.json", "status_ringing.json", "status_in_progress.json",
                         "amd_human.json", "status_completed.json"):
             assert post(client, call, fixture).status_code == 204
         call.refresh_from_db()
         assert (call.status, call.answered_by, call.duration_seconds, call.carrier_status) == (
-            CallStatus.ANSWERED, "human", 47, "completed")
+            CallStatus.WRAP_UP, "human", 47, "completed")
         assert call.carrier_ended_at is not None
 
     @pytest.mark.parametrize("fixture, outcome", [

@@ -98,7 +98,7 @@ class TestAgentAnalysis:
         stranger = ApiKeyFactory(workspace=WorkspaceFactory())
         response = post_json(client, {"callId": str(call.id), "outcome": "opt-out"}, **bearer(stranger))
         assert response.status_code == 404
-        assert Call.objects.get(id=call.id).status == CallStatus.ANSWERED
+        assert Call.objects.get(id=call.id).status == CallStatus.WRAP_UP
 
     def test_an_unknown_key_or_no_credentials_is_401(self, client):
         call = answered_and_completed_call()

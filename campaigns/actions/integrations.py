@@ -13,7 +13,7 @@ from campaigns.json_values import is_json_int
 from campaigns.models import Agent, Integration, Platform, RuntimeKind
 from telephony.models import Call
 from telephony.outbound import validate_outbound_url
-from telephony.vocabulary import LIVE_CALL_STATUSES
+from telephony.vocabulary import OPEN_CALL_STATUSES
 
 INTEGRATION_FIELDS = ("apiKey", "webhookSecret", "baseUrl", "simulate", "concurrency")
 MAX_SECRET_LENGTH = 500
@@ -153,18 +153,18 @@ def do_set_integration(workspace, platform, fields):
 
 def integration_in_use(integration):
     """Why the credentials cannot be removed now, or None: an agent of the workspace runs on the
-    platform (its next call would be refused) or a call placed through it is live (its webhooks
-    are checked with the webhook secret)."""
+    platform (its next call would be refused) or a call placed through it has not ended (its
+    webhooks, the analysis included, are checked with the webhook secret)."""
     platform = integration.get_platform_display()
     agents = list(Agent.objects.filter(workspace_id=integration.workspace_id, runtime__kind=integration.platform)
                   .order_by("name").values_list("name", flat=True))
     if agents:
         return f"Agents run on {platform}: {', '.join(agents)}. Give them another runtime first."
-    live = Call.objects.filter(campaign__workspace_id=integration.workspace_id, carrier=integration.platform,
-                               status__in=LIVE_CALL_STATUSES).count()
-    if live:
-        return (f"{live} call(s) placed through {platform} are still live, and their webhooks are checked with "
-                "these credentials: remove them once the calls end.")
+    open_calls = Call.objects.filter(campaign__workspace_id=integration.workspace_id, carrier=integration.platform,
+                                     status__in=OPEN_CALL_STATUSES).count()
+    if open_calls:
+        return (f"{open_calls} call(s) placed through {platform} have not ended yet, and their webhooks are checked "
+                "with these credentials: remove them once the calls end.")
     return None
 
 

@@ -8,6 +8,7 @@ from campaigns.api_keys import generate_key, hash_key
 from campaigns.models import ApiKey, Organisation, SlotMode, Task, Workspace
 from campaigns.rows import instances_from_row, select_list
 from campaigns.signals import tasks_changed
+from config.prepared import PreparedStatement
 from telephony.outbound import validate_outbound_url
 
 # A workspace's webhook URL is stored in a URLField of Django's default length.
@@ -134,13 +135,13 @@ def do_revoke_api_key(api_key):
 # Every API request and agent callback authenticates this way: plain SQL, because compiling the
 # ORM's two-join select cost more CPU than the database spends answering it. Each request reads
 # the row afresh, so a revoked key is refused from the revocation's commit on.
-ACTIVE_KEY_SQL = f"""
+ACTIVE_KEY = PreparedStatement(f"""
 SELECT {select_list(ApiKey, "k")}, {select_list(Workspace, "w")}, {select_list(Organisation, "o")}
 FROM campaigns_apikey k
 JOIN campaigns_workspace w ON w.id = k.workspace_id
 JOIN campaigns_organisation o ON o.id = w.organisation_id
-WHERE k.key_hash = %s AND k.revoked_at IS NULL
-"""
+WHERE k.key_hash = %s::varchar AND k.revoked_at IS NULL
+""")
 
 
 def authenticate_api_key(raw_key):
@@ -149,7 +150,7 @@ def authenticate_api_key(raw_key):
     if not raw_key:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(ACTIVE_KEY_SQL, [hash_key(raw_key)])
+        ACTIVE_KEY.execute(cursor, [hash_key(raw_key)])
         row = cursor.fetchone()
     if row is None:
         return None
