@@ -7,6 +7,11 @@ after that. Its SQL is written as for `cursor.execute`, with `%s` or `%(name)s` 
 a placeholder's cast (`%s::uuid[]`) is repeated on the EXECUTE's argument, since PostgreSQL
 coerces those arguments only as an assignment would (an array of text is not a uuid[]).
 
+Only runs with small arrays use the prepared statement: after five runs PostgreSQL may keep a
+generic plan, which guesses every array's length (an `unnest` of 500 admissions planned as for
+ten cost the dispatcher's large passes a fifth more than planning them each time). A run with an
+array longer than `LARGEST_PREPARED_ARRAY` is planned for its own values, as a plain statement.
+
 A statement prepared inside a transaction outlives its rollback: the record of what a connection
 has prepared is kept per psycopg2 connection, so a reconnect prepares again. Select explicit
 columns, never `*`: a prepared `*` fails once a migration adds a column. SQL-level PREPARE does
@@ -21,6 +26,7 @@ from django.conf import settings
 
 PLACEHOLDER = re.compile(r"%(?:\((?P<name>\w+)\))?s(?P<cast>::[\w\[\]]+)?")
 
+LARGEST_PREPARED_ARRAY = 32  # a dial job's calls (20 at most) and a refill's few admissions fit
 _numbers = itertools.count(1)
 _prepared_by_connection = weakref.WeakKeyDictionary()  # psycopg2 connection → names prepared on it
 
@@ -49,7 +55,9 @@ class PreparedStatement:
     def execute(self, cursor, params=()):
         """Run the statement on `cursor` (a Django cursor) with `params` (a sequence, or a mapping
         for named placeholders), as `cursor.execute(sql, params)` would."""
-        if not settings.DATABASE_PREPARED_STATEMENTS:
+        values = [params[key] for key in self.names] if isinstance(params, dict) else list(params)
+        if not settings.DATABASE_PREPARED_STATEMENTS or any(
+                isinstance(value, (list, tuple)) and len(value) > LARGEST_PREPARED_ARRAY for value in values):
             cursor.execute(self.sql, params)
             return
         raw = cursor.cursor.connection
@@ -59,5 +67,4 @@ class PreparedStatement:
         if self.name not in prepared:
             cursor.execute(f"PREPARE {self.name} AS {self.body}")
             prepared.add(self.name)
-        values = [params[key] for key in self.names] if isinstance(params, dict) else list(params)
         cursor.execute(self.execute_sql, values)

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
-from config.prepared import PreparedStatement
+from config.prepared import LARGEST_PREPARED_ARRAY, PreparedStatement
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,3 +63,11 @@ def test_with_prepared_statements_off_it_runs_the_plain_statement(settings):
     statement = PreparedStatement("SELECT %s::integer - 1")
     assert run(statement, [-(2**31) + 1]) == [(-(2**31),)]
     assert statement.name not in prepared_names()
+
+
+def test_a_run_with_a_long_array_is_planned_for_its_own_values():
+    statement = PreparedStatement("SELECT count(*) FROM unnest(%s::integer[])")
+    assert run(statement, [list(range(LARGEST_PREPARED_ARRAY + 1))]) == [(LARGEST_PREPARED_ARRAY + 1,)]
+    assert statement.name not in prepared_names()
+    assert run(statement, [[1, 2]]) == [(2,)]
+    assert statement.name in prepared_names()
