@@ -2,6 +2,8 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 from kombu import Queue as KombuQueue
 
 from config.queues import ALL_QUEUES, Queue
@@ -20,6 +22,25 @@ app.conf.broker_transport_options = {
 }
 app.conf.worker_prefetch_multiplier = 1
 app.conf.task_acks_late = True
+# Celery's Django fixup closes every database connection before and after each job unless this
+# (read under its old-style name) is set: each dial and dispatch job then opened a new
+# PostgreSQL connection, whose new backend reads the catalogue afresh for every table it touches
+# (~50 ms of a dial job's claim). Jobs keep their thread's connection as web requests do, with
+# DATABASE_CONN_MAX_AGE and the health check deciding (`close_old_connections` below); the fixup
+# only recycles one thread's connections once in this many jobs.
+app.conf["CELERY_DB_REUSE_MAX"] = int(os.environ.get("CELERY_DB_REUSE_MAX", "10000"))
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(task=None, **kwargs):
+    """Drop this thread's connection when it is past DATABASE_CONN_MAX_AGE or broke (a database
+    restart), as Django does around every request, so a retried job reconnects. Not around a job
+    run eagerly: it runs inside its caller's transaction."""
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        close_old_connections()
+
+
 # django-celery-beat's DatabaseScheduler copies these into its tables at start-up.
 # `expires` drops ticks a busy worker could not take in time instead of letting them pile up.
 app.conf.beat_schedule = {
