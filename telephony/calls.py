@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Agent, Campaign, Task
+from campaigns.models import Agent, Campaign, Carrier, Task
 from campaigns.rows import instances_from_row, select_list
 from telephony import predial
 from telephony.events import analysis_wait_seconds, end_waiting_call, finish_now, handle_event
@@ -79,6 +79,17 @@ def status_callback_url(provider_name, call_id):
             path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
             _url_resolver_built.set()
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode({'call': str(call_id)})}"
+
+
+def warm_up():
+    """Build what every placement uses once, at worker start (a `worker_init` hook): Django's URL
+    resolver (~0.25 s) and the carriers' SDK modules (Twilio's REST resources, ~0.2 s). A fresh
+    worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
+    `bench/carrier.py`. The voice-AI platforms' SDKs are left to their first call: importing them
+    takes seconds, which every worker would pay at start for platforms most deployments never use."""
+    status_callback_url(settings.TELEPHONY_PROVIDER, "")
+    for carrier in Carrier.values:
+        get_provider(carrier).warm_up()
 
 
 @transaction.atomic

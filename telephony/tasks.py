@@ -1,8 +1,9 @@
 """Celery tasks: thin wrappers that beat runs (the simulator tick, analysis timeouts, webhooks)."""
 from celery import shared_task
+from celery.signals import worker_init
 
 from config.queues import Queue
-from telephony import events, simulator, webhooks_out
+from telephony import calls, events, simulator, webhooks_out
 
 TASK_POLICY = {"acks_late": True, "reject_on_worker_lost": True, "queue": str(Queue.EVENTS), "ignore_result": True}
 
@@ -23,3 +24,9 @@ def finalise_overdue_calls(**kwargs):
 def deliver_webhooks(**kwargs):
     """Send outbound webhooks that are due (first tries and backoff retries)."""
     return webhooks_out.deliver_due_webhooks()
+
+
+@worker_init.connect
+def warm_up_placing(**kwargs):
+    """Before a worker takes its first job, so its first calls do not wait on imports."""
+    calls.warm_up()

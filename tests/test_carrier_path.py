@@ -6,8 +6,12 @@ stub in `tests/fixtures/twilio/stub.py`. Dispatcher passes run with explicit `no
 """
 import datetime as dt
 import doctest
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.test.utils import override_settings
@@ -23,6 +27,7 @@ from tests.factories import CallingNumberFactory, CampaignFactory, TaskFactory
 from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, TwilioStub
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
 
 INVALID_TO = (400, {"code": 21211, "message": "The 'To' number is not a valid phone number.",
                     "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}, {})
@@ -91,10 +96,8 @@ class TestPlacingConcurrently:
         assert run(org_of(campaign), timezone.now()).admitted == 20
         stub.delay = 0.3
         started = time.monotonic()
-        import cProfile
-        cProfile.runctx("dial()", globals(), locals(), "/tmp/wt15.prof")
+        dial()
         elapsed = time.monotonic() - started
-        print("ELAPSED", elapsed)
         assert elapsed < 3, f"20 calls at 300 ms each took {elapsed:.2f} s: placed one after another"
         assert len(stub.created()) == 21
         assert set(Call.objects.values_list("status", flat=True)) == {CallStatus.DIALING}
@@ -273,3 +276,24 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
     for thread in threads:
         thread.join()
     assert len(builds) == 1
+
+
+def test_a_worker_loads_the_url_resolver_and_the_twilio_sdk_before_its_first_job():
+    """In a fresh process, as a worker starts: its first placing threads find both ready."""
+    script = """
+import sys
+import django
+django.setup()
+from celery.signals import worker_init
+import telephony.tasks
+from telephony import calls
+assert not calls._url_resolver_built.is_set()
+worker_init.send(sender=None)
+assert calls._url_resolver_built.is_set()
+assert "twilio.rest.api.v2010.account.call" in sys.modules
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
