@@ -102,6 +102,28 @@ class TestPlacingConcurrently:
         assert len(stub.created()) == 21
         assert set(Call.objects.values_list("status", flat=True)) == {CallStatus.DIALING}
 
+    def test_the_next_dial_job_places_its_calls_from_the_threads_the_last_one_started(
+            self, stub, run, dial, monkeypatch):
+        from telephony import calls
+
+        placed_from = []
+        ask = calls._ask_carrier
+        monkeypatch.setattr(calls, "_ask_carrier", lambda call: (placed_from.append(threading.current_thread()),
+                                                                 ask(call))[1])
+        campaign = twilio_campaign(slots=10)
+        started_before = []
+        for _ in range(2):
+            TaskFactory.create_batch(3, campaign=campaign)
+            assert run(org_of(campaign), timezone.now()).admitted == 3
+            time.sleep(0.2)  # the last job's threads are idle again
+            started_before.append(set(calls._placing_pool()._threads))
+            placed_from.clear()
+            dial()
+        assert len(set(placed_from)) == 3
+        assert set(placed_from) <= started_before[1]
+        assert all(thread.is_alive() for thread in placed_from)
+        assert len(stub.created()) == 6
+
     @pytest.mark.django_db(transaction=True)
     def test_a_dial_job_delivered_twice_at_once_places_each_call_once(self, stub, django_capture_on_commit_callbacks):
         campaign = twilio_campaign(slots=5)
