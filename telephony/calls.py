@@ -82,15 +82,18 @@ def status_callback_url(provider_name, call_id):
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode({'call': str(call_id)})}"
 
 
-def warm_up():
+def warm_up(placing_threads=False):
     """Build what every placement uses once, at worker start (a `worker_init` hook): Django's URL
-    resolver (~0.25 s) and the carriers' SDK modules (Twilio's REST resources, ~0.2 s). A fresh
-    worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
-    `bench/carrier.py`. The voice-AI platforms' SDKs are left to their first call: importing them
-    takes seconds, which every worker would pay at start for platforms most deployments never use."""
+    resolver (~0.25 s), the carriers' SDK modules (Twilio's REST resources, ~0.2 s) and, for a
+    worker on the thread pool (the dialer), its placing threads. A fresh worker's first dial jobs
+    otherwise all waited on them: the first scenario's p99 in `bench/carrier.py`. The voice-AI
+    platforms' SDKs are left to their first call: importing them takes seconds, which every
+    worker would pay at start for platforms most deployments never use."""
     status_callback_url(settings.TELEPHONY_PROVIDER, "")
     for carrier in Carrier.values:
         get_provider(carrier).warm_up()
+    if placing_threads:
+        start_placing_threads()
 
 
 @transaction.atomic
@@ -153,7 +156,7 @@ _pool, _pool_pid, _pool_lock = None, None, threading.Lock()
 
 
 def _placing_pool():
-    """The process's placing threads, started as needed and kept for the next jobs.
+    """The process's placing threads, kept from job to job.
 
     A pool per job started a thread per call, and each start waits for the new thread to get the
     GIL: under load the last call of a 20-call job went out ~100–270 ms after its first. Sized for
@@ -163,10 +166,26 @@ def _placing_pool():
     if _pool_pid != os.getpid():
         with _pool_lock:
             if _pool_pid != os.getpid():
-                _pool = ThreadPoolExecutor(max_workers=settings.DIALER_CONCURRENCY * settings.DIAL_PLACING_THREADS,
-                                           thread_name_prefix="place-call")
+                _pool = ThreadPoolExecutor(max_workers=placing_threads(), thread_name_prefix="place-call")
                 _pool_pid = os.getpid()
     return _pool
+
+
+def placing_threads():
+    return settings.DIALER_CONCURRENCY * settings.DIAL_PLACING_THREADS
+
+
+def start_placing_threads():
+    """Start every placing thread now. The pool starts a thread only when a call finds none idle,
+    so a fresh worker's first fill (40 calls at once) waited on 40 thread starts, ~250 ms."""
+    count = placing_threads()
+    all_started = threading.Barrier(count + 1)
+    for _ in range(count):  # each waits for the others, so no submit finds an idle thread
+        _placing_pool().submit(all_started.wait, 30)
+    try:
+        all_started.wait(30)
+    except threading.BrokenBarrierError:  # the rest start on demand, as they would have anyway
+        logger.warning("only some of the %d placing threads started within 30 s", count)
 
 
 def _ask_concurrently(calls):

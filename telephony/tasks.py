@@ -27,6 +27,7 @@ def deliver_webhooks(**kwargs):
 
 
 @worker_init.connect
-def warm_up_placing(**kwargs):
-    """Before a worker takes its first job, so its first calls do not wait on imports."""
-    calls.warm_up()
+def warm_up_placing(sender=None, **kwargs):
+    """Before a worker takes its first job, so its first calls wait on no import or thread start.
+    Placing threads only in a thread-pool worker: a prefork parent would never use its own."""
+    calls.warm_up(placing_threads="thread" in str(getattr(sender, "pool_cls", "")))

@@ -300,22 +300,28 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
     assert len(builds) == 1
 
 
-def test_a_worker_loads_the_url_resolver_and_the_twilio_sdk_before_its_first_job():
-    """In a fresh process, as a worker starts: its first placing threads find both ready."""
-    script = """
+@pytest.mark.parametrize(("pool", "placing_threads"), [("threads", 6), ("prefork", 0)])
+def test_a_worker_loads_the_url_resolver_the_twilio_sdk_and_its_placing_threads_before_its_first_job(
+        pool, placing_threads):
+    """In a fresh process, as a worker starts: its first calls wait on no import or thread start."""
+    script = f"""
 import sys
 import django
 django.setup()
 from celery.signals import worker_init
 import telephony.tasks
 from telephony import calls
+class Worker:
+    pool_cls = {pool!r}
 assert not calls._url_resolver_built.is_set()
-worker_init.send(sender=None)
+worker_init.send(sender=Worker())
 assert calls._url_resolver_built.is_set()
 assert "twilio.rest.api.v2010.account.call" in sys.modules
+started = len(calls._pool._threads) if calls._pool else 0
+assert started == {placing_threads}, started
 """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-           "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DIALER_CONCURRENCY": "2", "DIAL_PLACING_THREADS": "3"}
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
