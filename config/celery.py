@@ -1,9 +1,10 @@
 """The Celery app: Redis broker, late acks, prefetch 1, dial queues consumed in priority order."""
+import contextlib
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
-from django.db import close_old_connections
+from celery.signals import beat_embedded_init, task_postrun, task_prerun, worker_init
+from django.db import close_old_connections, connections
 from kombu import Queue as KombuQueue
 
 from config.queues import ALL_QUEUES, Queue
@@ -29,6 +30,26 @@ app.conf.task_acks_late = True
 # DATABASE_CONN_MAX_AGE and the health check deciding (`close_old_connections` below); the fixup
 # only recycles one thread's connections once in this many jobs.
 app.conf["CELERY_DB_REUSE_MAX"] = int(os.environ.get("CELERY_DB_REUSE_MAX", "10000"))
+
+
+@worker_init.connect
+def _close_start_up_connections(**kwargs):
+    """Close the connection the worker's start-up checks opened (the fixup closed it along with
+    every job's): processes forked from the worker, an embedded beat, must not share it."""
+    connections.close_all()
+
+
+@beat_embedded_init.connect
+def _drop_inherited_connections(**kwargs):
+    """An embedded beat (`-B`) is forked from its worker, so a connection it finds is the worker's:
+    its socket is closed first, as the fixup does for pool processes, so that closing it does not
+    end the worker's session, and the beat opens its own."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            with contextlib.suppress(OSError):
+                os.close(conn.connection.fileno())
+        with contextlib.suppress(Exception):  # the closed socket's error, whatever the driver calls it
+            conn.close()
 
 
 @task_prerun.connect
