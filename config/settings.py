@@ -200,8 +200,11 @@ INTEGRATIONS_ENCRYPTION_KEY = os.environ.get("INTEGRATIONS_ENCRYPTION_KEY", "") 
     if DEBUG else "")
 # Every carrier request gives up after this long: a slow carrier holds only its own calls.
 CARRIER_TIMEOUT_SECONDS = float(os.environ.get("CARRIER_TIMEOUT_SECONDS", "10"))
-# Threads per worker process that send a dial job's calls to the carrier at the same time.
+# The threads that send calls to the carrier, kept by each dialer process: DIALER_CONCURRENCY (its
+# Celery threads, the Procfile's `--concurrency`) × DIAL_PLACING_THREADS (one dial job's calls at
+# once; a job holds at most DIAL_JOB_SIZE, 20). A job's pre-dial checks use DIAL_PLACING_THREADS.
 DIAL_PLACING_THREADS = env_int("DIAL_PLACING_THREADS", 20)
+DIALER_CONCURRENCY = env_int("DIALER_CONCURRENCY", 32)
 # A call the carrier would not take for a reason not about the callee (429, 5xx, timeout) is not
 # an attempt: its task is queued again after a backoff that doubles from the base up to the cap,
 # or after the carrier's Retry-After when it sent one (still capped).

@@ -1,8 +1,9 @@
 """Celery tasks: thin wrappers that beat runs (the simulator tick, analysis timeouts, webhooks)."""
 from celery import shared_task
+from celery.signals import worker_init
 
 from config.queues import Queue
-from telephony import events, simulator, webhooks_out
+from telephony import calls, events, simulator, webhooks_out
 
 TASK_POLICY = {"acks_late": True, "reject_on_worker_lost": True, "queue": str(Queue.EVENTS), "ignore_result": True}
 
@@ -23,3 +24,10 @@ def finalise_overdue_calls(**kwargs):
 def deliver_webhooks(**kwargs):
     """Send outbound webhooks that are due (first tries and backoff retries)."""
     return webhooks_out.deliver_due_webhooks()
+
+
+@worker_init.connect
+def warm_up_placing(sender=None, **kwargs):
+    """Before a worker takes its first job, so its first calls wait on no import or thread start.
+    Placing threads only in a thread-pool worker: a prefork parent would never use its own."""
+    calls.warm_up(placing_threads="thread" in str(getattr(sender, "pool_cls", "")))

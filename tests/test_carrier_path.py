@@ -6,8 +6,12 @@ stub in `tests/fixtures/twilio/stub.py`. Dispatcher passes run with explicit `no
 """
 import datetime as dt
 import doctest
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.test.utils import override_settings
@@ -23,6 +27,7 @@ from tests.factories import CallingNumberFactory, CampaignFactory, TaskFactory
 from tests.fixtures.twilio.stub import ACCOUNT_SID, AUTH_TOKEN, TwilioStub
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
 
 INVALID_TO = (400, {"code": 21211, "message": "The 'To' number is not a valid phone number.",
                     "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}, {})
@@ -91,13 +96,33 @@ class TestPlacingConcurrently:
         assert run(org_of(campaign), timezone.now()).admitted == 20
         stub.delay = 0.3
         started = time.monotonic()
-        import cProfile
-        cProfile.runctx("dial()", globals(), locals(), "/tmp/wt15.prof")
+        dial()
         elapsed = time.monotonic() - started
-        print("ELAPSED", elapsed)
         assert elapsed < 3, f"20 calls at 300 ms each took {elapsed:.2f} s: placed one after another"
         assert len(stub.created()) == 21
         assert set(Call.objects.values_list("status", flat=True)) == {CallStatus.DIALING}
+
+    def test_the_next_dial_job_places_its_calls_from_the_threads_the_last_one_started(
+            self, stub, run, dial, monkeypatch):
+        from telephony import calls
+
+        placed_from = []
+        ask = calls._ask_carrier
+        monkeypatch.setattr(calls, "_ask_carrier", lambda call: (placed_from.append(threading.current_thread()),
+                                                                 ask(call))[1])
+        campaign = twilio_campaign(slots=10)
+        started_before = []
+        for _ in range(2):
+            TaskFactory.create_batch(3, campaign=campaign)
+            assert run(org_of(campaign), timezone.now()).admitted == 3
+            time.sleep(0.2)  # the last job's threads are idle again
+            started_before.append(set(calls._placing_pool()._threads))
+            placed_from.clear()
+            dial()
+        assert len(set(placed_from)) == 3
+        assert set(placed_from) <= started_before[1]
+        assert all(thread.is_alive() for thread in placed_from)
+        assert len(stub.created()) == 6
 
     @pytest.mark.django_db(transaction=True)
     def test_a_dial_job_delivered_twice_at_once_places_each_call_once(self, stub, django_capture_on_commit_callbacks):
@@ -273,3 +298,30 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
     for thread in threads:
         thread.join()
     assert len(builds) == 1
+
+
+@pytest.mark.parametrize(("pool", "placing_threads"), [("threads", 6), ("prefork", 0)])
+def test_a_worker_loads_the_url_resolver_the_twilio_sdk_and_its_placing_threads_before_its_first_job(
+        pool, placing_threads):
+    """In a fresh process, as a worker starts: its first calls wait on no import or thread start."""
+    script = f"""
+import sys
+import django
+django.setup()
+from celery.signals import worker_init
+import telephony.tasks
+from telephony import calls
+class Worker:
+    pool_cls = {pool!r}
+assert not calls._url_resolver_built.is_set()
+worker_init.send(sender=Worker())
+assert calls._url_resolver_built.is_set()
+assert "twilio.rest.api.v2010.account.call" in sys.modules
+started = len(calls._pool._threads) if calls._pool else 0
+assert started == {placing_threads}, started
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DIALER_CONCURRENCY": "2", "DIAL_PLACING_THREADS": "3"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

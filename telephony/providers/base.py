@@ -52,6 +52,9 @@ class Provider(abc.ABC):
     def place_call(self, request: PlaceCallRequest) -> str:
         """Ask the carrier to place the call; returns the carrier's call id."""
 
+    def warm_up(self) -> None:
+        """Load now, at worker start, what the first call would load (SDK modules); no request is sent."""
+
     @abc.abstractmethod
     def fetch_status(self, carrier_call_id: str, call_id: str | None = None):
         """The call's current state as a NormalizedEvent, or None when the carrier never heard of it."""
