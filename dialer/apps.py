@@ -21,12 +21,13 @@ class DialerConfig(AppConfig):
 
 
 def _finish_attempt(sender, call_id, outcome, ended_at, callback_at=None, task_id=None, attempt=None,
-                    lease_token=None, organisation_id=None, **kwargs):
+                    lease_token=None, organisation_id=None, slot_freed=False, to_number="", **kwargs):
     from dialer.attempts import do_finish_attempt
 
     call = None
     if task_id is not None:
-        call = {"task_id": task_id, "attempt": attempt, "lease_token": lease_token, "organisation_id": organisation_id}
+        call = {"task_id": task_id, "attempt": attempt, "lease_token": lease_token, "organisation_id": organisation_id,
+                "slot_freed": slot_freed, "to_number": to_number}
     do_finish_attempt(call_id, outcome, ended_at, callback_at, call=call)
 
 

@@ -28,7 +28,7 @@ from config.prepared import PreparedStatement
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
-from dialer.dispatch_lock import nudge_dispatcher
+from dialer.dispatch_lock import nudge_dispatcher, nudge_dispatcher_for, nudge_dispatcher_if_number_held
 from dialer.lifecycle import (
     UNFINISHED_TASK_STATUSES, check_task_transition, completion_reason_after_attempt, task_status_after_attempt,
 )
@@ -47,8 +47,10 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     or one for a task no longer in progress on this attempt, changes nothing. Returns the task.
 
     `call`: the call's task_id, attempt, lease_token and organisation_id when the caller has them
-    (the `call_ended` signal sends them), else they are read. No savepoint of its own: inside
-    telephony's transaction it commits or rolls back with the call's end.
+    (the `call_ended` signal sends them, with slot_freed and to_number), else they are read. No
+    savepoint of its own: inside telephony's transaction it commits or rolls back with the call's
+    end. A call whose slot was freed at wrap-up releases nothing, and nudges the dispatcher only
+    for work its end makes dialable: its task queued again, or a task held back for its number.
     """
     if call is None:
         call = Call.objects.values("task_id", "attempt", "lease_token", "organisation_id").get(id=call_id)
@@ -56,7 +58,11 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     task = _lock_task(call["task_id"])
     organisation_id = call["organisation_id"]
     lease_token = call["lease_token"]
-    transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
+    slot_freed = call.get("slot_freed", False)
+    if slot_freed:
+        transaction.on_commit(lambda: nudge_dispatcher_if_number_held(organisation_id, call["to_number"]))
+    else:
+        transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call["attempt"]:
         return task
     if campaign.workspace.compliance.get("circuitBreaker"):
@@ -78,6 +84,8 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
         task.dispatch_rank = CALLBACK_RANK if decision.is_callback else dispatch_rank(
             campaign.type, task.attempts_made, config.priorities)
         task.final_outcome, task.completion_reason, task.completed_at = "", "", None
+        if slot_freed and task.status == TaskStatus.QUEUED:
+            transaction.on_commit(lambda: nudge_dispatcher_for(organisation_id, task.next_attempt_at, timezone.now()))
     else:
         task.next_attempt_at = None
         task.callback_at = None

@@ -22,7 +22,7 @@ SUB_TICK_SECONDS = 1.0  # beat's tick period (config/celery.py)
 NUDGE_PENDING_SECONDS = 5
 RERUN_MARK_SECONDS = 60
 
-_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge"))
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge", "nudge_if_held"))
 
 
 class DispatchLock:
@@ -56,6 +56,25 @@ def nudge_dispatcher(organisation_id):
         keys.dispatch_nudged(organisation_id)], [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS])
     if publish == 1:
         enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
+
+
+def nudge_dispatcher_if_number_held(organisation_id, number):
+    """After a call ended whose slot was freed before: a run only if a pass held a task back for
+    its number (`hold_numbers`), or one more pass of a run under way (`lua/nudge_if_held.lua`)."""
+    publish = _scripts.run(get_redis(), "nudge_if_held", [
+        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id),
+        keys.dispatch_nudged(organisation_id), keys.held_numbers(organisation_id)],
+        [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS, number])
+    if publish == 1:
+        enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
+
+
+def hold_numbers(organisation_id, numbers, seconds):
+    """Record the numbers a pass held tasks back for, while it holds the dispatch lock."""
+    pipe = get_redis().pipeline()
+    pipe.sadd(keys.held_numbers(organisation_id), *numbers)
+    pipe.expire(keys.held_numbers(organisation_id), seconds)
+    pipe.execute()
 
 
 def nudge_dispatcher_for(organisation_id, due_at, now):

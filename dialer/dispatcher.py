@@ -52,7 +52,9 @@ from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
 from dialer.compliance_checks import ComplianceChecks
 from dialer.platform_limits import keep_within_platform_limits
-from dialer.dispatch_lock import RERUN_MARK_SECONDS, DispatchLock, clear_nudge, nudge_dispatcher, nudge_dispatcher_at
+from dialer.dispatch_lock import (
+    RERUN_MARK_SECONDS, DispatchLock, clear_nudge, hold_numbers, nudge_dispatcher, nudge_dispatcher_at,
+)
 from dialer.eligibility import recheck
 from dialer.lifecycle import task_statuses_leading_to
 from dialer.metrics import record_dispatch
@@ -316,7 +318,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
         cursor.execute(LIVE_NUMBERS_SQL, [organisation_id, list(phones)])
         live_numbers = {number for (number,) in cursor.fetchall()}
     checks = ComplianceChecks(tasks, campaigns, now)
-    dialable, reschedule, dropped = [], {}, Counter()
+    dialable, reschedule, dropped, held = [], {}, Counter(), set()
     finished = defaultdict(list)  # (status, reason) → task ids
     window_open = {}  # most tasks share their campaign's window: one zone conversion each
     for task in tasks:
@@ -333,12 +335,16 @@ def _recheck(organisation_id, tasks, campaigns, now):
             dialable.append((task, campaign, config))
             continue
         if verdict.action == eligibility.HOLD:
-            continue  # stays queued; taken on a later pass once the other call ends
+            held.add(task.phone)  # stays queued; taken on a later pass once the other call ends
+            continue
         if verdict.action == eligibility.RESCHEDULE:
             reschedule[task.id] = (verdict.at, verdict.reason)
         else:
             finished[(verdict.status, verdict.reason)].append(task.id)
         dropped[task.campaign_id] += 1
+    if held:
+        # The end of a call in wrap-up nudges the dispatcher only for these (its slot was freed earlier).
+        hold_numbers(organisation_id, held, settings.SLOT_LEASE_SECONDS)
     for (status, reason), ids in finished.items():
         Task.objects.filter(id__in=ids, status__in=task_statuses_leading_to(status, among=[TaskStatus.QUEUED])).update(
             status=status, completion_reason=reason, next_attempt_at=None, completed_at=now, updated_at=now)

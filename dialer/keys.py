@@ -103,6 +103,12 @@ def dispatch_rerun(organisation_id):
 
 
 
+def held_numbers(organisation_id):
+    """Numbers a dispatcher pass held a due task back for (a call to them had not ended): the end
+    of a call whose slot was already freed nudges the dispatcher only when its number is here."""
+    return f"{{org:{organisation_id}}}:dispatch:held-numbers"
+
+
 def not_placed_refusals(organisation_id, task_id):
     """How many of the task's recent calls the carrier would not take (429, 5xx, timeout)."""
     return f"{{org:{organisation_id}}}:not-placed:{task_id}"

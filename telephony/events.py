@@ -293,7 +293,7 @@ def _store_analysis(call, event, now, outcome_final):
 
 def _end(call, changed):
     """End the call with its merged outcome and tell the dialer, inside the caller's transaction."""
-    lease_token = None if call.status == CallStatus.WRAP_UP else call.lease_token  # wrap-up gave it back
+    slot_freed = call.status == CallStatus.WRAP_UP  # its lease was released when the line came free
     outcome, callback_at = merge_outcome(
         call.carrier_status, call.answered_at is not None, call.answered_by,
         (call.analysis or {}).get("outcome", ""), call.callback_at)
@@ -307,8 +307,9 @@ def _end(call, changed):
     changed |= {"status", "outcome", "callback_at", "ended_at"}
     save_fields(call, changed)
     call_ended.send(sender=Call, call_id=call.id, outcome=outcome, ended_at=call.ended_at, callback_at=callback_at,
-                    task_id=call.task_id, attempt=call.attempt, lease_token=lease_token,
-                    organisation_id=call.organisation_id)
+                    task_id=call.task_id, attempt=call.attempt,
+                    lease_token=None if slot_freed else call.lease_token, organisation_id=call.organisation_id,
+                    slot_freed=slot_freed, to_number=call.to_number)
     if getattr(call, "workspace_webhook_url", None) != "":  # known empty for a call `_locked_call` read
         webhooks_out.enqueue_call_ended(call)
 

@@ -3,7 +3,9 @@ from django.dispatch import Signal
 
 # Sent once per call, inside the transaction that ends it.
 # Args: call_id, outcome, ended_at, callback_at (or None), and the call's task_id, attempt,
-# lease_token and organisation_id (so the receiver need not read the call again).
+# lease_token and organisation_id (so the receiver need not read the call again); slot_freed
+# (True after wrap-up: call_line_freed already gave the slot back, lease_token is None) and
+# to_number.
 call_ended = Signal()
 
 # Sent when the carrier reports an answered call over while its outcome still waits for the

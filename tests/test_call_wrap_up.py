@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import CampaignStatus, Task, TaskStatus
-from dialer import slots
+from config.redis_client import get_redis
+from dialer import dispatch_lock, keys, slots
 from dialer.dispatcher import dispatch_pass
 from dialer.invariants import check_invariants
 from dialer.maintenance import lease_still_needed, release_orphan_leases
@@ -146,3 +147,63 @@ def test_an_analysis_before_the_carriers_end_ends_the_call_without_wrap_up(commi
     call.refresh_from_db()
     assert (call.status, call.outcome) == (CallStatus.ENDED, "connected")
     assert used(campaign) == 0
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """The dispatch jobs nudges publish (no worker runs them here)."""
+    jobs = []
+    monkeypatch.setattr(dispatch_lock, "enqueue", lambda job, *args, **kwargs: jobs.append((str(job), args)))
+    return jobs
+
+
+def test_the_analysis_of_a_call_in_wrap_up_asks_for_no_run_when_nothing_waits_for_it(commit_hooks, campaign,
+                                                                                        published):
+    TaskFactory(campaign=campaign)
+    [call] = admit(commit_hooks, campaign)
+    answer_and_complete(commit_hooks, call)
+    assert published == [("dialer.dispatch_organisation", (org_of(campaign),))]  # the freed slot's
+    published.clear()
+    get_redis().delete(keys.dispatch_nudged(org_of(campaign)))
+    commit_hooks(handle_event, event(call, EventKind.ANALYSIS, analysis={"outcome": "connected"}))
+    assert Task.objects.get(id=call.task_id).status == TaskStatus.COMPLETED
+    assert published == []
+
+
+def test_the_analysis_asks_for_a_run_for_a_task_held_back_for_its_number(commit_hooks, campaign, published):
+    other = CampaignFactory(workspace=campaign.workspace, slots=2, status=CampaignStatus.RUNNING,
+                            start_at=campaign.start_at)
+    TaskFactory(campaign=campaign, phone="+442071234567")
+    [call] = admit(commit_hooks, campaign)
+    answer_and_complete(commit_hooks, call)
+    TaskFactory(campaign=other, phone="+442071234567")
+    assert admit(commit_hooks, campaign) == []  # held back: the number's call is in wrap-up
+    published.clear()
+    get_redis().delete(keys.dispatch_nudged(org_of(campaign)))
+    commit_hooks(handle_event, event(call, EventKind.ANALYSIS, analysis={"outcome": "connected"}))
+    assert published == [("dialer.dispatch_organisation", (org_of(campaign),))]
+
+
+def test_the_analysis_asks_for_a_run_when_its_task_is_due_again(commit_hooks, campaign, published):
+    campaign.max_retries = 1
+    campaign.save(update_fields=["max_retries"])
+    TaskFactory(campaign=campaign)
+    [call] = admit(commit_hooks, campaign)
+    answer_and_complete(commit_hooks, call)
+    published.clear()
+    get_redis().delete(keys.dispatch_nudged(org_of(campaign)))
+    commit_hooks(handle_event, event(call, EventKind.ANALYSIS,
+                                     analysis={"outcome": "callback", "callback_at": timezone.now().isoformat()}))
+    assert Task.objects.get(id=call.task_id).status == TaskStatus.QUEUED
+    assert published == [("dialer.dispatch_organisation", (org_of(campaign),))]
+
+
+def test_the_analysis_during_a_run_marks_it_for_one_more_pass(commit_hooks, campaign, published):
+    TaskFactory(campaign=campaign)
+    [call] = admit(commit_hooks, campaign)
+    answer_and_complete(commit_hooks, call)
+    published.clear()
+    redis = get_redis()
+    redis.set(keys.dispatch_lock(org_of(campaign)), "another run")  # its pass may have read the call as open
+    commit_hooks(handle_event, event(call, EventKind.ANALYSIS, analysis={"outcome": "connected"}))
+    assert published == [] and redis.exists(keys.dispatch_rerun(org_of(campaign)))
