@@ -61,7 +61,7 @@ from dialer.metrics import record_dispatch
 from dialer.ordering import Candidate, cut_behind_short_claims, order_candidates
 from dialer.scheduling import resolve_config
 from dialer.windows import is_open
-from telephony.models import OPEN_CALL_STATUSES
+from telephony.models import OPEN_CALL_STATUSES, CallStatus
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ WHERE id = ANY(%s)
 # whether the person opted out) in the organisation. The statuses are spelled out, as in the
 # predicate of the partial unique index that serves it (call_one_open_per_number_in_org).
 LIVE_NUMBERS_SQL = f"""
-SELECT to_number FROM telephony_call
+SELECT to_number, status FROM telephony_call
 WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in OPEN_CALL_STATUSES)})
 """
 
@@ -316,7 +316,11 @@ def _recheck(organisation_id, tasks, campaigns, now):
     do_not_call = listed_numbers(organisation_id, phones)
     with connection.cursor() as cursor:
         cursor.execute(LIVE_NUMBERS_SQL, [organisation_id, list(phones)])
-        live_numbers = {number for (number,) in cursor.fetchall()}
+        open_calls = cursor.fetchall()
+    live_numbers = {number for number, _ in open_calls}
+    # A task held back for a number in wrap-up needs a nudge when that call ends (its slot was
+    # freed before); one held for a live call gets it from that call's end like any slot freed.
+    wrap_up_numbers = {number for number, status in open_calls if status == CallStatus.WRAP_UP}
     checks = ComplianceChecks(tasks, campaigns, now)
     dialable, reschedule, dropped, held = [], {}, Counter(), set()
     finished = defaultdict(list)  # (status, reason) → task ids
@@ -335,8 +339,9 @@ def _recheck(organisation_id, tasks, campaigns, now):
             dialable.append((task, campaign, config))
             continue
         if verdict.action == eligibility.HOLD:
-            held.add(task.phone)  # stays queued; taken on a later pass once the other call ends
-            continue
+            if task.phone in wrap_up_numbers:
+                held.add(task.phone)
+            continue  # stays queued; taken on a later pass once the other call ends
         if verdict.action == eligibility.RESCHEDULE:
             reschedule[task.id] = (verdict.at, verdict.reason)
         else:

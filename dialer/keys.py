@@ -104,8 +104,8 @@ def dispatch_rerun(organisation_id):
 
 
 def held_numbers(organisation_id):
-    """Numbers a dispatcher pass held a due task back for (a call to them had not ended): the end
-    of a call whose slot was already freed nudges the dispatcher only when its number is here."""
+    """Numbers a dispatcher pass held a due task back for while a call to them was in wrap-up: the
+    end of a call whose slot was already freed nudges the dispatcher only when its number is here."""
     return f"{{org:{organisation_id}}}:dispatch:held-numbers"
 
 

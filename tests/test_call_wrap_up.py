@@ -207,3 +207,16 @@ def test_the_analysis_during_a_run_marks_it_for_one_more_pass(commit_hooks, camp
     redis.set(keys.dispatch_lock(org_of(campaign)), "another run")  # its pass may have read the call as open
     commit_hooks(handle_event, event(call, EventKind.ANALYSIS, analysis={"outcome": "connected"}))
     assert published == [] and redis.exists(keys.dispatch_rerun(org_of(campaign)))
+
+
+def test_a_number_is_recorded_as_held_only_while_its_call_is_in_wrap_up(commit_hooks, campaign, published):
+    other = CampaignFactory(workspace=campaign.workspace, slots=2, status=CampaignStatus.RUNNING,
+                            start_at=campaign.start_at)
+    TaskFactory(campaign=campaign, phone="+442071234567")
+    [call] = admit(commit_hooks, campaign)
+    TaskFactory(campaign=other, phone="+442071234567")
+    held = keys.held_numbers(org_of(campaign))
+    assert admit(commit_hooks, campaign) == [] and not get_redis().exists(held)  # live: its end nudges anyway
+    answer_and_complete(commit_hooks, call)  # the freed slot's nudge: a pass that holds it again
+    assert admit(commit_hooks, campaign) == []
+    assert get_redis().smembers(held) == {"+442071234567"}
