@@ -28,7 +28,7 @@ from config.prepared import PreparedStatement
 from config.redis_client import get_redis
 from dialer import keys, slots
 from dialer.compliance import breaker_trips, policy_from_json
-from dialer.dispatch_lock import nudge_dispatcher, nudge_dispatcher_for, nudge_dispatcher_if_number_held
+from dialer.dispatch_lock import nudge_dispatcher, nudge_dispatcher_for
 from dialer.lifecycle import (
     UNFINISHED_TASK_STATUSES, check_task_transition, completion_reason_after_attempt, task_status_after_attempt,
 )
@@ -60,7 +60,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     lease_token = call["lease_token"]
     slot_freed = call.get("slot_freed", False)
     if slot_freed:
-        transaction.on_commit(lambda: nudge_dispatcher_if_number_held(organisation_id, call["to_number"]))
+        transaction.on_commit(lambda: nudge_dispatcher(organisation_id, held_number=call["to_number"]))
     else:
         transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != call["attempt"]:

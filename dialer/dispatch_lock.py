@@ -22,7 +22,7 @@ SUB_TICK_SECONDS = 1.0  # beat's tick period (config/celery.py)
 NUDGE_PENDING_SECONDS = 5
 RERUN_MARK_SECONDS = 60
 
-_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge", "nudge_if_held"))
+_scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("lock_release", "lock_extend", "nudge"))
 
 
 class DispatchLock:
@@ -48,24 +48,19 @@ class DispatchLock:
         return False
 
 
-def nudge_dispatcher(organisation_id):
+def nudge_dispatcher(organisation_id, held_number=None):
     """Ask for a dispatcher run soon; a burst of nudges makes one job, not thousands, and a nudge
-    while a run holds the lock makes none (that run makes one more pass)."""
-    publish = _scripts.run(get_redis(), "nudge", [
-        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id),
-        keys.dispatch_nudged(organisation_id)], [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS])
-    if publish == 1:
-        enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
+    while a run holds the lock makes none (that run makes one more pass).
 
-
-def nudge_dispatcher_if_number_held(organisation_id, number):
-    """After a call ended whose slot was freed before: a run only if a pass held a task back for
-    its number (`hold_numbers`), or one more pass of a run under way (`lua/nudge_if_held.lua`)."""
-    publish = _scripts.run(get_redis(), "nudge_if_held", [
-        keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id),
-        keys.dispatch_nudged(organisation_id), keys.held_numbers(organisation_id)],
-        [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS, number])
-    if publish == 1:
+    `held_number`: the end of a call whose slot was freed before (wrap-up) asks for a run only if
+    a pass held a task back for its number (`hold_numbers`); a run under way is marked anyway."""
+    script_keys = [keys.dispatch_lock(organisation_id), keys.dispatch_rerun(organisation_id),
+                   keys.dispatch_nudged(organisation_id)]
+    args = [RERUN_MARK_SECONDS, NUDGE_PENDING_SECONDS]
+    if held_number is not None:
+        script_keys.append(keys.held_numbers(organisation_id))
+        args.append(held_number)
+    if _scripts.run(get_redis(), "nudge", script_keys, args) == 1:
         enqueue(Job.DISPATCH_ORGANISATION, organisation_id, queue=Queue.EVENTS)
 
 

@@ -152,7 +152,7 @@ WHERE id = ANY(%s)
 # The candidates' numbers that have a call not ended (live, or in wrap-up until its analysis says
 # whether the person opted out) in the organisation. The statuses are spelled out, as in the
 # predicate of the partial unique index that serves it (call_one_open_per_number_in_org).
-LIVE_NUMBERS_SQL = f"""
+OPEN_CALL_NUMBERS_SQL = f"""
 SELECT to_number, status FROM telephony_call
 WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in OPEN_CALL_STATUSES)})
 """
@@ -315,9 +315,9 @@ def _recheck(organisation_id, tasks, campaigns, now):
     phones = {t.phone for t in tasks}
     do_not_call = listed_numbers(organisation_id, phones)
     with connection.cursor() as cursor:
-        cursor.execute(LIVE_NUMBERS_SQL, [organisation_id, list(phones)])
+        cursor.execute(OPEN_CALL_NUMBERS_SQL, [organisation_id, list(phones)])
         open_calls = cursor.fetchall()
-    live_numbers = {number for number, _ in open_calls}
+    busy_numbers = {number for number, _ in open_calls}
     # A task held back for a number in wrap-up needs a nudge when that call ends (its slot was
     # freed before); one held for a live call gets it from that call's end like any slot freed.
     wrap_up_numbers = {number for number, status in open_calls if status == CallStatus.WRAP_UP}
@@ -331,11 +331,11 @@ def _recheck(organisation_id, tasks, campaigns, now):
         if config.window not in window_open:
             window_open[config.window] = is_open(config.window, now)
         verdict = recheck(config, task.attempts_made, listed=task.phone in do_not_call,
-                          number_live=task.phone in live_numbers, now=now, window_open=window_open[config.window])
+                          number_live=task.phone in busy_numbers, now=now, window_open=window_open[config.window])
         if verdict.action == eligibility.DIAL and checks.active:
             verdict = checks.judge(task, campaign, config)
         if verdict.action == eligibility.DIAL:
-            live_numbers.add(task.phone)
+            busy_numbers.add(task.phone)
             dialable.append((task, campaign, config))
             continue
         if verdict.action == eligibility.HOLD:
