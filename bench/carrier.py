@@ -30,7 +30,11 @@ Figures: utilisation while work waits = the time the stand-in holds calls (from 
 request's arrival to the call's end) over slots × the time from the first to the last create
 request (while tasks were still queued); admission → carrier request (the Call row's admission
 time to the request's arrival) p50/p99; placements/s (mean over that window, and the busiest
-second); B's wait. Printed beside docs/product.md §4's targets, never asserted.
+second); B's wait. Printed beside docs/product.md §4's targets, never asserted. Also, to see
+where the idle slot-time goes: a slot's mean gap between one call's end and the next call's create
+request, split into the call's end → our storing its `completed`, → the next admission, → that
+call's create request (calls paired by order: the k-th to end frees the slot of the
+(k + slots)-th request).
 """
 import argparse
 import datetime as dt
@@ -164,18 +168,42 @@ def admission_times(campaign):
             Call.objects.filter(campaign=campaign).values_list("id", "created_at")}
 
 
-def callback_lags(campaign, taken):
-    """ms from each call's end at the stand-in to our storing its `completed` and analysis events."""
+def stored_events(campaign):
+    """{kind: {call id: when our webhook stored that event}} for each call's `completed` and analysis."""
     from telephony.models import CallEvent
 
-    ends = {r["call_id"]: r["ends"] for r in taken}
-    lags = {"completed": [], "analysis": []}
-    for call_id, kind, received_at in (CallEvent.objects.filter(call__campaign=campaign, kind__in=list(lags))
+    stored = {"completed": {}, "analysis": {}}
+    for call_id, kind, received_at in (CallEvent.objects.filter(call__campaign=campaign, kind__in=list(stored))
                                        .values_list("call_id", "kind", "received_at")):
-        if str(call_id) in ends:
-            lags[kind].append((received_at.timestamp() - ends[str(call_id)]) * 1000)
+        stored[kind][str(call_id)] = received_at.timestamp()
+    return stored
+
+
+def callback_lags(stored, taken):
+    """ms from each call's end at the stand-in to our storing its `completed` and analysis events."""
+    lags = {kind: [(at[r["call_id"]] - r["ends"]) * 1000 for r in taken if r["call_id"] in at]
+            for kind, at in stored.items()}
     return {kind: (statistics.median(v), percentile(v, 0.99)) if v else (float("nan"),) * 2
             for kind, v in lags.items()}
+
+
+def slot_gaps(taken, admitted, completed, slots, end):
+    """Where a slot's idle time goes, in mean ms: from a call's end at the stand-in to our storing
+    its `completed`, from there to the next admission, from that admission to its create request.
+    Calls are paired by order: the k-th call to end frees the slot the (k + slots)-th create
+    request takes (every slot busy from the start, work waiting throughout); pairs whose next
+    request comes after `end` (the last one) are left out."""
+    ends = sorted((r["ends"], completed.get(r["call_id"])) for r in taken)
+    starts = sorted((r["arrived"], admitted.get(r["call_id"])) for r in taken)
+    parts = {"stored": [], "admitted": [], "requested": [], "gap": []}
+    for (ended, stored), (arrived, admission) in zip(ends, starts[slots:]):
+        if arrived > end or stored is None or admission is None:
+            continue
+        parts["stored"].append(stored - ended)
+        parts["admitted"].append(admission - stored)
+        parts["requested"].append(arrived - admission)
+        parts["gap"].append(arrived - ended)
+    return {part: statistics.mean(values) * 1000 if values else float("nan") for part, values in parts.items()}
 
 
 def held_share(records, slots, start, end):
@@ -203,6 +231,7 @@ def run_utilisation(standin, name, shape, seconds, index):
         return {"name": name, "error": "no call reached the stand-in"}
     start, end = min(r["arrived"] for r in taken), max(r["arrived"] for r in taken)
     admitted = admission_times(campaign)
+    stored = stored_events(campaign)
     delays = [(r["arrived"] - admitted[r["call_id"]]) * 1000 for r in taken if r["call_id"] in admitted]
     per_second = {}
     for r in taken:
@@ -212,7 +241,8 @@ def run_utilisation(standin, name, shape, seconds, index):
             "window_s": end - start, "utilisation": held_share(taken, slots, start, end),
             "p50": statistics.median(delays), "p99": percentile(delays, 0.99),
             "rate": (len(taken) - 1) / (end - start) if end > start else float("nan"),
-            "peak": max(per_second.values()), "lags": callback_lags(campaign, taken)}
+            "peak": max(per_second.values()), "lags": callback_lags(stored, taken),
+            "gaps": slot_gaps(taken, admitted, stored["completed"], slots, end)}
 
 
 def run_flood(standin, base_url, index, other_tasks=5, gap=1.5):
@@ -294,6 +324,10 @@ def report(results, args, load_before, load_after):
         lags = r["lags"]
         print(f"    call's end → our webhook stored its completed / analysis: p50 {lags['completed'][0]:.0f} / "
               f"{lags['analysis'][0]:.0f} ms, p99 {lags['completed'][1]:.0f} / {lags['analysis'][1]:.0f} ms")
+        if r["name"] != "burst":
+            gaps = r["gaps"]
+            print(f"    a slot's gap between calls, mean {gaps['gap']:.0f} ms: end → completed stored {gaps['stored']:.0f}, "
+                  f"→ next admission {gaps['admitted']:.0f}, → its create request {gaps['requested']:.0f}")
 
 
 def main():
