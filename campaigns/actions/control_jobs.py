@@ -2,7 +2,8 @@
 
 A control's request (`campaigns.actions.controls`) changes the campaign and records its work here
 (`take_over`) as one part (`CampaignControlPart`) over every task id; its first batch runs in the
-request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit),
+request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit to the
+`controls` queue, which workers take after `events`: a free process runs a dispatcher run first),
 `CONTROL_BATCH_TASKS` tasks per short transaction. That job splits the work, if it is larger than
 a batch per job, into `CONTROL_JOBS` parts of equal id width (`do_split_control`) and publishes a
 job per part; each part's job runs one batch and publishes itself again while its part has work,
