@@ -7,8 +7,9 @@ Usage (PostgreSQL and Redis running, as for the tests), from the repository root
 
 It creates a throwaway database `dialer_bench_controls` on the server of DATABASE_URL, migrates
 it and drops it at the end, even on failure; Redis: only the given db (default 5), flushed at the
-end. It starts gunicorn (the real API) and one Celery worker on `events` (prefork, concurrency 2:
-it runs both the dispatcher's nudged runs and the control jobs, as a deployment's worker does).
+end. It starts gunicorn (the real API) and one Celery worker on `events,controls` (prefork,
+concurrency 2: it runs both the dispatcher's nudged runs and the control jobs, as a deployment's
+worker does).
 
 Set-up: one organisation with two realtime campaigns in one workspace. Campaign A holds N queued
 tasks "for later" (`INSERT ... SELECT generate_series`): two thirds first attempts, one third
@@ -326,7 +327,7 @@ def main():
              "--workers", str(options.workers), "--timeout", "120", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "events", "-c", "2", "-P", "prefork",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "events,controls", "-c", "2", "-P", "prefork",
              "-l", "warning", "-n", f"bench-controls-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         base = f"http://127.0.0.1:{options.port}/api/v1"

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUES = "dial.callback,dial.high,dial.normal,dial.low,events"
+QUEUES = "dial.callback,dial.high,dial.normal,dial.low,events,controls"
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

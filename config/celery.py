@@ -16,7 +16,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(str(q), routing_key=str(q)) for q in ALL_QUEUES]
 app.conf.task_default_queue = str(Queue.EVENTS)
 # "priority" makes the Redis transport BRPOP the queues in the order the worker lists them
-# (`-Q dial.callback,dial.high,dial.normal,dial.low,events`), so a callback is never starved.
+# (`-Q dial.callback,dial.high,dial.normal,dial.low`), so a callback is never starved, and
+# (`-Q events,controls`) a dispatcher run never waits behind a campaign control's batches.
 app.conf.broker_transport_options = {
     "queue_order_strategy": "priority",
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),

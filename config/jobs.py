@@ -17,15 +17,22 @@ class Job(StrEnum):
     RELEASE_HELD_TASKS = "campaigns.release_held_tasks"
 
 
-def enqueue(job, *args, queue=Queue.EVENTS, producer=None, countdown=None, **kwargs):
-    """Publish `job` with positional `args` and keyword `kwargs` to `queue`; `producer` shares one
-    broker connection. An argument added to a job goes by keyword: a worker of the previous release
+# Where a job goes unless its caller names a queue; every other job goes to `events`. A control's
+# batches have their own queue, which workers consume after `events`: a batch never comes before
+# a dispatcher run waiting for a free process.
+JOB_QUEUES = {Job.RUN_CONTROL: Queue.CONTROLS}
+
+
+def enqueue(job, *args, queue=None, producer=None, countdown=None, **kwargs):
+    """Publish `job` with positional `args` and keyword `kwargs` to `queue` (by default its queue in
+    JOB_QUEUES, else `events`); `producer` shares one broker connection. An argument added to a job goes by keyword: a worker of the previous release
     still running in a rolling deploy takes it in its task's `**kwargs` and ignores it, where one
     more positional argument would fail its signature.
 
     `countdown` (seconds) is only for instants shorter than beat's tick; anything later belongs
     in the database's schedule (`next_attempt_at`) and the wake-up schedule, never in the broker.
     """
+    queue = queue or JOB_QUEUES.get(job, Queue.EVENTS)
     app.send_task(str(job), args=list(args), kwargs=kwargs, queue=str(queue), producer=producer,
                   countdown=countdown)
 

@@ -375,6 +375,30 @@ class TestParts:
         batches_of(control_id, second)
         assert control_jobs.running_controls([campaign.id])[campaign.id] == {"action": "pause", "done": 14, "total": 20}
 
+    def test_a_part_finding_another_part_counting_runs_its_batch_and_counts_at_a_later_one(self, published):
+        campaign = campaign_with(20)
+        do_pause_campaign(campaign)
+        control_id, first, second = split_in_two(campaign)
+        db = connection.settings_dict
+        counting = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+        try:
+            with counting.cursor() as cursor:  # another job counting: it holds the lock till its batch ends
+                cursor.execute(control_jobs.COUNT_LOCK_SQL, [control_jobs.COUNT_LOCK_CLASS, campaign.id])
+                assert cursor.fetchone()[0]
+                do_control_batch(control_id, first.id)
+                do_control_batch(control_id, second.id)
+                assert control_jobs.running_controls([campaign.id])[campaign.id] == {
+                    "action": "pause", "done": 8, "total": None}
+                cursor.execute(control_jobs.COUNT_UNLOCK_SQL, [control_jobs.COUNT_LOCK_CLASS, campaign.id])
+                do_control_batch(control_id, first.id)
+                do_control_batch(control_id, second.id)
+                assert control_jobs.running_controls([campaign.id])[campaign.id] == {
+                    "action": "pause", "done": 14, "total": 20}
+                cursor.execute(control_jobs.COUNT_LOCK_SQL, [control_jobs.COUNT_LOCK_CLASS, campaign.id])
+                assert cursor.fetchone()[0], "a counting job releases the lock when its batch ends"
+        finally:
+            counting.close()
+
     def test_a_part_lost_mid_batch_is_resumed_alone_while_the_other_finishes(self, published, monkeypatch):
         campaign = campaign_with(20)
         do_pause_campaign(campaign)

@@ -2,7 +2,8 @@
 
 A control's request (`campaigns.actions.controls`) changes the campaign and records its work here
 (`take_over`) as one part (`CampaignControlPart`) over every task id; its first batch runs in the
-request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit),
+request (`first_batch`), the rest in the job `campaigns.run_control` (published on commit to the
+`controls` queue, which workers take after `events`: a free process runs a dispatcher run first),
 `CONTROL_BATCH_TASKS` tasks per short transaction. That job splits the work, if it is larger than
 a batch per job, into `CONTROL_JOBS` parts of equal id width (`do_split_control`) and publishes a
 job per part; each part's job runs one batch and publishes itself again while its part has work,
@@ -13,9 +14,10 @@ A batch holds the campaign row `FOR SHARE`: the dispatcher's own `FOR SHARE` pas
 control's `FOR UPDATE` waits for the batches in flight only — the request takes the campaign's
 control lock (`hold_batches`) first, and every batch takes it shared before the row, so batches
 starting meanwhile queue behind the control instead of starving it (a part's phase is counted
-before its batches, outside these locks). A batch holds its part `FOR UPDATE SKIP LOCKED`: a
-duplicate job finds it taken. A lost job resumes from its part's cursors (its message is
-redelivered, and beat re-publishes a part that made no progress for `CONTROL_STALLED_SECONDS`).
+before its batches, outside these locks, by one part's job of the campaign at a time:
+`COUNT_LOCK_CLASS`). A batch holds its part `FOR UPDATE SKIP LOCKED`: a duplicate job finds it
+taken. A lost job resumes from its part's cursors (its message is redelivered, and beat
+re-publishes a part that made no progress for `CONTROL_STALLED_SECONDS`).
 
 Each walk of a part (a flip, a re-timing) goes through its task statuses one at a time, each as
 one range of the (campaign, status, id) index within the part's slice, with its own id cursor: a
@@ -40,10 +42,11 @@ one after the other to completion:
 - an archive or the end time drops a re-timing still to do (every pending task is archived anyway).
 """
 import datetime as dt
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.actions.audit import do_count_tasks_changed
@@ -81,6 +84,14 @@ FLIPS = {
 # idempotency; campaign ids past 2^31 share keys, which costs only a wait.
 CONTROL_LOCK_CLASS = 22
 CONTROL_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, (%s %% 2147483648)::integer)"
+# Counting a part's phase (`_count_phase`, most of a second at a million tasks) is one part's job
+# at a time per campaign, the lock held from the count to the end of the job's batch: a job that
+# finds another counting runs its batch uncounted and counts at a later one, so at most one of the
+# worker's processes runs a counting job, never all of them (the dispatcher's runs waited over a
+# second when both parts of a control counted at once, or one counted as the other's count ended).
+COUNT_LOCK_CLASS = 23
+COUNT_LOCK_SQL = "SELECT pg_try_advisory_lock(%s, (%s %% 2147483648)::integer)"
+COUNT_UNLOCK_SQL = "SELECT pg_advisory_unlock(%s, (%s %% 2147483648)::integer)"
 # What a batch holds of its campaign: the control lock shared (taken as the FROM clause is read,
 # before the row's lock), then the row FOR SHARE, which lets the dispatcher's own FOR SHARE through
 # and makes a new control's FOR UPDATE wait for the batch. Parameters: the campaign id, twice.
@@ -386,9 +397,13 @@ def _count_phase(part, campaign_id):
     if part.total is not None or not phase or not ranges:
         return None
     current, *rest = ranges
-    left = Q(status=current, id__gt=cursor) | Q(status__in=rest, id__gt=part.after)
-    tasks = Task.objects.filter(left, campaign_id=campaign_id, id__lte=part.upto)
-    return part.id, (phase, ranges, cursor), tasks.count()
+    tasks = Task.objects.filter(campaign_id=campaign_id, id__lte=part.upto)
+    # A count per status, each one range of (campaign, status, id) read from the index alone: their
+    # OR in one query read every task's row (a bitmap heap scan).
+    left = tasks.filter(status=current, id__gt=cursor).count()
+    if rest:
+        left += tasks.filter(status__in=rest, id__gt=part.after).count()
+    return part.id, (phase, ranges, cursor), left
 
 
 def _advance(part, visited):
@@ -531,7 +546,27 @@ def do_control_batch(control_id, part_id=None):
     if part is None:
         return False
     campaign_id = part.control.campaign_id
-    return _batch(control_id, campaign_id, settings.CONTROL_BATCH_TASKS, part_id, _count_phase(part, campaign_id))[1]
+    with _counted_alone(part, campaign_id) as counted:
+        return _batch(control_id, campaign_id, settings.CONTROL_BATCH_TASKS, part_id, counted)[1]
+
+
+@contextmanager
+def _counted_alone(part, campaign_id):
+    """`_count_phase` of the part, or None when its total is known or another job is counting a
+    part of the campaign; the count's lock is held until the block (the job's batch) ends."""
+    if part.total is not None:
+        yield None
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_LOCK_SQL, [COUNT_LOCK_CLASS, campaign_id])
+        if not cursor.fetchone()[0]:
+            yield None
+            return
+    try:
+        yield _count_phase(part, campaign_id)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(COUNT_UNLOCK_SQL, [COUNT_LOCK_CLASS, campaign_id])
 
 
 def run_control(control_id, part_id=None):
