@@ -3,13 +3,13 @@
 Usage (PostgreSQL and Redis running, as for the tests), from the repository root:
 
     .venv/bin/python bench/controls.py [--sizes 10000,100000,1000000] [--repeats 5]
-        [--redis-url redis://127.0.0.1:6379/5] [--port 8766] [--workers 2]
+        [--redis-url redis://127.0.0.1:6379/5] [--port 8766] [--workers 2] [--control-jobs 2]
 
 It creates a throwaway database `dialer_bench_controls` on the server of DATABASE_URL, migrates
 it and drops it at the end, even on failure; Redis: only the given db (default 5), flushed at the
-end. It starts gunicorn (the real API) and one Celery worker on `events,controls` (prefork,
-concurrency 2: it runs both the dispatcher's nudged runs and the control jobs, as a deployment's
-worker does).
+end. It starts gunicorn (the real API) and, as the Procfile does, a Celery worker on `events`
+(prefork, concurrency 2: the dispatcher's nudged runs) and one on `controls` (prefork,
+`--control-jobs` processes, CONTROL_JOBS: the control jobs' batches).
 
 Set-up: one organisation with two realtime campaigns in one workspace. Campaign A holds N queued
 tasks "for later" (`INSERT ... SELECT generate_series`): two thirds first attempts, one third
@@ -306,11 +306,12 @@ def main():
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--control-jobs", type=int, default=2, help="the controls worker's processes (CONTROL_JOBS)")
     options = parser.parse_args()
     # Production settings, served over plain HTTP on loopback: no redirect to HTTPS.
     env = {**os.environ, "REDIS_URL": options.redis_url, "CELERY_BROKER_URL": options.redis_url, "DEBUG": "false",
            "SECURE_HTTPS": "false", "SECRET_KEY": "bench-only", "LOG_LEVEL": "WARNING", "API_THROTTLE_RATE": "1000000/min",
-           "DATABASE_CONN_MAX_AGE": "60"}
+           "DATABASE_CONN_MAX_AGE": "60", "CONTROL_JOBS": str(options.control_jobs)}
     os.environ.update(env)
     BENCH_DATABASE.recreate()
     processes = []
@@ -326,10 +327,12 @@ def main():
             [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{options.port}",
              "--workers", str(options.workers), "--timeout", "120", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "events,controls", "-c", "2", "-P", "prefork",
-             "-l", "warning", "-n", f"bench-controls-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        for name, queue, concurrency in (("events", "events", 2), ("controls", "controls", options.control_jobs)):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", str(concurrency),
+                 "-P", "prefork", "-l", "warning", "-n", f"bench-{name}-{os.getpid()}@%h", "--without-mingle",
+                 "--without-gossip"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         base = f"http://127.0.0.1:{options.port}/api/v1"
         wait_for(f"{base}/slots")
         session = requests.Session()
