@@ -4,7 +4,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -67,31 +67,35 @@ WHERE c.id = v.id
 
 # Django's URL resolver builds itself on its first use in every thread that finds it unbuilt: a
 # fresh dial worker's placing threads, starting together by the hundred, each built it (7 s of
-# CPU for 200 threads here, every call delayed as long). The first build is taken one at a time.
-_url_resolver_built = threading.Event()
-_url_resolver_lock = threading.Lock()
+# CPU for 200 threads here, every call delayed as long). The path, the same for every call of a
+# provider, is reversed once per process, one provider at a time; reversing it per call was a
+# tenth of a placement's CPU.
+_callback_paths = {}
+_callback_paths_lock = threading.Lock()
 
 
 def status_callback_url(provider_name, call_id):
     """Where the carrier reports this call's events; our call id rides along so events find it."""
-    if _url_resolver_built.is_set():
-        path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
-    else:
-        with _url_resolver_lock:
-            path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
-            _url_resolver_built.set()
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode({'call': str(call_id)})}"
+    path = _callback_paths.get(provider_name)
+    if path is None:
+        with _callback_paths_lock:
+            path = _callback_paths.get(provider_name)
+            if path is None:
+                path = _callback_paths[provider_name] = reverse("telephony:carrier-status",
+                                                                kwargs={"carrier": provider_name})
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?call={quote_plus(str(call_id))}"
 
 
 def warm_up(placing_threads=False):
     """Build what every placement uses once, at worker start (a `worker_init` hook): Django's URL
-    resolver (~0.25 s), the carriers' SDK modules (Twilio's REST resources, ~0.2 s) and, for a
-    worker on the thread pool (the dialer), its placing threads. A fresh worker's first dial jobs
-    otherwise all waited on them: the first scenario's p99 in `bench/carrier.py`. The voice-AI
+    resolver (~0.25 s) and each carrier's callback path, the carriers' SDK modules (Twilio's REST
+    resources, ~0.2 s) and, for a worker on the thread pool (the dialer), its placing threads. A
+    fresh worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
+    `bench/carrier.py`. The voice-AI
     platforms' SDKs are left to their first call: importing them takes seconds, which every
     worker would pay at start for platforms most deployments never use."""
-    status_callback_url(settings.TELEPHONY_PROVIDER, "")
     for carrier in Carrier.values:
+        status_callback_url(carrier, "")
         get_provider(carrier).warm_up()
     if placing_threads:
         start_placing_threads()

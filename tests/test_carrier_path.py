@@ -285,7 +285,7 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
 
     clear_url_caches()  # a fresh worker's resolver, not yet built
     monkeypatch.setattr(URLResolver, "_populate", counted)
-    monkeypatch.setattr(calls, "_url_resolver_built", threading.Event())
+    monkeypatch.setattr(calls, "_callback_paths", {})
     start = threading.Barrier(30)
 
     def place():
@@ -313,9 +313,9 @@ import telephony.tasks
 from telephony import calls
 class Worker:
     pool_cls = {pool!r}
-assert not calls._url_resolver_built.is_set()
+assert not calls._callback_paths
 worker_init.send(sender=Worker())
-assert calls._url_resolver_built.is_set()
+assert calls._callback_paths
 assert "twilio.rest.api.v2010.account.call" in sys.modules
 started = len(calls._pool._threads) if calls._pool else 0
 assert started == {placing_threads}, started
