@@ -86,14 +86,17 @@ def status_callback_url(provider_name, call_id):
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?call={quote_plus(str(call_id))}"
 
 
-def warm_up(placing_threads=False):
+def warm_up(placing_threads=False, job_threads=None):
     """Build what every placement uses once, at worker start (a `worker_init` hook): Django's URL
     resolver (~0.25 s) and each carrier's callback path, the carriers' SDK modules (Twilio's REST
     resources, ~0.2 s) and, for a worker on the thread pool (the dialer), its placing threads. A
     fresh worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
     `bench/carrier.py`. The voice-AI
     platforms' SDKs are left to their first call: importing them takes seconds, which every
-    worker would pay at start for platforms most deployments never use."""
+    worker would pay at start for platforms most deployments never use. `job_threads` is the
+    worker's own concurrency, which sizes its placing pool (else DIALER_CONCURRENCY)."""
+    global _job_threads
+    _job_threads = job_threads
     for carrier in Carrier.values:
         status_callback_url(carrier, "")
         get_provider(carrier).warm_up()
@@ -158,6 +161,7 @@ def _ask_carrier(call):
 
 
 _pool, _pool_pid, _pool_lock = None, None, threading.Lock()
+_job_threads = None  # the dial worker's Celery threads, from its `worker_init`
 
 
 def _placing_pool():
@@ -165,8 +169,8 @@ def _placing_pool():
 
     A pool per job started a thread per call, and each start waits for the new thread to get the
     GIL: under load the last call of a 20-call job went out ~100–270 ms after its first. Sized for
-    every dial thread's job at once (DIALER_CONCURRENCY × DIAL_PLACING_THREADS); made anew in a
-    forked child, which inherits no threads."""
+    every dial thread's job at once (the worker's concurrency, else DIALER_CONCURRENCY, ×
+    DIAL_PLACING_THREADS); made anew in a forked child, which inherits no threads."""
     global _pool, _pool_pid
     if _pool_pid != os.getpid():
         with _pool_lock:
@@ -177,7 +181,7 @@ def _placing_pool():
 
 
 def placing_threads():
-    return settings.DIALER_CONCURRENCY * settings.DIAL_PLACING_THREADS
+    return (_job_threads or settings.DIALER_CONCURRENCY) * settings.DIAL_PLACING_THREADS
 
 
 def start_placing_threads():

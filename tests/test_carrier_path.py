@@ -300,10 +300,13 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
     assert len(builds) == 1
 
 
-@pytest.mark.parametrize(("pool", "placing_threads"), [("threads", 6), ("prefork", 0)])
+@pytest.mark.parametrize(("pool", "concurrency", "placing_threads"),
+                         [("threads", 4, 12), ("threads", "auto", 6), ("prefork", 4, 0)])
 def test_a_worker_loads_the_url_resolver_the_twilio_sdk_and_its_placing_threads_before_its_first_job(
-        pool, placing_threads):
-    """In a fresh process, as a worker starts: its first calls wait on no import or thread start."""
+        pool, concurrency, placing_threads):
+    """In a fresh process, as a worker starts: its first calls wait on no import or thread start,
+    and a thread-pool worker starts a job's placing threads for each of its own threads (the
+    settings' DIALER_CONCURRENCY, 2 here, only when its concurrency is not known yet)."""
     script = f"""
 import sys
 import django
@@ -313,6 +316,7 @@ import telephony.tasks
 from telephony import calls
 class Worker:
     pool_cls = {pool!r}
+    concurrency = {concurrency!r}
 assert not calls._callback_paths
 worker_init.send(sender=Worker())
 assert calls._callback_paths
