@@ -45,7 +45,7 @@ from django.utils import timezone
 from campaigns.actions.controls import do_complete_campaign_if_done
 from campaigns.actions.dnc import listed_numbers
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Priority, Task,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, Priority, Task,
     TaskStatus,
 )
 from config import jobs
@@ -184,7 +184,7 @@ def dispatch_organisation(organisation_id, now=None):
     its last check is acted on by one of them, not by the next beat tick a second later.
     """
     clear_nudge(organisation_id)
-    if not Organisation.objects.filter(id=organisation_id).exists():
+    if not _organisation_exists(organisation_id):
         return 0  # deleted since it was nudged
     admitted = 0
     started = time.perf_counter()
@@ -208,6 +208,13 @@ def dispatch_organisation(organisation_id, now=None):
         raise
     record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
+
+
+def _organisation_exists(organisation_id):
+    # Plain SQL: compiling the ORM's exists() cost more CPU than the rest of a run's first query.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM campaigns_organisation WHERE id = %s", [organisation_id])
+        return cursor.fetchone() is not None
 
 
 def _passes_under_lock(organisation_id, now):

@@ -416,6 +416,13 @@ class TestCampaignCompletion:
         assert int(redis_client.hget(ADMISSIONS_KEY, org_of(campaign))) == 2
 
 
+def test_a_run_for_an_organisation_deleted_since_its_nudge_admits_nothing():
+    organisation = OrganisationFactory()
+    organisation_id = organisation.id
+    organisation.delete()
+    assert dispatch_organisation(organisation_id) == 0
+
+
 class TestStatements:
     def test_a_small_runs_joins_are_planned_once_per_connection_and_a_large_pass_for_its_own_values(
             self, django_capture_on_commit_callbacks):
