@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
 from telephony.registry import get_provider
-from telephony.runtimes import placing_routes
+from telephony.runtimes import placing_routes, platforms_with_credentials
 from telephony.rules import CarrierStatus, EventKind, analysis_overdue
 from telephony.signals import call_not_placed
 
@@ -91,17 +91,28 @@ def warm_up(placing_threads=False, job_threads=None):
     resolver (~0.25 s) and each carrier's callback path, the carriers' SDK modules (Twilio's REST
     resources, ~0.2 s) and, for a worker on the thread pool (the dialer), its placing threads. A
     fresh worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
-    `bench/carrier.py`. The voice-AI
-    platforms' SDKs are left to their first call: importing them takes seconds, which every
-    worker would pay at start for platforms most deployments never use. `job_threads` is the
+    `bench/carrier.py`. A voice-AI platform's SDK is loaded too when some workspace holds
+    credentials for it (its first calls would wait on the import: Vapi's took 10-16 s here); the
+    others are not, as every worker would pay those seconds at start for platforms most
+    deployments never use. `job_threads` is the
     worker's own concurrency, which sizes its placing pool (else DIALER_CONCURRENCY)."""
     global _job_threads
     _job_threads = job_threads
-    for carrier in Carrier.values:
+    for carrier in [*Carrier.values, *sorted(_platforms_to_load())]:
         status_callback_url(carrier, "")
         get_provider(carrier).warm_up()
     if placing_threads:
         start_placing_threads()
+
+
+def _platforms_to_load():
+    try:
+        return platforms_with_credentials()
+    except DatabaseError:  # the worker starts anyway; a platform's SDK then loads on its first call
+        logger.warning("could not read which platforms have credentials; their SDKs load on first use")
+        return set()
+    finally:
+        connection.close()  # opened before the worker forks: no child may share it
 
 
 @transaction.atomic
