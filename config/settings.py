@@ -200,9 +200,10 @@ INTEGRATIONS_ENCRYPTION_KEY = os.environ.get("INTEGRATIONS_ENCRYPTION_KEY", "") 
     if DEBUG else "")
 # Every carrier request gives up after this long: a slow carrier holds only its own calls.
 CARRIER_TIMEOUT_SECONDS = float(os.environ.get("CARRIER_TIMEOUT_SECONDS", "10"))
-# The threads that send calls to the carrier, kept by each dialer process: DIALER_CONCURRENCY (its
-# Celery threads, the Procfile's `--concurrency`) × DIAL_PLACING_THREADS (one dial job's calls at
-# once; a job holds at most DIAL_JOB_SIZE, 20). A job's pre-dial checks use DIAL_PLACING_THREADS.
+# The threads that send calls to the carrier, kept by each dialer process: its Celery threads (the
+# worker's `--concurrency`, read at its start; DIALER_CONCURRENCY, which the Procfile passes, when
+# it is `auto`) × DIAL_PLACING_THREADS (one dial job's calls at once; a job holds at most
+# DIAL_JOB_SIZE, 20). A job's pre-dial checks use DIAL_PLACING_THREADS.
 DIAL_PLACING_THREADS = env_int("DIAL_PLACING_THREADS", 20)
 DIALER_CONCURRENCY = env_int("DIALER_CONCURRENCY", 32)
 # A call the carrier would not take for a reason not about the callee (429, 5xx, timeout) is not

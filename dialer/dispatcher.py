@@ -27,7 +27,9 @@ organisation's next wake-up from PostgreSQL (`dialer/wakeups.py`).
 
 Hot path: campaigns and candidates are read as plain rows (no model instances), the attempts are
 recorded in one statement, and the dial jobs share one broker connection — a pass costs round
-trips per pass, not per call.
+trips per pass, not per call. A run's joins are prepared once per connection
+(`config/prepared.py`): planning them cost PostgreSQL more than running them in a refill's run of
+one or two calls; a large pass's long arrays still get plans of their own.
 """
 import datetime as dt
 import logging
@@ -43,10 +45,11 @@ from django.utils import timezone
 from campaigns.actions.controls import do_complete_campaign_if_done
 from campaigns.actions.dnc import listed_numbers
 from campaigns.models import (
-    CallingNumber, Campaign, CampaignStatus, CampaignType, Organisation, Priority, Task,
+    CallingNumber, Campaign, CampaignStatus, CampaignType, Priority, Task,
     TaskStatus,
 )
 from config import jobs
+from config.prepared import PreparedStatement
 from config.queues import Queue
 from config.redis_client import get_redis
 from dialer import eligibility, keys, pacing, slots, wakeups
@@ -84,35 +87,35 @@ CandidateTask = namedtuple("CandidateTask", [
     "next_attempt_at", "callback_at", "dispatch_rank", "tie_break", "callee_timezones",
 ])
 
-DIALABLE_CAMPAIGNS_SQL = f"""
+DIALABLE_CAMPAIGNS = PreparedStatement(f"""
 SELECT {", ".join(f"c.{f}" for f in DialableCampaign._fields[:-3])}, n.number, n.carrier, w.compliance
 FROM campaigns_campaign c
 JOIN campaigns_workspace w ON w.id = c.workspace_id
 LEFT JOIN campaigns_callingnumber n ON n.id = c.calling_number_id
-WHERE w.organisation_id = %s
-  AND c.id = ANY(%s)
+WHERE w.organisation_id = %s::bigint
+  AND c.id = ANY(%s::bigint[])
   AND c.status IN ('scheduled', 'running')
-  AND c.start_at <= %s
-  AND (c.end_at IS NULL OR c.end_at > %s)
+  AND c.start_at <= %s::timestamptz
+  AND (c.end_at IS NULL OR c.end_at > %s::timestamptz)
 ORDER BY c.id
 FOR SHARE OF c FOR KEY SHARE OF w
-"""
+""")
 
 # One index range scan per campaign (task_dispatch_candidates: campaign, dispatch_rank,
 # next_attempt_at, tie_break WHERE status = 'queued'); SKIP LOCKED leaves rows that a control or
 # another dispatcher holds to them.
-CANDIDATES_SQL = f"""
+CANDIDATES = PreparedStatement(f"""
 SELECT {", ".join(f"t.{f}" for f in CandidateTask._fields)}
 FROM unnest(%s::bigint[], %s::int[]) AS c(id, lim)
 CROSS JOIN LATERAL (
     SELECT *
     FROM campaigns_task t
-    WHERE t.campaign_id = c.id AND t.status = 'queued' AND t.next_attempt_at <= %s
+    WHERE t.campaign_id = c.id AND t.status = 'queued' AND t.next_attempt_at <= %s::timestamptz
     ORDER BY t.dispatch_rank, t.next_attempt_at, t.tie_break
     LIMIT c.lim
     FOR UPDATE SKIP LOCKED
 ) t
-"""
+""")
 
 # `held_by` names the compliance rule that moved the task, blank for its own calling window.
 RESCHEDULE_SQL = """
@@ -128,14 +131,14 @@ WHERE t.id = v.id AND t.status = 'queued'
 # Each call also keeps the rules it was admitted under (window, zone, start, end, attempt limit),
 # so the invariant checker judges it by them. Weekday lists go as array literals, because unnest
 # would flatten a two-dimensional array.
-RECORD_ATTEMPTS_SQL = """
+RECORD_ATTEMPTS = PreparedStatement("""
 WITH calls AS (
     INSERT INTO telephony_call (id, task_id, campaign_id, organisation_id, attempt, agent_id, carrier, from_number,
         to_number, lease_token, is_callback, created_at, status, carrier_status, outcome, recording_url, transcript,
         analysis, prompt, answered_by, window_start, window_end, window_timezone, window_days, start_after, end_at,
         max_attempts)
-    SELECT v.id, v.task_id, v.campaign_id, %s, v.attempt, v.agent_id, v.carrier, v.from_number, v.to_number,
-        v.lease_token, v.is_callback, %s, 'admitted', '', '', '', '', '{}'::jsonb, '', '', v.window_start,
+    SELECT v.id, v.task_id, v.campaign_id, %s::bigint, v.attempt, v.agent_id, v.carrier, v.from_number, v.to_number,
+        v.lease_token, v.is_callback, %s::timestamptz, 'admitted', '', '', '', '', '{}'::jsonb, '', '', v.window_start,
         v.window_end, v.window_timezone, v.window_days::smallint[], v.start_after, v.end_at, v.max_attempts
     FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
                 %s::bigint[], %s::boolean[], %s::time[], %s::time[], %s::text[], %s::text[], %s::timestamptz[],
@@ -145,17 +148,17 @@ WITH calls AS (
 )
 UPDATE campaigns_task
 SET status = 'in_progress', attempts_made = attempts_made + 1, next_attempt_at = NULL, callback_at = NULL,
-    held_by = '', updated_at = %s
-WHERE id = ANY(%s)
-"""
+    held_by = '', updated_at = %s::timestamptz
+WHERE id = ANY(%s::bigint[])
+""")
 
 # The candidates' numbers that have a call not ended (live, or in wrap-up until its analysis says
 # whether the person opted out) in the organisation. The statuses are spelled out, as in the
 # predicate of the partial unique index that serves it (call_one_open_per_number_in_org).
-OPEN_CALL_NUMBERS_SQL = f"""
+OPEN_CALL_NUMBERS = PreparedStatement(f"""
 SELECT to_number, status FROM telephony_call
-WHERE organisation_id = %s AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in OPEN_CALL_STATUSES)})
-"""
+WHERE organisation_id = %s::bigint AND to_number = ANY(%s::varchar[]) AND status IN ({", ".join(f"'{s}'" for s in OPEN_CALL_STATUSES)})
+""")
 
 PRIORITY_QUEUES = {Priority.HIGH: Queue.DIAL_HIGH, Priority.NORMAL: Queue.DIAL_NORMAL, Priority.LOW: Queue.DIAL_LOW}
 
@@ -181,7 +184,7 @@ def dispatch_organisation(organisation_id, now=None):
     its last check is acted on by one of them, not by the next beat tick a second later.
     """
     clear_nudge(organisation_id)
-    if not Organisation.objects.filter(id=organisation_id).exists():
+    if not _organisation_exists(organisation_id):
         return 0  # deleted since it was nudged
     admitted = 0
     started = time.perf_counter()
@@ -205,6 +208,13 @@ def dispatch_organisation(organisation_id, now=None):
         raise
     record_dispatch(organisation_id, admitted, time.perf_counter() - started)
     return admitted
+
+
+def _organisation_exists(organisation_id):
+    # Plain SQL: compiling the ORM's exists() cost more CPU than the rest of a run's first query.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM campaigns_organisation WHERE id = %s", [organisation_id])
+        return cursor.fetchone() is not None
 
 
 def _passes_under_lock(organisation_id, now):
@@ -291,7 +301,7 @@ def _lock_dialable_campaigns(organisation_id, campaign_ids, now):
     if not campaign_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(DIALABLE_CAMPAIGNS_SQL, [organisation_id, campaign_ids, now, now])
+        DIALABLE_CAMPAIGNS.execute(cursor, [organisation_id, campaign_ids, now, now])
         return {row[0]: DialableCampaign._make(row) for row in cursor.fetchall()}
 
 
@@ -300,7 +310,7 @@ def _claim_candidates(limits, now):
         return []
     ids, lims = zip(*limits.items())
     with connection.cursor() as cursor:
-        cursor.execute(CANDIDATES_SQL, [list(ids), list(lims), now])
+        CANDIDATES.execute(cursor, [list(ids), list(lims), now])
         return [CandidateTask._make(row) for row in cursor.fetchall()]
 
 
@@ -315,7 +325,7 @@ def _recheck(organisation_id, tasks, campaigns, now):
     phones = {t.phone for t in tasks}
     do_not_call = listed_numbers(organisation_id, phones)
     with connection.cursor() as cursor:
-        cursor.execute(OPEN_CALL_NUMBERS_SQL, [organisation_id, list(phones)])
+        OPEN_CALL_NUMBERS.execute(cursor, [organisation_id, list(phones)])
         open_calls = cursor.fetchall()
     busy_numbers = {number for number, _ in open_calls}
     # A task held back for a number in wrap-up needs a nudge when that call ends (its slot was
@@ -436,7 +446,7 @@ def _record_attempts(organisation_id, admissions, now):
         for column, value in zip(columns, row):
             column.append(value)
     with connection.cursor() as cursor:
-        cursor.execute(RECORD_ATTEMPTS_SQL, [organisation_id, now, *columns, now, columns[1]])
+        RECORD_ATTEMPTS.execute(cursor, [organisation_id, now, *columns, now, columns[1]])
     started = {a.campaign.id for a in admissions if a.campaign.status == CampaignStatus.SCHEDULED}
     if started:
         Campaign.objects.filter(id__in=started, status=CampaignStatus.SCHEDULED).update(

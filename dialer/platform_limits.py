@@ -9,21 +9,23 @@ A held candidate stays queued; the end of one of the platform's calls nudges the
 """
 from django.db import connection
 
+from config.prepared import PreparedStatement
+
 from dialer.slot_model import within_platform_limits
 from telephony.models import LIVE_CALL_STATUSES
 
 # Live calls per capped (workspace, platform) of the organisation; one query, only campaigns'
 # workspaces that set a limit are read. `call_live` (organisation, status) serves the calls.
-ROOM_SQL = """
+ROOM = PreparedStatement("""
 SELECT i.workspace_id, i.platform, i.concurrency - COUNT(c.id) AS free
 FROM campaigns_integration i
 JOIN campaigns_workspace w ON w.id = i.workspace_id
 LEFT JOIN campaigns_agent a ON a.workspace_id = i.workspace_id AND a.runtime->>'kind' = i.platform
 LEFT JOIN telephony_call c ON c.agent_id = a.id AND c.organisation_id = w.organisation_id
-    AND c.status = ANY(%s)
-WHERE w.organisation_id = %s AND i.concurrency IS NOT NULL
+    AND c.status = ANY(%s::text[])
+WHERE w.organisation_id = %s::bigint AND i.concurrency IS NOT NULL
 GROUP BY i.workspace_id, i.platform, i.concurrency
-"""
+""")
 
 AGENT_PLATFORMS_SQL = """
 SELECT id, workspace_id, runtime->>'kind' FROM campaigns_agent WHERE id = ANY(%s) AND runtime->>'kind' = ANY(%s)
@@ -33,7 +35,7 @@ SELECT id, workspace_id, runtime->>'kind' FROM campaigns_agent WHERE id = ANY(%s
 def platform_room(organisation_id):
     """{(workspace id, platform): calls it may still start} for the organisation's capped platforms."""
     with connection.cursor() as cursor:
-        cursor.execute(ROOM_SQL, [list(LIVE_CALL_STATUSES), organisation_id])
+        ROOM.execute(cursor, [list(LIVE_CALL_STATUSES), organisation_id])
         return {(workspace_id, platform): free for workspace_id, platform, free in cursor.fetchall()}
 
 

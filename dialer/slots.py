@@ -44,6 +44,7 @@ from pathlib import Path
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
+from config.prepared import PreparedStatement
 from config.redis_client import get_redis
 from config.redis_scripts import ScriptSet
 from dialer import keys
@@ -221,15 +222,15 @@ def write_allocations(organisation_id, tree):
 
 # The organisation's total, its workspaces and its campaigns not completed or archived, in one
 # round trip: every dispatcher pass reads it (`sync_allocations`).
-ALLOCATION_TREE_SQL = """
-SELECT 'o', o.id, NULL::bigint, o.total_slots, NULL::varchar FROM campaigns_organisation o WHERE o.id = %(organisation)s
+ALLOCATION_TREE = PreparedStatement("""
+SELECT 'o', o.id, NULL::bigint, o.total_slots, NULL::varchar FROM campaigns_organisation o WHERE o.id = %(organisation)s::bigint
 UNION ALL
 SELECT 'w', w.id, NULL::bigint, w.slots, w.slot_mode FROM campaigns_workspace w WHERE w.organisation_id = %(organisation)s
 UNION ALL
 SELECT 'c', c.id, c.workspace_id, c.slots, c.slot_mode
 FROM campaigns_campaign c JOIN campaigns_workspace w ON w.id = c.workspace_id
 WHERE w.organisation_id = %(organisation)s AND c.status NOT IN ('completed', 'archived')
-"""
+""")
 
 
 def allocation_tree(organisation_id):
@@ -239,7 +240,7 @@ def allocation_tree(organisation_id):
     from campaigns.models import Organisation, SlotMode
 
     with connection.cursor() as cursor:
-        cursor.execute(ALLOCATION_TREE_SQL, {"organisation": organisation_id})
+        ALLOCATION_TREE.execute(cursor, {"organisation": organisation_id})
         rows = cursor.fetchall()
     total, workspaces, campaigns = None, {}, {}
     for node, node_id, workspace_id, node_slots, mode in rows:

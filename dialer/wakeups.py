@@ -35,6 +35,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from config.prepared import PreparedStatement
 from config.redis_client import get_redis
 from config.redis_scripts import ScriptSet
 from dialer import keys
@@ -53,7 +54,7 @@ _scripts = ScriptSet(Path(__file__).resolve().parent / "lua", ("take_due_wakeups
 # candidate index: a probe walks the dead entries a re-timing leaves until they are marked dead,
 # and that index keeps them in tie-break order, so each one costs a heap visit at random: 4 s
 # against 1 s for a million (bench/README.md, controls).
-NEXT_WAKEUPS_SQL = """
+NEXT_WAKEUPS = PreparedStatement("""
 SELECT w.organisation_id, min(greatest(c.start_at, t.next_attempt_at))
 FROM campaigns_workspace w
 JOIN campaigns_campaign c ON c.workspace_id = w.id
@@ -61,16 +62,16 @@ CROSS JOIN LATERAL (
     SELECT t.next_attempt_at
     FROM campaigns_task t
     WHERE t.campaign_id = c.id AND t.status = 'queued'
-      AND t.next_attempt_at > CASE WHEN c.start_at > %(now)s THEN '-infinity'::timestamptz
+      AND t.next_attempt_at > CASE WHEN c.start_at > %(now)s::timestamptz THEN '-infinity'::timestamptz
                                    ELSE %(after)s::timestamptz END
     ORDER BY t.next_attempt_at
     LIMIT 1
 ) t
-WHERE w.organisation_id = ANY(%(organisations)s)
+WHERE w.organisation_id = ANY(%(organisations)s::bigint[])
   AND c.status IN ('scheduled', 'running')
   AND (c.end_at IS NULL OR c.end_at > %(now)s)
 GROUP BY w.organisation_id
-"""
+""")
 
 
 def _ms(instant):
@@ -87,7 +88,7 @@ def next_wakeups(organisation_ids, now, include_due=False):
     if not organisation_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(NEXT_WAKEUPS_SQL, {"organisations": list(organisation_ids), "now": now,
+        NEXT_WAKEUPS.execute(cursor, {"organisations": list(organisation_ids), "now": now,
                                           "after": "-infinity" if include_due else now})
         return {organisation_id: max(instant, now) for organisation_id, instant in cursor.fetchall()}
 

@@ -4,10 +4,10 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ from telephony.models import Call, CallStatus
 from campaigns.prompts import render_prompt
 from telephony.providers.base import CarrierUnavailable, PlaceCallRequest
 from telephony.registry import get_provider
-from telephony.runtimes import placing_routes
+from telephony.runtimes import placing_routes, platforms_with_credentials
 from telephony.rules import CarrierStatus, EventKind, analysis_overdue
 from telephony.signals import call_not_placed
 
@@ -67,34 +67,52 @@ WHERE c.id = v.id
 
 # Django's URL resolver builds itself on its first use in every thread that finds it unbuilt: a
 # fresh dial worker's placing threads, starting together by the hundred, each built it (7 s of
-# CPU for 200 threads here, every call delayed as long). The first build is taken one at a time.
-_url_resolver_built = threading.Event()
-_url_resolver_lock = threading.Lock()
+# CPU for 200 threads here, every call delayed as long). The path, the same for every call of a
+# provider, is reversed once per process, one provider at a time; reversing it per call was a
+# tenth of a placement's CPU.
+_callback_paths = {}
+_callback_paths_lock = threading.Lock()
 
 
 def status_callback_url(provider_name, call_id):
     """Where the carrier reports this call's events; our call id rides along so events find it."""
-    if _url_resolver_built.is_set():
-        path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
-    else:
-        with _url_resolver_lock:
-            path = reverse("telephony:carrier-status", kwargs={"carrier": provider_name})
-            _url_resolver_built.set()
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode({'call': str(call_id)})}"
+    path = _callback_paths.get(provider_name)
+    if path is None:
+        with _callback_paths_lock:
+            path = _callback_paths.get(provider_name)
+            if path is None:
+                path = _callback_paths[provider_name] = reverse("telephony:carrier-status",
+                                                                kwargs={"carrier": provider_name})
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?call={quote_plus(str(call_id))}"
 
 
-def warm_up(placing_threads=False):
+def warm_up(placing_threads=False, job_threads=None):
     """Build what every placement uses once, at worker start (a `worker_init` hook): Django's URL
-    resolver (~0.25 s), the carriers' SDK modules (Twilio's REST resources, ~0.2 s) and, for a
-    worker on the thread pool (the dialer), its placing threads. A fresh worker's first dial jobs
-    otherwise all waited on them: the first scenario's p99 in `bench/carrier.py`. The voice-AI
-    platforms' SDKs are left to their first call: importing them takes seconds, which every
-    worker would pay at start for platforms most deployments never use."""
-    status_callback_url(settings.TELEPHONY_PROVIDER, "")
-    for carrier in Carrier.values:
+    resolver (~0.25 s) and each carrier's callback path, the carriers' SDK modules (Twilio's REST
+    resources, ~0.2 s) and, for a worker on the thread pool (the dialer), its placing threads. A
+    fresh worker's first dial jobs otherwise all waited on them: the first scenario's p99 in
+    `bench/carrier.py`. A voice-AI platform's SDK is loaded too when some workspace holds
+    credentials for it (its first calls would wait on the import: Vapi's took 10-16 s here); the
+    others are not, as every worker would pay those seconds at start for platforms most
+    deployments never use. `job_threads` is the
+    worker's own concurrency, which sizes its placing pool (else DIALER_CONCURRENCY)."""
+    global _job_threads
+    _job_threads = job_threads
+    for carrier in [*Carrier.values, *sorted(_platforms_to_load())]:
+        status_callback_url(carrier, "")
         get_provider(carrier).warm_up()
     if placing_threads:
         start_placing_threads()
+
+
+def _platforms_to_load():
+    try:
+        return platforms_with_credentials()
+    except DatabaseError:  # the worker starts anyway; a platform's SDK then loads on its first call
+        logger.warning("could not read which platforms have credentials; their SDKs load on first use")
+        return set()
+    finally:
+        connection.close()  # opened before the worker forks: no child may share it
 
 
 @transaction.atomic
@@ -154,6 +172,7 @@ def _ask_carrier(call):
 
 
 _pool, _pool_pid, _pool_lock = None, None, threading.Lock()
+_job_threads = None  # the dial worker's Celery threads, from its `worker_init`
 
 
 def _placing_pool():
@@ -161,8 +180,8 @@ def _placing_pool():
 
     A pool per job started a thread per call, and each start waits for the new thread to get the
     GIL: under load the last call of a 20-call job went out ~100–270 ms after its first. Sized for
-    every dial thread's job at once (DIALER_CONCURRENCY × DIAL_PLACING_THREADS); made anew in a
-    forked child, which inherits no threads."""
+    every dial thread's job at once (the worker's concurrency, else DIALER_CONCURRENCY, ×
+    DIAL_PLACING_THREADS); made anew in a forked child, which inherits no threads."""
     global _pool, _pool_pid
     if _pool_pid != os.getpid():
         with _pool_lock:
@@ -173,7 +192,7 @@ def _placing_pool():
 
 
 def placing_threads():
-    return settings.DIALER_CONCURRENCY * settings.DIAL_PLACING_THREADS
+    return (_job_threads or settings.DIALER_CONCURRENCY) * settings.DIAL_PLACING_THREADS
 
 
 def start_placing_threads():

@@ -23,6 +23,11 @@ class Route:
     extra: dict = field(default_factory=dict)
 
 
+def platforms_with_credentials():
+    """The platforms some workspace holds credentials for that place real calls (not `simulate`)."""
+    return set(Integration.objects.filter(simulate=False).values_list("platform", flat=True).distinct())
+
+
 def placing_routes(agents):
     """{key: Route} for {key: (workspace id, agent or None, calling number's carrier)}."""
     platform_workspaces = {(workspace_id, agent.runtime_kind) for workspace_id, agent, _ in agents.values()

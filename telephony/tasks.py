@@ -29,5 +29,9 @@ def deliver_webhooks(**kwargs):
 @worker_init.connect
 def warm_up_placing(sender=None, **kwargs):
     """Before a worker takes its first job, so its first calls wait on no import or thread start.
-    Placing threads only in a thread-pool worker: a prefork parent would never use its own."""
-    calls.warm_up(placing_threads="thread" in str(getattr(sender, "pool_cls", "")))
+    Placing threads only in a thread-pool worker: a prefork parent would never use its own. Their
+    number follows the worker's `--concurrency`, an int by now unless it is `auto` (resolved
+    only after this signal: then DIALER_CONCURRENCY's)."""
+    concurrency = getattr(sender, "concurrency", None)
+    calls.warm_up(placing_threads="thread" in str(getattr(sender, "pool_cls", "")),
+                  job_threads=concurrency if isinstance(concurrency, int) else None)

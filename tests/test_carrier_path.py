@@ -285,7 +285,7 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
 
     clear_url_caches()  # a fresh worker's resolver, not yet built
     monkeypatch.setattr(URLResolver, "_populate", counted)
-    monkeypatch.setattr(calls, "_url_resolver_built", threading.Event())
+    monkeypatch.setattr(calls, "_callback_paths", {})
     start = threading.Barrier(30)
 
     def place():
@@ -300,10 +300,13 @@ def test_placing_threads_starting_together_build_the_url_resolver_once(monkeypat
     assert len(builds) == 1
 
 
-@pytest.mark.parametrize(("pool", "placing_threads"), [("threads", 6), ("prefork", 0)])
+@pytest.mark.parametrize(("pool", "concurrency", "placing_threads"),
+                         [("threads", 4, 12), ("threads", "auto", 6), ("prefork", 4, 0)])
 def test_a_worker_loads_the_url_resolver_the_twilio_sdk_and_its_placing_threads_before_its_first_job(
-        pool, placing_threads):
-    """In a fresh process, as a worker starts: its first calls wait on no import or thread start."""
+        pool, concurrency, placing_threads):
+    """In a fresh process, as a worker starts: its first calls wait on no import or thread start,
+    and a thread-pool worker starts a job's placing threads for each of its own threads (the
+    settings' DIALER_CONCURRENCY, 2 here, only when its concurrency is not known yet)."""
     script = f"""
 import sys
 import django
@@ -313,9 +316,10 @@ import telephony.tasks
 from telephony import calls
 class Worker:
     pool_cls = {pool!r}
-assert not calls._url_resolver_built.is_set()
+    concurrency = {concurrency!r}
+assert not calls._callback_paths
 worker_init.send(sender=Worker())
-assert calls._url_resolver_built.is_set()
+assert calls._callback_paths
 assert "twilio.rest.api.v2010.account.call" in sys.modules
 started = len(calls._pool._threads) if calls._pool else 0
 assert started == {placing_threads}, started

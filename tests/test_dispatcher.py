@@ -414,3 +414,40 @@ class TestCampaignCompletion:
         with django_capture_on_commit_callbacks(execute=True):
             dispatch_organisation(org_of(campaign))
         assert int(redis_client.hget(ADMISSIONS_KEY, org_of(campaign))) == 2
+
+
+def test_a_run_for_an_organisation_deleted_since_its_nudge_admits_nothing():
+    organisation = OrganisationFactory()
+    organisation_id = organisation.id
+    organisation.delete()
+    assert dispatch_organisation(organisation_id) == 0
+
+
+class TestStatements:
+    def test_a_small_runs_joins_are_planned_once_per_connection_and_a_large_pass_for_its_own_values(
+            self, django_capture_on_commit_callbacks):
+        from django.db import connection
+
+        from dialer import dispatcher, platform_limits, wakeups
+
+        campaign = make_campaign(slots=60, workspace=WorkspaceFactory(slots=60, organisation__total_slots=60))
+        TaskFactory.create_batch(2, campaign=campaign)
+        run_sql = []
+
+        def record(execute, sql, params, many, context):
+            run_sql.append(sql)
+            return execute(sql, params, many, context)
+
+        def dispatch():
+            run_sql.clear()
+            with connection.execute_wrapper(record), django_capture_on_commit_callbacks(execute=True):
+                return dispatch_organisation(org_of(campaign))
+
+        assert dispatch() == 2
+        by_name = {sql.split("(")[0].removeprefix("EXECUTE ") for sql in run_sql if sql.startswith("EXECUTE ")}
+        hot = {slots.ALLOCATION_TREE, dispatcher.DIALABLE_CAMPAIGNS, dispatcher.CANDIDATES,
+               dispatcher.OPEN_CALL_NUMBERS, platform_limits.ROOM, dispatcher.RECORD_ATTEMPTS, wakeups.NEXT_WAKEUPS}
+        assert {statement.name for statement in hot} <= by_name
+        TaskFactory.create_batch(40, campaign=campaign)
+        assert dispatch() == 40
+        assert dispatcher.RECORD_ATTEMPTS.sql in run_sql  # 40 admissions: planned as they are

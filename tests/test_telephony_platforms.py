@@ -349,3 +349,36 @@ def test_a_tasks_own_agent_picks_the_runtime(platform, flow):
     flow.dial()
     assert Call.objects.get(task=streamed).carrier == simulator.NAME
     assert Call.objects.get(task=own).carrier == platform.name and len(platform.stub.created()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_starting_loads_the_sdks_of_platforms_a_workspace_places_calls_with(monkeypatch):
+    """Not the others (importing Vapi's SDK takes seconds); and it leaves no connection for a forked child."""
+    from django.db import connection
+
+    from telephony import calls
+
+    warmed = []
+
+    class Recording:
+        def __init__(self, name):
+            self.name = name
+
+        def warm_up(self):
+            warmed.append(self.name)
+
+    monkeypatch.setattr(calls, "get_provider", Recording)
+    IntegrationFactory(platform="retell")
+    IntegrationFactory(platform="vapi", simulate=True)
+    calls.warm_up()
+    assert warmed == ["simulated", "twilio", "retell"]
+    assert connection.connection is None
+
+
+@pytest.mark.parametrize("platform", ["vapi", "retell", "elevenlabs"])
+def test_a_platforms_warm_up_reads_the_sdk_resource_it_places_calls_through(platform):
+    from telephony.registry import get_provider
+
+    provider = get_provider(platform)
+    provider.warm_up()  # sends no request: a resource is only built
+    assert provider.PLACING_RESOURCE

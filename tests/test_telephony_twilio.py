@@ -3,6 +3,7 @@ import datetime as dt
 from email.utils import format_datetime
 
 import pytest
+import requests.utils
 from django.utils import timezone
 from django.test.utils import override_settings
 
@@ -63,6 +64,27 @@ class TestPlacing:
         assert (form["MachineDetection"], form["AsyncAmd"]) == (["Enable"], ["true"])
         assert form["AsyncAmdStatusCallback"] == form["StatusCallback"]
         assert "wss://agent.example/media" in form["Twiml"][0] and str(call.id) in form["Twiml"][0]
+
+    @pytest.mark.parametrize("stream_url", ["wss://agent.example/media", 'wss://a.example/m?x=1&y="<>\'\r\n\t'])
+    @pytest.mark.parametrize(("call_id", "agent_id"), [("5b2c3d4e-0000-4000-8000-000000000001", 7),
+                                                      ('odd & <"id">\r\n\t', None)])
+    def test_the_twiml_is_what_the_sdk_renders_for_the_stream(self, stream_url, call_id, agent_id):
+        from twilio.twiml.voice_response import Connect, VoiceResponse
+
+        from telephony.providers.base import PlaceCallRequest
+        from telephony.providers.twilio import agent_twiml
+
+        expected = VoiceResponse()
+        connect = Connect()
+        stream = connect.stream(url=stream_url)
+        stream.parameter(name="callId", value=call_id)
+        stream.parameter(name="agentId", value=str(agent_id or ""))
+        stream.parameter(name="attempt", value="2")
+        expected.append(connect)
+        request = PlaceCallRequest(idempotency_key=call_id, to_number="+14155550100", from_number="+14155550199",
+                                   agent_id=agent_id, prompt="", context={}, attempt=2, status_callback_url="",
+                                   extra={"stream_url": stream_url})
+        assert agent_twiml(request) == str(expected)
 
     def test_the_prompt_is_the_calls_agents_else_the_tasks_else_the_campaigns(self, stub):
         campaign = CampaignFactory(calling_number__carrier="twilio", agent__prompt="Campaign ${name}")
@@ -201,15 +223,27 @@ class TestHttpClient:
         monkeypatch.delenv("no_proxy", raising=False)
         client = HttpClient()
         assert client.proxy["https"] == "http://proxy.example:3128"
-        assert client.session.trust_env is False
+        assert str(client.pool.proxy) == "http://proxy.example:3128"
         monkeypatch.setenv("NO_PROXY", "api.twilio.com")
-        assert HttpClient().proxy == {}
+        client = HttpClient()
+        assert client.proxy == {}
+        assert client.pool.proxy is None
+
+    def test_a_proxys_credentials_are_sent_to_the_proxy(self, monkeypatch, settings):
+        from telephony.providers.twilio import HttpClient
+
+        settings.TWILIO_API_BASE_URL = ""
+        monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert HttpClient().pool.proxy_headers["Proxy-Authorization"] == "Basic dXNlcjpzZWNyZXQ="
 
     def test_a_ca_bundle_named_in_the_environment_is_verified_against(self, monkeypatch):
         from telephony.providers.twilio import HttpClient
 
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
-        assert HttpClient().session.verify == "/etc/ssl/corporate.pem"
+        assert HttpClient().pool.connection_pool_kw["ca_certs"] == "/etc/ssl/corporate.pem"
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-        assert HttpClient().session.verify is True
+        tls = HttpClient().pool.connection_pool_kw
+        assert (tls["cert_reqs"], tls["ca_certs"]) == ("CERT_REQUIRED", requests.utils.DEFAULT_CA_BUNDLE_PATH)

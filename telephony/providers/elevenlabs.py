@@ -52,6 +52,7 @@ def _data_fields(analysis):
 
 class ElevenLabsProvider(PlatformProvider):
     name = NAME
+    PLACING_RESOURCE = "conversational_ai.twilio"
 
     def new_client(self, api_key, base_url, http):
         return ElevenLabs(api_key=api_key, base_url=base_url, timeout=self.timeout(), httpx_client=http)

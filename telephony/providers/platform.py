@@ -10,6 +10,7 @@ anything parsed into events or stored. A call the webhook does not name, of anot
 of a workspace without credentials for the platform is refused.
 """
 import datetime as dt
+import functools
 import json
 import logging
 import threading
@@ -143,6 +144,9 @@ class PlatformProvider(Provider):
     """
 
     MAX_CLIENTS = 256
+    # The SDK client's attribute (dotted) that calls are placed through: its first read imports
+    # the resource's modules.
+    PLACING_RESOURCE = ""
 
     def __init__(self):
         self._clients = {}
@@ -161,6 +165,10 @@ class PlatformProvider(Provider):
     def new_client(self, api_key, base_url, http):
         """The platform's SDK client on `http` (an httpx.Client)."""
         raise NotImplementedError
+
+    def warm_up(self):
+        with http_client(None) as http:
+            functools.reduce(getattr, self.PLACING_RESOURCE.split("."), self.new_client("warm-up", None, http))
 
     def verify_webhook(self, request):
         body = json_body(request)

@@ -45,6 +45,7 @@ def _cost(call):
 
 class RetellProvider(PlatformProvider):
     name = NAME
+    PLACING_RESOURCE = "call"
 
     def new_client(self, api_key, base_url, http):
         return Retell(api_key=api_key, base_url=base_url, timeout=self.timeout(), max_retries=0, http_client=http)

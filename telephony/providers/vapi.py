@@ -49,6 +49,7 @@ def _retry_after(headers):
 
 class VapiProvider(PlatformProvider):
     name = NAME
+    PLACING_RESOURCE = "calls"
 
     def new_client(self, api_key, base_url, http):
         return Vapi(token=api_key, base_url=base_url, timeout=self.timeout(), httpx_client=http)
