@@ -13,8 +13,9 @@ analysis (`connected`, with the workspace's API key), which ends the call and fi
 Each round seeds `--calls` tasks in one organisation (as many slots), admits them with the
 dispatcher, records them as placed (as a dial job would) and sends every call's requests in
 order. Printed per request: CPU (`time.process_time`) p50 and mean, and its SQL queries (counted
-on a separate call, since counting costs CPU of its own). `--profile KIND` prints the cProfile
-of that request over a round instead. `--gunicorn 2x4,4x1` sends them over HTTP instead, to
+on a separate call, since counting costs CPU of its own); per round, the CPU per call of the
+PostgreSQL backend serving them (this process's connection). `--profile KIND` prints the
+cProfile of that request over a round instead. `--gunicorn 2x4,4x1` sends them over HTTP instead, to
 gunicorn started as the Procfile's `web` line in each workers × threads shape (access log and
 all), from `--connections` kept-alive connections at once, and prints the gunicorn processes'
 CPU per call for each round.
@@ -252,7 +253,7 @@ def main():
     import django
     django.setup()
     from django.core.management import call_command
-    from django.db import connections
+    from django.db import connection, connections
 
     from config.redis_client import get_redis
     from config.wsgi import application
@@ -261,6 +262,7 @@ def main():
     call_command("migrate", verbosity=0)
     get_redis().flushdb()
     cpu = {kind: [] for kind in KINDS}
+    database_cpu = []
     try:
         if shapes:
             figures = through_gunicorn(shapes, args)
@@ -270,7 +272,11 @@ def main():
             counts = query_counts(application, calls[0], api_key)
         for number in range(0 if shapes else args.rounds):
             calls, api_key = placed_calls(args.calls, f"bench requests {number}")
+            backend = [connection.connection.get_backend_pid()]
+            backend_before = cpu_seconds_of(backend)
             round_cpu, profiler = run_round(application, calls, api_key, args.profile)
+            if connection.connection is not None and connection.connection.get_backend_pid() == backend[0]:
+                database_cpu.append((cpu_seconds_of(backend) - backend_before) * 1000 / len(calls))
             for kind in KINDS:
                 cpu[kind] += round_cpu[kind]
             if profiler:
@@ -297,6 +303,7 @@ def main():
               f"{counts[kind]} queries")
     total = sum(statistics.mean(cpu[kind]) for kind in KINDS)
     print(f"  all          CPU {total:5.2f} ms (mean), {sum(counts.values())} queries")
+    print("  PostgreSQL   CPU ms per call, per round: " + " / ".join(f"{figure:.2f}" for figure in database_cpu))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Counts and pages come from `task_campaign_status` (campaign, status, id), compliance holds from
 `task_held` and `task_ineligible` (partial: only held or refused tasks), call figures from
-`call_task_attempt`, `call_campaign_outcome` and `call_campaign_created`; live slot use comes from
+`call_attempt_unique_per_task`, `call_campaign_outcome` and `call_campaign_created`; live slot use comes from
 Redis (`dialer.slots.usage`), once per organisation shown, never once per row.
 """
 import datetime as dt

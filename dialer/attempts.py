@@ -54,8 +54,7 @@ def do_finish_attempt(call_id, outcome, ended_at, callback_at=None, call=None):
     """
     if call is None:
         call = Call.objects.values("task_id", "attempt", "lease_token", "organisation_id").get(id=call_id)
-    campaign = _lock_campaign_of_task(call["task_id"])
-    task = _lock_task(call["task_id"])
+    campaign, task = _lock_campaign_and_task(call["task_id"])
     organisation_id = call["organisation_id"]
     lease_token = call["lease_token"]
     slot_freed = call.get("slot_freed", False)
@@ -113,8 +112,7 @@ def do_requeue_not_placed_attempt(call_id, task_id, attempt, organisation_id, le
     lease is released and the dispatcher nudged after commit. Idempotent like `do_finish_attempt`.
     """
     now = now or timezone.now()
-    campaign = _lock_campaign_of_task(task_id)
-    task = _lock_task(task_id)
+    campaign, task = _lock_campaign_and_task(task_id)
     transaction.on_commit(lambda: _release_and_nudge(organisation_id, call_id, lease_token))
     if task.status != TaskStatus.IN_PROGRESS or task.attempts_made != attempt:
         return task
@@ -195,35 +193,32 @@ def judge_circuit_breaker(campaign_id):
     return True
 
 
-# The call's end and a requeue read the task's campaign and workspace this way: one plain query,
-# because the ORM's compiled selects (the lock, then the read) cost more CPU than the database.
-CAMPAIGN_OF_TASK_FOR_SHARE = PreparedStatement(f"""
-SELECT {select_list(Campaign, "c")}, {select_list(Workspace, "w")}
-FROM campaigns_task t
-JOIN campaigns_campaign c ON c.id = t.campaign_id
+# The call's end and a requeue lock and read the task's campaign (with its workspace) and the
+# task in one plain statement: the ORM's compiled selects cost more CPU than the database, and
+# a round trip each did too. The order of the locks is the dispatcher's: a subquery that locks
+# is never merged into its parent, and the task's lateral subquery needs the campaign's row, so
+# the task is locked only once the campaign's FOR SHARE is held.
+CAMPAIGN_AND_TASK_LOCKED = PreparedStatement(f"""
+SELECT {select_list(Campaign, "c")}, {select_list(Workspace, "w")}, {select_list(Task, "t")}
+FROM (SELECT {select_list(Campaign, "campaign")} FROM campaigns_campaign campaign
+      WHERE campaign.id = (SELECT campaign_id FROM campaigns_task WHERE id = %(task)s::bigint)
+      FOR SHARE) c
 JOIN campaigns_workspace w ON w.id = c.workspace_id
-WHERE t.id = %s::bigint
-FOR SHARE OF c
+CROSS JOIN LATERAL (SELECT {select_list(Task, "task")} FROM campaigns_task task
+                    WHERE task.id = %(task)s::bigint AND task.campaign_id = c.id
+                    FOR UPDATE) t
 """)
-TASK_FOR_UPDATE = PreparedStatement(f"SELECT {select_list(Task, 't')} FROM campaigns_task t WHERE t.id = %s::bigint FOR UPDATE")
 
 
-def _lock_campaign_of_task(task_id):
-    """The task's campaign, with its workspace, its row held FOR SHARE until the transaction ends
-    (read once held: no control can change it meanwhile)."""
+def _lock_campaign_and_task(task_id):
+    """(campaign with its workspace, task): the campaign's row held FOR SHARE, then the task's FOR
+    UPDATE (the dispatcher's order), until the transaction ends; each read once held, so no
+    control can change them meanwhile."""
     with connection.cursor() as cursor:
-        CAMPAIGN_OF_TASK_FOR_SHARE.execute(cursor, [task_id])
-        campaign, workspace = instances_from_row(cursor.fetchone(), Campaign, Workspace)
+        CAMPAIGN_AND_TASK_LOCKED.execute(cursor, {"task": task_id})
+        campaign, workspace, task = instances_from_row(cursor.fetchone(), Campaign, Workspace, Task)
     campaign.workspace = workspace
-    return campaign
-
-
-def _lock_task(task_id):
-    """The task, its row held FOR UPDATE (after its campaign's FOR SHARE: the dispatcher's order)."""
-    with connection.cursor() as cursor:
-        TASK_FOR_UPDATE.execute(cursor, [task_id])
-        [task] = instances_from_row(cursor.fetchone(), Task)
-    return task
+    return campaign, task
 
 
 def _count_refusal(organisation_id, task_id):

@@ -14,9 +14,11 @@ class Call(models.Model):
     """One attempt of a task. Its id is the idempotency key sent to the carrier."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    task = models.ForeignKey("campaigns.Task", on_delete=models.CASCADE, related_name="calls")
+    # No index of their own for task and campaign: `call_attempt_unique_per_task` and the campaign's
+    # indexes below start with them, and every index costs each non-HOT update of a call an entry.
+    task = models.ForeignKey("campaigns.Task", on_delete=models.CASCADE, related_name="calls", db_index=False)
     # Denormalised so live-call constraints and dashboard counts need no join.
-    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="calls")
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="calls", db_index=False)
     organisation = models.ForeignKey("campaigns.Organisation", on_delete=models.CASCADE, related_name="+")
     attempt = models.PositiveIntegerField()
     agent = models.ForeignKey("campaigns.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -66,7 +68,6 @@ class Call(models.Model):
         indexes = [
             # finalise_overdue_calls: calls in wrap-up, waiting for the agent's analysis.
             models.Index(fields=["carrier_ended_at"], name="call_awaiting_analysis", condition=Q(status="wrapup")),
-            models.Index(fields=["task", "attempt"], name="call_task_attempt"),
             models.Index(fields=["campaign", "outcome"], name="call_campaign_outcome"),
             models.Index(fields=["campaign", "created_at"], name="call_campaign_created"),
             # The workspace's frequency cap: a number's recent calls (the campaign joins to the workspace).
@@ -102,7 +103,9 @@ class Call(models.Model):
 class CallEvent(models.Model):
     """Every carrier or agent event as received, for audit; `kind` is the normalised event."""
 
-    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events", null=True, blank=True)
+    # No index of its own: `call_event_call` starts with it.
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events", null=True, blank=True,
+                             db_index=False)
     carrier = models.CharField(max_length=32)
     carrier_call_id = models.CharField(max_length=128, blank=True, default="")
     kind = models.CharField(max_length=32)

@@ -166,6 +166,16 @@ class TestWebhooks:
         response = client.post(webhook_path(other), params, HTTP_X_TWILIO_SIGNATURE=signature)
         assert response.status_code == 403
 
+    def test_a_request_signed_with_the_default_port_in_its_url_is_accepted(self, stub, client):
+        call = placed_call(stub)
+        params = status_params("status_busy.json", call.carrier_call_id)
+        from twilio.request_validator import RequestValidator
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(
+            PUBLIC.replace(".example", ".example:80") + webhook_path(call), params)
+        response = client.post(webhook_path(call), params, HTTP_X_TWILIO_SIGNATURE=signature)
+        assert response.status_code == 204
+        assert Call.objects.get(id=call.id).status == CallStatus.ENDED
+
 
 class TestStatusChecks:
     def test_a_call_twilio_reports_completed_is_finished(self, stub):
