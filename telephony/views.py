@@ -42,7 +42,7 @@ WHERE c.id = %s::uuid AND ca.workspace_id = %s::bigint
 """)
 
 
-def access_call_by_id(workspace, call_id):
+def workspace_call_or_none(workspace, call_id):
     """The workspace's call, or None: the same answer whether it is missing or someone else's."""
     try:
         call_uuid = uuid.UUID(str(call_id))
@@ -77,7 +77,7 @@ def _authenticated_call(request, call_id):
         api_key = authenticate_api_key(authorization.removeprefix("Bearer ").strip())
         if api_key is None:
             return None, JsonResponse({"detail": "Invalid API key."}, status=401)
-        call = access_call_by_id(api_key.workspace, call_id)
+        call = workspace_call_or_none(api_key.workspace, call_id)
         return call, None if call else JsonResponse({"detail": "Not found."}, status=404)
     if request.headers.get(SIGNATURE_HEADER):
         call = _call_for_signed_request(request, call_id)
