@@ -17,10 +17,11 @@ class Job(StrEnum):
     RELEASE_HELD_TASKS = "campaigns.release_held_tasks"
 
 
-# Where a job goes unless its caller names a queue; every other job goes to `events`. A control's
-# batches have their own queue, which workers consume after `events`: a batch never comes before
-# a dispatcher run waiting for a free process.
-JOB_QUEUES = {Job.RUN_CONTROL: Queue.CONTROLS}
+# Where a job goes unless its caller names a queue; every other job goes to `events`. The jobs that
+# walk a campaign's or workspace's tasks in batches (a control's, a policy change's release of held
+# tasks) have their own queue, which workers consume after `events`: a batch never comes before a
+# dispatcher run waiting for a free process.
+JOB_QUEUES = {Job.RUN_CONTROL: Queue.CONTROLS, Job.RELEASE_HELD_TASKS: Queue.CONTROLS}
 
 
 def enqueue(job, *args, queue=None, producer=None, countdown=None, **kwargs):

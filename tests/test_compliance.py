@@ -464,12 +464,14 @@ def test_a_policy_change_releases_the_first_held_tasks_itself_and_leaves_the_res
     campaign = CampaignFactory(workspace=workspace, agent=agent, calling_number=number, status="running")
     later = timezone.now() + dt.timedelta(hours=5)
     TaskFactory.create_batch(8, campaign=campaign, held_by="legal_hours", next_attempt_at=later)
-    redis_client.delete("events")
     with django_capture_on_commit_callbacks(execute=True):
         do_set_compliance_policy(workspace, {"legalHours": {"start": 0, "end": 2400}})
     held = Task.objects.filter(campaign=campaign).exclude(held_by="")
     assert held.count() == 5 and Task.objects.filter(campaign=campaign, next_attempt_at=later).count() == 5
-    [message] = [json.loads(raw) for raw in redis_client.lrange("events", 0, -1)
+    # The batches wait in the controls queue, never ahead of a dispatcher run in `events`.
+    assert not [raw for raw in redis_client.lrange("events", 0, -1)
+                if json.loads(raw)["headers"]["task"] == "campaigns.release_held_tasks"]
+    [message] = [json.loads(raw) for raw in redis_client.lrange("controls", 0, -1)
                  if json.loads(raw)["headers"]["task"] == "campaigns.release_held_tasks"]
     args, _, _ = json.loads(base64.b64decode(message["body"]))
     assert args[0] == workspace.id
