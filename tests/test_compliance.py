@@ -30,6 +30,7 @@ from telephony.models import Call, CallStatus, WebhookDelivery
 from telephony.simulator import process_due_events
 from telephony.webhooks_out import deliver_due_webhooks, verify_signature
 from tests.factories import AgentFactory, CallingNumberFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory
+from tests.simulated_calls import wait_past_call_ends
 from tests.test_api_auth import (  # noqa: F401  (fixtures)
     agent, api, api_key, client_for, number, realtime, workspace,
 )
@@ -70,6 +71,7 @@ def end_calls(django_capture_on_commit_callbacks):
     def finish():
         with django_capture_on_commit_callbacks(execute=True):
             process_due_events(now_ms=FAR_FUTURE_MS, limit=100_000)
+        wait_past_call_ends()
     return finish
 
 

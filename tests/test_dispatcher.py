@@ -19,6 +19,7 @@ from dialer.maintenance import place_admitted_calls
 from telephony.models import LIVE_CALL_STATUSES, Call, CallStatus
 from telephony.simulator import process_due_events
 from tests.factories import CampaignFactory, OrganisationFactory, TaskFactory, WorkspaceFactory
+from tests.simulated_calls import wait_past_call_ends
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,7 @@ def finish_all(django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             place_admitted_calls(admitted)
             process_due_events(now_ms=FAR_FUTURE_MS, limit=100_000)
+        wait_past_call_ends()
     return finish
 
 
