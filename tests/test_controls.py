@@ -3,9 +3,8 @@ import datetime as dt
 import threading
 import time
 
-import psycopg2
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from campaigns.actions.controls import (
     ControlRefused, do_archive_campaign, do_archive_task, do_complete_campaign_if_done, do_finish_ended_campaigns,
@@ -13,6 +12,7 @@ from campaigns.actions.controls import (
 )
 from campaigns.models import CampaignStatus, CampaignType, CompletionReason, TaskStatus
 from campaigns.signals import tasks_changed
+from tests.db_sessions import another_session
 from tests.factories import CallFactory, CampaignFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -328,9 +328,7 @@ class TestEndOfLife:
 def test_a_task_being_admitted_is_either_admitted_or_paused_never_both():
     campaign = CampaignFactory(status=CampaignStatus.RUNNING)
     admitted, *others = TaskFactory.create_batch(3, campaign=campaign)
-    settings = connection.settings_dict
-    dispatcher = psycopg2.connect(dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
-                                  port=settings["PORT"] or 5432)
+    dispatcher = another_session()
     result = {}
 
     def pause():

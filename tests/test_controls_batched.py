@@ -29,6 +29,7 @@ from dialer.dispatcher import dispatch_pass
 from dialer.scheduling import first_attempt_at, next_attempt_after, resolve_config
 from dialer.windows import is_open, next_opening
 from telephony.models import Call
+from tests.db_sessions import another_session
 from tests.factories import (
     ApiKeyFactory, CallFactory, CampaignFactory, OrganisationMemberFactory, TaskFactory, WorkspaceFactory,
 )
@@ -379,8 +380,7 @@ class TestParts:
         campaign = campaign_with(20)
         do_pause_campaign(campaign)
         control_id, first, second = split_in_two(campaign)
-        db = connection.settings_dict
-        counting = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+        counting = another_session()
         try:
             with counting.cursor() as cursor:  # another job counting: it holds the lock till its batch ends
                 cursor.execute(control_jobs.COUNT_LOCK_SQL, [control_jobs.COUNT_LOCK_CLASS, campaign.id])
@@ -513,9 +513,7 @@ def test_a_new_control_waits_for_the_batches_in_flight_and_later_batches_wait_fo
     """With parts, a batch is nearly always in flight: a control must not wait for batches that
     start while it waits."""
     campaign = campaign_with(3)
-    db = connection.settings_dict
-    in_flight, later = (psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
-                        for _ in range(2))
+    in_flight, later = another_session(), another_session()
     done = []
 
     def pause():
@@ -625,8 +623,7 @@ def test_a_batch_in_flight_holds_up_a_new_control_but_never_the_organisations_di
     other = CampaignFactory(workspace=workspace, status=CampaignStatus.RUNNING, slots=10)
     TaskFactory.create_batch(3, campaign=big)
     waiting = TaskFactory(campaign=other)
-    db = connection.settings_dict
-    batch = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+    batch = another_session()
     done = {}
 
     def in_thread(name, action):
@@ -672,8 +669,7 @@ def test_a_call_ending_as_a_control_commits_leaves_its_task_as_the_control_says(
     live = TaskFactory(campaign=campaign, status=TaskStatus.IN_PROGRESS, attempts_made=1)
     TaskFactory(campaign=campaign, status=TaskStatus.PAUSED if control == "resume" else TaskStatus.QUEUED)
     call = CallFactory(task=live, attempt=1)
-    db = connection.settings_dict
-    holder = psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432)
+    holder = another_session()
     action = {"pause": do_pause_campaign, "resume": do_resume_campaign}[control]
 
     def in_thread(target):
@@ -713,9 +709,7 @@ def test_the_dispatcher_never_waits_for_a_controls_first_batch_through_the_api(p
 
     campaign = campaign_with(5)
     api = client_for(ApiKeyFactory(workspace=campaign.workspace))
-    db = connection.settings_dict
-    holder, dispatcher = (psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                                           port=db["PORT"] or 5432) for _ in range(2))
+    holder, dispatcher = another_session(), another_session()
     answers = []
 
     def request():

@@ -6,28 +6,19 @@ the worker is killed with SIGKILL there, as a crashed machine or the OOM killer 
 """
 import datetime as dt
 
-import psycopg2
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from bench.live_system import LiveSystem, wait_until
 from campaigns.actions.controls import do_pause_campaign, do_update_campaign
 from campaigns.models import CampaignControl, CampaignStatus, Task, TaskStatus
+from tests.db_sessions import another_session
 from tests.factories import CampaignFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 TASKS = 12_000
 BATCH = 2_000
-
-
-def connect():
-    db = settings.DATABASES["default"]
-    connection = psycopg2.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432,
-                                  user=db["USER"] or "postgres", dbname=db["NAME"])
-    connection.autocommit = True
-    return connection
 
 
 def batch_waits_on_lock(connection):
@@ -62,12 +53,12 @@ def test_a_control_whose_worker_dies_mid_batch_is_resumed_and_ends_as_without_th
     Task.objects.bulk_create([Task(campaign=campaign, phone=f"+4420{n:08d}", context={}, next_attempt_at=later)
                               for n in range(TASKS)], batch_size=BATCH)
     ids = list(campaign.tasks.order_by("id").values_list("id", flat=True))
-    blocker = connect()
-    blocker.autocommit = False
+    blocker = another_session()
     with blocker.cursor() as cursor:
         # Past the request's own batch and the first job's: a batch of a job stops on this row.
         cursor.execute("SELECT id FROM campaigns_task WHERE id = %s FOR UPDATE", [ids[TASKS // 2 + BATCH // 2]])
-    watcher = connect()
+    watcher = another_session()
+    watcher.autocommit = True  # pg_stat_activity is read afresh only outside a transaction
     with LiveSystem(time_scale=0.01, simulator=False, CONTROL_BATCH_TASKS=BATCH, CONTROL_STALLED_SECONDS=1) as system:
         campaign_status, status, due_at = control(campaign, now)
         wait_until(lambda: batch_waits_on_lock(watcher), timeout=60, message="a batch to stop on the locked row")
