@@ -26,9 +26,10 @@ JOB_QUEUES = {Job.RUN_CONTROL: Queue.CONTROLS, Job.RELEASE_HELD_TASKS: Queue.CON
 
 def enqueue(job, *args, queue=None, producer=None, countdown=None, **kwargs):
     """Publish `job` with positional `args` and keyword `kwargs` to `queue` (by default its queue in
-    JOB_QUEUES, else `events`); `producer` shares one broker connection. An argument added to a job goes by keyword: a worker of the previous release
-    still running in a rolling deploy takes it in its task's `**kwargs` and ignores it, where one
-    more positional argument would fail its signature.
+    JOB_QUEUES, else `events`); `producer` shares one broker connection. An argument added to a
+    job goes by keyword: a worker of the previous release still running in a rolling deploy takes
+    it in its task's `**kwargs` and ignores it, where one more positional argument would fail its
+    signature.
 
     `countdown` (seconds) is only for instants shorter than beat's tick; anything later belongs
     in the database's schedule (`next_attempt_at`) and the wake-up schedule, never in the broker.

@@ -89,7 +89,7 @@ def next_wakeups(organisation_ids, now, include_due=False):
         return {}
     with connection.cursor() as cursor:
         NEXT_WAKEUPS.execute(cursor, {"organisations": list(organisation_ids), "now": now,
-                                          "after": "-infinity" if include_due else now})
+                                      "after": "-infinity" if include_due else now})
         return {organisation_id: max(instant, now) for organisation_id, instant in cursor.fetchall()}
 
 

@@ -94,8 +94,8 @@ def warm_up(placing_threads=False, job_threads=None):
     `bench/carrier.py`. A voice-AI platform's SDK is loaded too when some workspace holds
     credentials for it (its first calls would wait on the import: Vapi's took 10-16 s here); the
     others are not, as every worker would pay those seconds at start for platforms most
-    deployments never use. `job_threads` is the
-    worker's own concurrency, which sizes its placing pool (else DIALER_CONCURRENCY)."""
+    deployments never use. `job_threads` is the worker's own concurrency, which sizes its placing
+    pool (else DIALER_CONCURRENCY)."""
     global _job_threads
     _job_threads = job_threads
     for carrier in [*Carrier.values, *sorted(_platforms_to_load())]:
