@@ -327,10 +327,10 @@ def main():
             [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{options.port}",
              "--workers", str(options.workers), "--timeout", "120", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        for name, queue, concurrency in (("events", "events", 2), ("controls", "controls", options.control_jobs)):
+        for queue, concurrency in (("events", 2), ("controls", options.control_jobs)):
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", str(concurrency),
-                 "-P", "prefork", "-l", "warning", "-n", f"bench-{name}-{os.getpid()}@%h", "--without-mingle",
+                 "-P", "prefork", "-l", "warning", "-n", f"bench-{queue}-{os.getpid()}@%h", "--without-mingle",
                  "--without-gossip"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         base = f"http://127.0.0.1:{options.port}/api/v1"

@@ -88,7 +88,6 @@ def test_the_carriers_end_frees_the_slot_for_other_work_while_the_analysis_is_du
     assert check_invariants(org_of(campaign)) == []
 
 
-
 def test_the_analysis_ends_its_call_and_finishes_its_task_in_seven_statements(
         commit_hooks, campaign, django_assert_num_queries):
     campaign.slots = 2
@@ -105,6 +104,7 @@ def test_the_analysis_ends_its_call_and_finishes_its_task_in_seven_statements(
     with django_assert_num_queries(7):
         handle_event(event(second, EventKind.ANALYSIS, analysis={"outcome": "connected"}))
     assert Task.objects.get(id=second.task_id).status == TaskStatus.COMPLETED
+
 
 def test_a_number_in_wrap_up_is_not_dialed_again_before_its_analysis(commit_hooks, campaign):
     campaign.slots = 2
