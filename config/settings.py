@@ -137,10 +137,11 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"), engine="config.postgres",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        # A persistent connection is checked (SELECT 1) before its first use in each request, so
-        # the first request after a database restart or failover reconnects instead of failing.
+        # A persistent connection is checked before its first use in each request and job, so the
+        # first one after a database restart or failover reconnects instead of failing. The
+        # backend (config/postgres) checks the socket first and runs SELECT 1 only when it is readable.
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
