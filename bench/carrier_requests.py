@@ -16,8 +16,8 @@ order. Printed per request: CPU (`time.process_time`) p50 and mean, and its SQL 
 on a separate call, since counting costs CPU of its own); per round, the CPU per call of the
 PostgreSQL backend serving them (this process's connection). `--profile KIND` prints the
 cProfile of that request over a round instead. `--gunicorn 2x4,4x1` sends them over HTTP instead, to
-gunicorn started as the Procfile's `web` line in each workers × threads shape (access log and
-all), from `--connections` kept-alive connections at once, and prints the gunicorn processes'
+gunicorn started as the Procfile's `web` line in each workers × threads shape (`--access-log`
+adds gunicorn's access log, which the Procfile leaves off), from `--connections` kept-alive connections at once, and prints the gunicorn processes'
 CPU per call for each round.
 
 Production settings (DEBUG off) over plain HTTP; a throwaway database (`dialer_bench_requests`,
@@ -217,7 +217,7 @@ def through_gunicorn(shapes, args):
     """CPU ms per call of the gunicorn processes, per round, for each workers × threads shape."""
     figures = {}
     for number, (workers, threads) in enumerate(shapes):
-        with Gunicorn(workers, threads, not args.no_access_log) as web:
+        with Gunicorn(workers, threads, args.access_log) as web:
             calls, api_key = placed_calls(workers * threads * 4, f"bench gunicorn warm-up {number}")
             web.send_all(calls, api_key, args.connections)  # every worker and thread imports and connects
             figures[(workers, threads)] = []
@@ -237,7 +237,7 @@ def main():
     parser.add_argument("--gunicorn", metavar="WORKERSxTHREADS,…",
                         help="send the requests over HTTP to gunicorn in each of these shapes instead (e.g. 2x4,4x1)")
     parser.add_argument("--connections", type=int, default=8, help="with --gunicorn: kept-alive connections at once")
-    parser.add_argument("--no-access-log", action="store_true", help="with --gunicorn: without the Procfile's access log")
+    parser.add_argument("--access-log", action="store_true", help="with --gunicorn: with gunicorn's access log")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
     args = parser.parse_args()
     shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.gunicorn.split(",")] if args.gunicorn else []
@@ -289,7 +289,7 @@ def main():
         database.drop()
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     if shapes:
-        print(f"one call's web requests through gunicorn (gthread{'' if args.no_access_log else ', access log'}), "
+        print(f"one call's web requests through gunicorn (gthread{', access log' if args.access_log else ''}), "
               f"{args.connections} connections, {args.rounds} × {args.calls} calls; "
               f"load {' '.join(load_before)} → {' '.join(load_after)}")
         for (workers, threads), rounds in figures.items():
