@@ -177,6 +177,42 @@ class TestWebhooks:
         assert Call.objects.get(id=call.id).status == CallStatus.ENDED
 
 
+    def test_a_callback_with_non_ascii_values_is_verified_and_stored_as_sent(self, stub, client):
+        call = placed_call(stub)
+        params = {**status_params("status_busy.json", call.carrier_call_id), "CallerName": "José Ñúñez 東京"}
+        assert post_params(client, call, params).status_code == 204
+        event = CallEvent.objects.get(call=call)
+        assert event.applied and event.payload["CallerName"] == "José Ñúñez 東京"
+
+    def test_a_callback_with_more_fields_than_allowed_is_a_400_and_stores_nothing(self, stub, client, settings):
+        settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 20
+        call = placed_call(stub)
+        params = {**status_params("status_busy.json", call.carrier_call_id), **{f"Extra{n}": "x" for n in range(20)}}
+        assert post_params(client, call, params).status_code == 400
+        assert not CallEvent.objects.exists() and Call.objects.get(id=call.id).status == CallStatus.DIALING
+
+    def test_a_multipart_callback_is_read_as_django_reads_it(self, stub, client):
+        call = placed_call(stub)
+        params = status_params("status_busy.json", call.carrier_call_id)
+        from twilio.request_validator import RequestValidator
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + webhook_path(call), params)
+        assert client.post(webhook_path(call), params, HTTP_X_TWILIO_SIGNATURE=signature).status_code == 204
+        assert Call.objects.get(id=call.id).status == CallStatus.ENDED
+
+    def test_a_body_that_is_not_a_form_is_refused(self, stub, client):
+        call = placed_call(stub)
+        params = status_params("status_busy.json", call.carrier_call_id)
+        from twilio.request_validator import RequestValidator
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + webhook_path(call), params)
+        response = client.post(webhook_path(call), params, content_type="application/json",
+                               HTTP_X_TWILIO_SIGNATURE=signature)
+        assert response.status_code == 403 and not CallEvent.objects.exists()
+
+
+def post_params(client, call, params):
+    return signed_post(client, webhook_path(call), params, base_url=PUBLIC)
+
+
 class TestStatusChecks:
     def test_a_call_twilio_reports_completed_is_finished(self, stub):
         call = placed_call(stub)
