@@ -317,8 +317,7 @@ class TwilioProvider(Provider):
                 or validator.validate(url, params, signature))
 
     def parse_webhook(self, request):
-        call_id = dict(parse_qsl(request.META.get("QUERY_STRING", ""))).get("call")
-        event = normalise(callback_params(request), call_id=call_id)
+        event = normalise(callback_params(request), call_id=request.GET.get("call"))
         return [event] if event is not None else []
 
 
